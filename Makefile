@@ -1,0 +1,32 @@
+# The README's two commands: `make demo` and `make test`. Each creates .venv when missing.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export XLA_FLAGS ?= --xla_force_host_platform_device_count=1
+export JAX_PLATFORMS ?= cpu
+
+.PHONY: demo test test-slow lint bench install
+
+$(STAMP): requirements.lock pyproject.toml
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/outlearn run configs/demo.toml
+
+test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/collect.py
+	$(BIN)/python benchmarks/train.py

@@ -1,0 +1,101 @@
+"""The task-family protocol (JAX, gymnax style, functional).
+
+A *task family* is a distribution over tasks; a *task* is a pytree of parameters
+(``params``) picked by an integer task id. All functions act on ONE task and ONE
+environment instance; callers ``jax.vmap`` them over a leading batch axis.
+
+Observations are discrete: an int32 in ``[0, num_obs)`` (a grid cell, a cell plus a
+carried key, or 0 for bandits). Tabular learners index tables with it; students embed it.
+
+Episodes: ``step`` returns ``terminated`` (the task ended: goal reached) and
+``truncated`` (the episode hit ``episode_len``). The rollout loop resets the
+environment when either is true. A bandit pull is an episode of length 1.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Params = Any  # a pytree of jnp arrays describing one task
+EnvState = Any  # a pytree of jnp arrays
+
+
+class StepOut(NamedTuple):
+    """The result of one environment step (one instance; batched under vmap)."""
+
+    obs: jax.Array  # int32 []
+    state: EnvState
+    reward: jax.Array  # float32 []
+    terminated: jax.Array  # bool []
+    truncated: jax.Array  # bool []
+
+
+@runtime_checkable
+class TaskFamily(Protocol):
+    """What every environment provides. See :mod:`outlearn.envs` for implementations."""
+
+    name: str
+    num_actions: int
+    num_obs: int
+    episode_len: int  # maximum steps per episode
+    num_tasks: int | None  # size of a finite task set; None for continuous families
+
+    def task_params(self, task_ids: jax.Array) -> Params:
+        """Params for a batch of task ids, shape (n,) -> pytree with leading axis n.
+        Deterministic: the same id gives the same task on every machine."""
+
+    def reset(self, key: jax.Array, params: Params) -> tuple[jax.Array, EnvState]:
+        """Start an episode of one task: (obs int32 [], state)."""
+
+    def step(self, key: jax.Array, state: EnvState, action: jax.Array, params: Params) -> StepOut:
+        """Advance one task by one step."""
+
+    def optimal_return(self, params: Params) -> jax.Array:
+        """Best expected return of one episode of one task (float32 []), computed
+        by planning or by formula. For bandits: the best arm's mean."""
+
+    def expected_reward(self, state: EnvState, action: jax.Array, params: Params) -> jax.Array:
+        """Expected reward of ``action`` in ``state`` (used for pseudo-regret)."""
+
+    def optimal_action(self, state: EnvState, params: Params) -> jax.Array:
+        """An optimal action in ``state`` (int32 []): DPT's privileged label and the
+        oracle baseline."""
+
+
+def split_tasks(
+    family: TaskFamily, seed: int, n_train: int, n_test: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Disjoint train/test task ids, deterministic in ``seed`` on every machine.
+
+    Finite families permute ``range(num_tasks)`` with numpy's PCG64 (stable across
+    platforms) and take the first ``n_train`` for training and the next ``n_test``
+    for testing. Continuous families use ids 0.. and draw task parameters from the id,
+    so train ids are ``[0, n_train)`` and test ids ``[2**30, 2**30 + n_test)``.
+    """
+    from outlearn.errors import ConfigError
+
+    if n_train < 0 or n_test < 0:
+        raise ConfigError("n_train and n_test must be >= 0")
+    if family.num_tasks is not None:
+        if n_train + n_test > family.num_tasks:
+            raise ConfigError(
+                f"{family.name} has {family.num_tasks} tasks; cannot take "
+                f"n_train={n_train} + n_test={n_test}. Lower one of them."
+            )
+        perm = np.random.Generator(np.random.PCG64(seed)).permutation(family.num_tasks)
+        return perm[:n_train].astype(np.int64), perm[n_train : n_train + n_test].astype(np.int64)
+    base = np.int64(seed) * 2**32
+    train = base + np.arange(n_train, dtype=np.int64)
+    test = base + 2**30 + np.arange(n_test, dtype=np.int64)
+    return train, test
+
+
+def id_key(task_id: jax.Array, salt: int = 0) -> jax.Array:
+    """A PRNG key derived only from a task id (for continuous families)."""
+    k = jax.random.key(salt)
+    tid = jnp.asarray(task_id, dtype=jnp.uint32)  # low 32 bits are enough per seed
+    return jax.random.fold_in(k, tid)

@@ -1,0 +1,17 @@
+"""Errors that outlearn raises for bad input: each names the problem and the fix."""
+
+
+class OutlearnError(Exception):
+    """Base class: a user-facing error whose message names the problem and the fix."""
+
+
+class ConfigError(OutlearnError):
+    """A config has an unknown key, a wrong type or an impossible value."""
+
+
+class HistoryFileError(OutlearnError):
+    """A history file is missing, truncated, corrupt, or of another schema version."""
+
+
+class CheckpointError(OutlearnError):
+    """A checkpoint is from an incompatible config or version."""

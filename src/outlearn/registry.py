@@ -1,0 +1,70 @@
+"""Registries: environments, teachers, students and studies are found by name.
+
+A researcher adds their own from their own package, either with the decorator::
+
+    from outlearn.registry import ENVS
+    @ENVS.register("my-room")
+    def make_my_room(**kwargs): ...
+
+or with an entry point in their package metadata (group ``outlearn.envs``,
+``outlearn.teachers``, ``outlearn.students`` or ``outlearn.studies``), and then
+names it in a config without editing outlearn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Any
+
+from outlearn.errors import ConfigError
+
+
+class Registry:
+    """A name -> factory mapping with entry-point discovery and helpful errors."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._items: dict[str, Callable[..., Any]] = {}
+        self._loaded_entry_points = False
+
+    def register(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def deco(factory: Callable[..., Any]) -> Callable[..., Any]:
+            if name in self._items and self._items[name] is not factory:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            self._items[name] = factory
+            return factory
+
+        return deco
+
+    def _load_entry_points(self) -> None:
+        if self._loaded_entry_points:
+            return
+        self._loaded_entry_points = True
+        for ep in entry_points(group=f"outlearn.{self.kind}s"):
+            if ep.name not in self._items:
+                self._items[ep.name] = ep.load()
+
+    def get(self, name: str) -> Callable[..., Any]:
+        self._load_entry_points()
+        if name not in self._items:
+            known = ", ".join(sorted(self._items)) or "(none)"
+            raise ConfigError(
+                f"unknown {self.kind} {name!r}; known {self.kind}s: {known}. "
+                f"Fix the name, or register yours with @{self.kind.upper()}S.register({name!r})."
+            )
+        return self._items[name]
+
+    def names(self) -> list[str]:
+        self._load_entry_points()
+        return sorted(self._items)
+
+    def __contains__(self, name: str) -> bool:
+        self._load_entry_points()
+        return name in self._items
+
+
+ENVS = Registry("env")
+TEACHERS = Registry("teacher")
+STUDENTS = Registry("student")
+STUDIES = Registry("study")
