@@ -90,8 +90,8 @@ class StepEnv:
     def step(self, env_keys, state, actions):
         return self._step(env_keys, state, actions, self.params)
 
-    def optimal_actions(self, state) -> jax.Array:
-        return jax.vmap(self.family.optimal_action)(state, self.params)
+    def optimal_actions(self, obs) -> jax.Array:
+        return jax.vmap(self.family.optimal_action)(obs, self.params)
 
 
 def init_learners(learner: Learner, keys: jax.Array, params: Any) -> Any:
@@ -107,7 +107,7 @@ def _scan_body(env: StepEnv, learner: Learner, keys):
         k_act, k_env, k_upd = step_keys(keys, t)
         probs = jax.vmap(learner.policy, in_axes=(0, 0, None))(lstate, obs, t)
         actions = sample_actions(k_act, probs)
-        opt_a = jax.vmap(fam.optimal_action)(state, env.params)
+        opt_a = jax.vmap(fam.optimal_action)(obs, env.params)
         agent_obs, state, next_obs, rew, term, trunc, exp_r = env.batched_step(
             k_env, state, actions, env.params
         )
@@ -180,7 +180,7 @@ def rollout_steps(
         k_act, k_env, k_upd = step_keys(keys, jnp.int32(t))
         probs = jnp.asarray(policy(obs, t), dtype=jnp.float32)
         actions = sample_actions(k_act, probs)
-        opt_a = opt_fn(state)
+        opt_a = opt_fn(obs)
         agent_obs, state, next_obs, rew, term, trunc, exp_r = env.step(k_env, state, actions)
         observe(Transition(obs, actions, rew, next_obs, term, trunc), k_upd, t)
         rec.append((obs, actions, rew, term, trunc, probs, opt_a, exp_r))

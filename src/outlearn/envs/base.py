@@ -61,9 +61,10 @@ class TaskFamily(Protocol):
     def expected_reward(self, state: EnvState, action: jax.Array, params: Params) -> jax.Array:
         """Expected reward of ``action`` in ``state`` (used for pseudo-regret)."""
 
-    def optimal_action(self, state: EnvState, params: Params) -> jax.Array:
-        """An optimal action in ``state`` (int32 []): DPT's privileged label and the
-        oracle baseline."""
+    def optimal_action(self, obs: jax.Array, params: Params) -> jax.Array:
+        """An optimal action given observation ``obs`` (int32 []): DPT's privileged
+        label, the oracle baseline and the noise-curriculum teacher. Every family's
+        observation carries enough to decide it (the cell, the carried key)."""
 
 
 def split_tasks(
