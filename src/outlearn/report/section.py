@@ -1,0 +1,32 @@
+"""What a study hands to the report: one :class:`Section` per claim it tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from outlearn.stats import Estimate
+
+Cell = Estimate | float | int | str
+
+
+@dataclass
+class Section:
+    """One claim's part of a report.
+
+    ``rows``: the table, one dict per row, columns in ``columns`` order; a number that
+    is an estimate must be an :class:`Estimate` (value with its CI), so the report can
+    show every CI. ``verdict`` is computed by the study from the numbers, never typed in;
+    ``verdict_reason`` says which numbers decided it.
+    """
+
+    key: str
+    title: str
+    claim: str
+    setting: str
+    columns: list[str]
+    rows: list[dict[str, Cell]]
+    verdict: str
+    verdict_reason: str
+    figures: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)

@@ -1,0 +1,63 @@
+import pytest
+
+from outlearn.atomic import atomic_path, atomic_write_text
+from outlearn.config import Config
+from outlearn.errors import ConfigError
+from outlearn.registry import STUDIES, Registry
+from outlearn.report.html import format_cell, render_report, summary_text
+from outlearn.report.section import Section
+from outlearn.stats import Estimate
+from outlearn.studies.base import RunContext, inputs_hash
+from outlearn.studies.runner import read_study_toml
+
+
+def test_registry_names_known_entries_on_typo():
+    reg = Registry("widget")
+    reg.register("alpha")(lambda: 1)
+    with pytest.raises(ConfigError, match=r"unknown widget 'alpah'; known widgets: alpha"):
+        reg.get("alpah")
+
+
+def test_study_toml_needs_study_key(tmp_path):
+    p = tmp_path / "s.toml"
+    p.write_text("x = 1\n")
+    with pytest.raises(ConfigError, match="missing key 'study'"):
+        read_study_toml(p)
+    with pytest.raises(ConfigError, match="unknown study"):
+        STUDIES.get("no-such-study")
+
+
+def test_atomic_write_leaves_nothing_on_interrupt(tmp_path):
+    dst = tmp_path / "f.txt"
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_path(dst) as tmp:
+            tmp.write_text("half")
+            raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+    atomic_write_text(dst, "whole")
+    assert dst.read_text() == "whole" and list(tmp_path.iterdir()) == [dst]
+
+
+def test_stage_cache_runs_once(tmp_path):
+    class C(Config):
+        a: int = 1
+
+    ctx = RunContext(tmp_path, quiet=True)
+    calls = []
+    fn = lambda d: calls.append(d) or 42
+    assert ctx.stage("s", {"cfg": C()}, fn) == 42
+    assert ctx.stage("s", {"cfg": C()}, fn) == 42
+    assert len(calls) == 1
+    assert ctx.stage("s", {"cfg": C(a=2)}, fn) == 42 and len(calls) == 2
+    assert inputs_hash({"cfg": C()}) != inputs_hash({"cfg": C(a=2)})
+
+
+def test_report_renders_every_estimate_with_its_ci(tmp_path):
+    s = Section(key="k", title="T", claim="c", setting="s", columns=["what", "value"],
+                rows=[{"what": "x", "value": Estimate(1.0, 0.5, 1.5)}], verdict="v",
+                verdict_reason="because")
+    out = render_report(tmp_path / "r.html", "t", [s], "outlearn run x", {"a": 1}, {})
+    text = out.read_text()
+    assert "1 <span class='ci'>[0.5, 1.5]</span>" in text and "Verdict: v" in text
+    assert format_cell(Estimate(2.0, 1.0, 3.0)) == "2 [1, 3]"
+    assert "verdict: v" in summary_text([s])
