@@ -75,7 +75,8 @@ def split_tasks(
     Finite families permute ``range(num_tasks)`` with numpy's PCG64 (stable across
     platforms) and take the first ``n_train`` for training and the next ``n_test``
     for testing. Continuous families use ids 0.. and draw task parameters from the id,
-    so train ids are ``[0, n_train)`` and test ids ``[2**30, 2**30 + n_test)``.
+    so train ids are ``b + [0, n_train)`` and test ids ``b + 2**20 + [0, n_test)`` with
+    ``b = (seed % 1024) * 2**21``: every id fits in int32 (1,024 distinct split seeds).
     """
     from outlearn.errors import ConfigError
 
@@ -89,14 +90,17 @@ def split_tasks(
             )
         perm = np.random.Generator(np.random.PCG64(seed)).permutation(family.num_tasks)
         return perm[:n_train].astype(np.int64), perm[n_train : n_train + n_test].astype(np.int64)
-    base = np.int64(seed) * 2**32
+    if max(n_train, n_test) > 2**20:
+        raise ConfigError(f"{family.name}: at most 2**20 train and test tasks per split seed")
+    base = np.int64(seed % 1024) * 2**21  # ids fit in int32, so jnp (x64 off) keeps them whole
     train = base + np.arange(n_train, dtype=np.int64)
-    test = base + 2**30 + np.arange(n_test, dtype=np.int64)
+    test = base + 2**20 + np.arange(n_test, dtype=np.int64)
     return train, test
 
 
 def id_key(task_id: jax.Array, salt: int = 0) -> jax.Array:
-    """A PRNG key derived only from a task id (for continuous families)."""
+    """A PRNG key from the low 32 bits of a task id; callers fold in the high bits
+    (which carry the split seed), as :func:`outlearn.envs.bandits.id_keys` does."""
     k = jax.random.key(salt)
-    tid = jnp.asarray(task_id, dtype=jnp.uint32)  # low 32 bits are enough per seed
+    tid = jnp.asarray(task_id, dtype=jnp.uint32)
     return jax.random.fold_in(k, tid)
