@@ -1,0 +1,104 @@
+"""Training checkpoints: everything needed to resume bit-identically, written atomically.
+
+A checkpoint (a ``torch.save`` dict of tensors and plain Python values) holds the format
+version, the step, the resolved config (JSON) and its hash, the model kind, its config and
+sizes, and the states of the model, optimiser, scheduler, torch's RNG and the sampler's
+numpy Generator. Files are ``<out>/checkpoints/step-<step:08d>.pt``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from outlearn.atomic import atomic_path
+from outlearn.errors import CheckpointError
+
+FORMAT_VERSION = 1
+_NAME = re.compile(r"^step-(\d{8})\.pt$")
+
+
+def checkpoint_dir(out: str | Path) -> Path:
+    return Path(out) / "checkpoints"
+
+
+def checkpoint_path(out: str | Path, step: int) -> Path:
+    return checkpoint_dir(out) / f"step-{step:08d}.pt"
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` (plus the format version) atomically to ``path``."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save({**payload, "format_version": FORMAT_VERSION}, tmp)
+    return path
+
+
+def latest_checkpoint(out: str | Path) -> Path | None:
+    """The checkpoint of the highest step under ``out``, or None."""
+    d = checkpoint_dir(out)
+    if not d.is_dir():
+        return None
+    found = sorted((int(m.group(1)), p) for p in d.iterdir() if (m := _NAME.match(p.name)))
+    return found[-1][1] if found else None
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint; unreadable files and other format versions raise CheckpointError."""
+    path = Path(path)
+    if path.is_dir():
+        found = latest_checkpoint(path)
+        if found is None:
+            raise CheckpointError(f"no checkpoint under {path}: train first or check the path")
+        path = found
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist: check the path")
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many kinds for a broken file
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read ({type(err).__name__}): delete it to resume from "
+            "the one before, or start a new out dir"
+        ) from None
+    version = ck.get("format_version") if isinstance(ck, dict) else None
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has format version {version}; this code reads version "
+            f"{FORMAT_VERSION}. Retrain into a new out dir (or delete the old checkpoints)."
+        )
+    return ck
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def config_diff(old_json: str, new_json: str) -> list[str]:
+    """Dotted keys whose values differ between two config JSON strings, with both values."""
+    a, b = _flatten(json.loads(old_json)), _flatten(json.loads(new_json))
+    return [
+        f"{k}: checkpoint {a.get(k, '(absent)')!r} vs config {b.get(k, '(absent)')!r}"
+        for k in sorted(set(a) | set(b))
+        if a.get(k, "(absent)") != b.get(k, "(absent)")
+    ]
+
+
+def check_compatible(ck: dict[str, Any], path: Path, config_json: str, config_hash: str) -> None:
+    """Refuse to resume from a checkpoint written under another config."""
+    if ck.get("config_hash") == config_hash:
+        return
+    diff = config_diff(ck.get("config_json", "{}"), config_json)
+    raise CheckpointError(
+        f"checkpoint {path} was written by another config (hash {ck.get('config_hash')} vs "
+        f"{config_hash}); differing fields: {'; '.join(diff) or '(none readable)'}. "
+        "Use a new out dir, or delete that out dir's checkpoints to start over."
+    )

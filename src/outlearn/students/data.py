@@ -1,0 +1,214 @@
+"""Training windows from history files (numpy only, no torch).
+
+A :class:`WindowSampler` draws random windows of ``context_len`` steps from the train-split
+learners of a history, reading each window from the file (never loading the file).
+Validation uses held-out learners: a deterministic fraction of the train split.
+
+Label options (``labels``), for the sequence students (AD, GRU), at each step ``s``:
+
+* ``"actions"``: the teacher's action at ``s`` (AD's next-action prediction);
+* ``"probs"``: the teacher's action probabilities at ``s`` (soft targets, (T, A));
+* ``"optimal"``: the task's optimal action at ``obs[s]`` (DPT-style privileged label);
+* ``"gap"`` with ``gap_episodes`` = g (GLA): let ``e`` be the episode of step ``s``
+  (episodes counted by the learner's own resets, terminated or truncated). The label is
+  the action the teacher took at the FIRST step of episode ``e + g`` whose observation
+  equals ``obs[s]``. Positions where episode ``e + g`` never visits ``obs[s]`` (or lies
+  past the end of the history) are masked out of the loss.
+
+For DPT (set students) the label is always ``"optimal"``: the optimal action of a query
+observation drawn from a uniformly random step of the same learner.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from outlearn.errors import ConfigError
+from outlearn.students.tokens import step_inputs
+
+Labels = Literal["actions", "probs", "optimal", "gap"]
+Batch = dict[str, np.ndarray]
+
+
+class HistorySource(Protocol):
+    """What the sampler needs from a history (the real reader is adapted to this)."""
+
+    num_steps: int
+    num_obs: int
+    num_actions: int
+    episode_len: int
+
+    def learners(self, split: str) -> np.ndarray: ...
+
+    def window(self, learner: int, start: int, length: int) -> dict[str, np.ndarray]: ...
+
+
+class ArraySource:
+    """An in-memory history: arrays shaped (L, S) (``probs`` (L, S, A)), ``split`` (L,)."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], num_obs: int, num_actions: int,
+                 episode_len: int):
+        self.arrays = arrays
+        self.num_obs, self.num_actions, self.episode_len = num_obs, num_actions, episode_len
+        self.num_steps = int(arrays["obs"].shape[1])
+
+    def learners(self, split: str) -> np.ndarray:
+        code = {"train": 0, "test": 1}[split]
+        return np.flatnonzero(self.arrays["split"] == code)
+
+    def window(self, learner: int, start: int, length: int) -> dict[str, np.ndarray]:
+        sl = slice(start, start + length)
+        return {k: v[learner, sl] for k, v in self.arrays.items() if np.ndim(v) >= 2}
+
+
+def gap_labels(
+    obs: np.ndarray, actions: np.ndarray, done: np.ndarray, g: int, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gap-g labels of the first ``n`` steps of a segment (see the module docstring).
+
+    Args:
+        obs, actions, done: (M,) arrays of consecutive steps, M >= n; ``done[i]`` means
+            the episode ended at step i (the segment may start mid-episode: that partial
+            episode counts as episode 0 of the segment).
+        g: episodes ahead (>= 1).
+    Returns:
+        labels int64 (n,) (0 where masked) and mask bool (n,).
+    """
+    starts = np.concatenate([[False], done[:-1].astype(bool)])
+    ep = np.cumsum(starts).astype(np.int64)
+    big = int(obs.max(initial=0)) + 1
+    keys = ep * big + obs.astype(np.int64)
+    uniq, first = np.unique(keys, return_index=True)
+    want = (ep[:n] + g) * big + obs[:n].astype(np.int64)
+    pos = np.clip(np.searchsorted(uniq, want), 0, len(uniq) - 1)
+    mask = uniq[pos] == want
+    labels = np.where(mask, actions[first[pos]], 0).astype(np.int64)
+    return labels, mask
+
+
+def split_train_val(
+    train: np.ndarray, val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic held-out learners: (train learners, val learners), both sorted."""
+    n = len(train)
+    n_val = int(round(val_fraction * n))
+    if val_fraction > 0 and n_val == 0 and n >= 2:
+        n_val = 1
+    if n_val >= n:
+        raise ConfigError(
+            f"data.val_fraction={val_fraction} leaves no training learners out of {n}: "
+            "lower data.val_fraction (or collect more learners)"
+        )
+    perm = np.random.Generator(np.random.PCG64([seed, 7])).permutation(train)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+class WindowSampler:
+    """Random training windows. ``kind``: ``"sequence"`` (AD, GRU) or ``"set"`` (DPT).
+
+    A sequence batch: ``obs``, ``prev_action`` int64, ``prev_reward`` float32,
+    ``new_episode`` bool, each (B, T); ``target`` int64 (B, T) (float32 (B, T, A) for
+    ``"probs"``); ``mask`` bool (B, T). A set batch: ``ctx_obs``, ``ctx_action``,
+    ``ctx_reward``, ``ctx_next_obs`` (B, N), ``query_obs`` (B,), ``target`` int64 (B,),
+    ``mask`` bool (B,). All randomness comes from ``seed``; :meth:`state` /
+    :meth:`set_state` save and restore it exactly.
+    """
+
+    def __init__(self, source: HistorySource, *, kind: str, context_len: int, labels: Labels,
+                 gap_episodes: int, batch_size: int, val_fraction: float, seed: int):
+        self.src, self.kind, self.T = source, kind, context_len
+        self.labels, self.g, self.batch_size = labels, gap_episodes, batch_size
+        need = context_len + (1 if kind == "set" else 0)
+        if source.num_steps < need:
+            raise ConfigError(
+                f"data.context_len={context_len} needs histories of >= {need} steps but the "
+                f"file has {source.num_steps}: lower data.context_len or collect longer"
+            )
+        if kind == "set" and labels != "optimal":
+            raise ConfigError(
+                f"data.labels={labels!r} does not apply to DPT: its label is the optimal "
+                "action of the query; set data.labels = \"optimal\""
+            )
+        train = np.asarray(source.learners("train"))
+        if len(train) == 0:
+            raise ConfigError("the history has no train-split learners: collect with n_train > 0")
+        self.train_learners, self.val_learners = split_train_val(train, val_fraction, seed)
+        self.rng = np.random.Generator(np.random.PCG64(seed))
+        self._val_seed = seed
+        self._val_cache: list[Batch] = []
+
+    def state(self) -> dict[str, Any]:
+        return self.rng.bit_generator.state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state
+
+    def sample(self) -> Batch:
+        """One training batch drawn from the train learners."""
+        return self._batch(self.rng, self.train_learners)
+
+    def val_batches(self, n: int) -> list[Batch]:
+        """``n`` fixed validation batches (the same on every call; empty without val)."""
+        if len(self.val_learners) == 0:
+            return []
+        if len(self._val_cache) != n:
+            rng = np.random.Generator(np.random.PCG64([self._val_seed, 11]))
+            self._val_cache = [self._batch(rng, self.val_learners) for _ in range(n)]
+        return self._val_cache
+
+    def _batch(self, rng: np.random.Generator, learners: np.ndarray) -> Batch:
+        ls = rng.choice(learners, size=self.batch_size)
+        if self.kind == "set":
+            hi = self.src.num_steps - self.T - 1
+            starts = rng.integers(0, hi + 1, size=self.batch_size)
+            queries = rng.integers(0, self.src.num_steps, size=self.batch_size)
+            rows = [self.set_example(int(lr), int(s), int(q))
+                    for lr, s, q in zip(ls, starts, queries, strict=True)]
+        else:
+            starts = rng.integers(0, self.src.num_steps - self.T + 1, size=self.batch_size)
+            rows = [self.sequence_example(int(lr), int(s)) for lr, s in zip(ls, starts,
+                                                                            strict=True)]
+        return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+
+    def sequence_example(self, learner: int, start: int) -> Batch:
+        """Inputs and labels of steps [start, start + T) of one learner (arrays (T,))."""
+        T, S = self.T, self.src.num_steps
+        r0 = max(0, start - 1)
+        off = start - r0
+        extra = (self.g + 1) * self.src.episode_len if self.labels == "gap" else 0
+        w = self.src.window(learner, r0, min(S, start + T + extra) - r0)
+        done = np.asarray(w["terminated"]) | np.asarray(w["truncated"])
+        m = off + T
+        ex = step_inputs(w["obs"][:m], w["actions"][:m], w["rewards"][:m], done[:m], off == 1)
+        cur = slice(off, off + T)
+        mask = np.ones(T, bool)
+        if self.labels == "actions":
+            target = w["actions"][cur].astype(np.int64)
+        elif self.labels == "optimal":
+            target = w["optimal_actions"][cur].astype(np.int64)
+        elif self.labels == "probs":
+            if "probs" not in w:
+                raise ConfigError("data.labels=\"probs\" but the history has no teacher "
+                                  "probabilities: use labels = \"actions\"")
+            target = w["probs"][cur].astype(np.float32)
+        else:
+            target, mask = gap_labels(w["obs"][off:], w["actions"][off:], done[off:], self.g, T)
+        return {**ex, "target": target, "mask": mask}
+
+    def set_example(self, learner: int, start: int, query: int) -> Batch:
+        """A context set of N transitions from [start, start + N] and one query step."""
+        N = self.T
+        w = self.src.window(learner, start, N + 1)
+        done = (np.asarray(w["terminated"]) | np.asarray(w["truncated"]))[:N]
+        q = self.src.window(learner, query, 1)
+        return {
+            "ctx_obs": w["obs"][:N].astype(np.int64),
+            "ctx_action": w["actions"][:N].astype(np.int64),
+            "ctx_reward": w["rewards"][:N].astype(np.float32),
+            "ctx_next_obs": np.where(done, self.src.num_obs, w["obs"][1:]).astype(np.int64),
+            "query_obs": np.int64(q["obs"][0]),
+            "target": np.int64(q["optimal_actions"][0]),
+            "mask": np.bool_(True),
+        }

@@ -1,0 +1,142 @@
+"""A trained student as a learner in the step rollout loop (:func:`outlearn.rollout.rollout_steps`).
+
+Its weights are frozen: it learns only through its context, a sliding window of its own
+last ``context_len`` steps per environment, kept in ring buffers and recomputed in full
+(no KV cache) each step, for all environments as one batch.
+
+* AD / GRU: the window holds the step tokens (obs, previous action, previous reward,
+  new-episode flag) of the last ``context_len`` steps, the current one included, exactly
+  as :func:`outlearn.students.tokens.step_inputs` builds them from a history.
+* DPT: the context is the set of the student's own most recent ``context_len``
+  transitions (obs, action, reward, next_obs; next_obs is "unknown" = ``num_obs`` where
+  the episode ended, as in training) and the query is the current observation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from outlearn.errors import ConfigError
+from outlearn.teachers.base import Transition
+
+
+def check_family(model: nn.Module, family: Any) -> None:
+    """Refuse to run ``model`` on a task family of other observation/action counts."""
+    have = (family.num_obs, family.num_actions)
+    want = (model.num_obs, model.num_actions)
+    if have != want:
+        raise ConfigError(
+            f"the student was trained with (num_obs, num_actions)={want} but env "
+            f"{getattr(family, 'name', '?')!r} has {have}: evaluate it on the env family "
+            "(and settings) its history came from"
+        )
+
+
+class _Ring:
+    """Per-env ring buffers of named fields, shape (B, C); ``ordered()`` oldest first."""
+
+    def __init__(self, num_envs: int, cap: int, fields: dict[str, Any]):
+        self.cap, self.n, self.ptr = cap, 0, 0
+        self.buf = {k: np.zeros((num_envs, cap), dt) for k, dt in fields.items()}
+
+    def push(self, **cols: np.ndarray) -> None:
+        for k, v in cols.items():
+            self.buf[k][:, self.ptr] = v
+        self.ptr = (self.ptr + 1) % self.cap
+        self.n = min(self.n + 1, self.cap)
+
+    def ordered(self, last: int) -> dict[str, np.ndarray]:
+        """The ``last`` most recent entries per env (oldest first), (B, min(last, n))."""
+        k = min(last, self.n)
+        idx = (self.ptr - k + np.arange(k)) % self.cap
+        return {name: b[:, idx] for name, b in self.buf.items()}
+
+
+class StudentLearner:
+    """``policy(obs (B,), t) -> probs (B, A)`` and ``observe(transition, keys, t)``.
+
+    ``mode``: "sample" returns the model's softmax; "greedy" a one-hot of its argmax.
+    ``seed`` seeds :meth:`act` (sampling outside the rollout loop, which samples itself).
+    """
+
+    def __init__(self, model: nn.Module, num_envs: int, context_len: int,
+                 mode: str = "sample", seed: int = 0):
+        if mode not in ("sample", "greedy"):
+            raise ValueError(f"mode={mode!r}: use 'sample' or 'greedy'")
+        if context_len > model.context_len:
+            raise ValueError(
+                f"context_len={context_len} exceeds the model's context_len="
+                f"{model.context_len}: use at most that many steps")
+        self.model = model.eval().requires_grad_(False)
+        self.B, self.C, self.mode = num_envs, context_len, mode
+        self.A = model.num_actions
+        self.rng = np.random.Generator(np.random.PCG64(seed))
+        self.set = model.inputs == "set"
+        if self.set:
+            f = {"obs": np.int64, "action": np.int64, "reward": np.float32, "next_obs": np.int64}
+            self.ring = _Ring(num_envs, context_len, f)
+        else:
+            f = {"obs": np.int64, "prev_action": np.int64, "prev_reward": np.float32,
+                 "new_episode": bool}
+            self.ring = _Ring(num_envs, max(1, context_len - 1), f)
+            self.prev_action = np.full(num_envs, -1, np.int64)  # "none" before the 1st step
+            self.prev_reward = np.zeros(num_envs, np.float32)
+            self.new_episode = np.ones(num_envs, bool)
+
+    def window(self, obs: Any) -> dict[str, np.ndarray]:
+        """The model inputs for the current step (arrays (B, T) or, for DPT, (B, N)/(B,))."""
+        obs = np.asarray(obs).astype(np.int64).reshape(self.B)
+        if self.set:
+            ctx = self.ring.ordered(self.C)
+            return {"ctx_obs": ctx["obs"], "ctx_action": ctx["action"],
+                    "ctx_reward": ctx["reward"], "ctx_next_obs": ctx["next_obs"],
+                    "query_obs": obs}
+        past = self.ring.ordered(self.C - 1) if self.C > 1 else {
+            k: v[:, :0] for k, v in self.ring.buf.items()}
+        cur = {"obs": obs, "prev_action": self.prev_action, "prev_reward": self.prev_reward,
+               "new_episode": self.new_episode}
+        return {k: np.concatenate([past[k], cur[k][:, None]], axis=1) for k in cur}
+
+    @torch.no_grad()
+    def logits(self, obs: Any) -> np.ndarray:
+        """Logits (B, A) at the current step."""
+        w = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in self.window(obs).items()}
+        if self.set:
+            out = self.model(w["ctx_obs"], w["ctx_action"], w["ctx_reward"],
+                             w["ctx_next_obs"], w["query_obs"])
+        else:
+            out = self.model(w["obs"], w["prev_action"], w["prev_reward"], w["new_episode"])
+        return out[:, -1].float().numpy()
+
+    def policy(self, obs: Any, t: int) -> np.ndarray:
+        """Action probabilities (B, A), float32."""
+        z = self.logits(obs)
+        if self.mode == "greedy":
+            return np.eye(self.A, dtype=np.float32)[z.argmax(-1)]
+        z = z - z.max(-1, keepdims=True)
+        p = np.exp(z)
+        return (p / p.sum(-1, keepdims=True)).astype(np.float32)
+
+    def act(self, obs: Any, t: int) -> np.ndarray:
+        """Actions (B,) int32 drawn from :meth:`policy` with this learner's own seed."""
+        p = self.policy(obs, t).astype(np.float64)
+        u = self.rng.random((self.B, 1))
+        return np.minimum((p.cumsum(-1) < u).sum(-1), self.A - 1).astype(np.int32)
+
+    def observe(self, tr: Transition, keys: Any = None, t: int = 0) -> None:
+        """Append the transition of the current step to the context."""
+        obs, act = np.asarray(tr.obs).astype(np.int64), np.asarray(tr.action).astype(np.int64)
+        rew = np.asarray(tr.reward).astype(np.float32)
+        done = np.asarray(tr.terminated) | np.asarray(tr.truncated)
+        if self.set:
+            nxt = np.where(done, self.model.num_obs, np.asarray(tr.next_obs)).astype(np.int64)
+            self.ring.push(obs=obs, action=act, reward=rew, next_obs=nxt)
+            return
+        if self.C > 1:
+            self.ring.push(obs=obs, prev_action=self.prev_action,
+                           prev_reward=self.prev_reward, new_episode=self.new_episode)
+        self.prev_action, self.prev_reward, self.new_episode = act, rew, done.astype(bool)

@@ -1,0 +1,347 @@
+"""Train a student on a history file: ``train(cfg) -> checkpoint path``.
+
+AdamW, linear warm-up then cosine decay to 0, grad-norm clipping, validation loss on
+held-out learners every ``val_every`` steps, progress with tokens/s and time left.
+A run resumes from the latest checkpoint in ``cfg.out``; an interrupted-and-resumed run
+ends with weights bit-identical to an uninterrupted one (same machine, same threads).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field, model_validator
+from torch import nn
+
+from outlearn.atomic import atomic_write_text
+from outlearn.config import Config, load_toml, parse_config
+from outlearn.errors import CheckpointError, ConfigError, HistoryFileError
+from outlearn.registry import STUDENTS
+from outlearn.students import ad, dpt, gru  # noqa: F401  (registers the students)
+from outlearn.students.checkpoint import (
+    check_compatible,
+    checkpoint_path,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from outlearn.students.data import HistorySource, Labels, WindowSampler
+
+
+class StudentSpec(Config):
+    """Which student: ``kind`` (a registered name: "ad", "dpt", "gru"), a ``preset`` for
+    models that have presets (AD: "small", "paper"), and ``model`` keyword overrides."""
+
+    kind: str = "ad"
+    preset: str = "small"
+    model: dict[str, Any] = Field(default_factory=dict)
+
+
+class DataConfig(Config):
+    context_len: int = Field(100, ge=1)
+    labels: Labels = "actions"
+    gap_episodes: int = Field(1, ge=1)
+    batch_size: int = Field(32, ge=1)
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    val_batches: int = Field(4, ge=1)
+
+
+class OptimConfig(Config):
+    lr: float = Field(3e-4, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_steps: int = Field(100, ge=0)
+    total_steps: int = Field(2000, ge=1)
+    grad_clip: float = Field(1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _warmup_fits(self) -> OptimConfig:
+        if self.warmup_steps > self.total_steps:
+            raise ValueError(
+                f"warmup_steps={self.warmup_steps} > total_steps={self.total_steps}: "
+                "lower optim.warmup_steps"
+            )
+        return self
+
+
+class TrainConfig(Config):
+    """A training run. ``env``: the env name the history must come from (None: any)."""
+
+    history: Path
+    env: str | None = None
+    student: StudentSpec = Field(default_factory=StudentSpec)
+    data: DataConfig = Field(default_factory=DataConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    seed: int = 0
+    out: Path = Path("runs/train")
+    checkpoint_every: int = Field(500, ge=1)
+    val_every: int = Field(250, ge=1)
+    threads: int | None = Field(None, ge=1)
+
+    def resume_json(self) -> str:
+        """The fields that decide the weights (not out dir, threads, checkpoint/val cadence)."""
+        skip = {"out", "threads", "checkpoint_every", "val_every"}
+        d = self.model_dump(mode="json", exclude=skip)
+        return json.dumps(d, sort_keys=True)
+
+    def resume_hash(self) -> str:
+        import hashlib
+
+        return hashlib.sha256(self.resume_json().encode()).hexdigest()[:12]
+
+
+# ---------------------------------------------------------------- building pieces
+def model_config(spec: StudentSpec, context_len: int) -> Config:
+    """The resolved model config of ``spec`` with the data's ``context_len``."""
+    cls = STUDENTS.get(spec.kind)
+    kw = dict(spec.model)
+    if kw.get("context_len", context_len) != context_len:
+        raise ConfigError(
+            f"student.model.context_len={kw['context_len']} differs from data.context_len="
+            f"{context_len}: remove student.model.context_len (it follows data.context_len)"
+        )
+    kw["context_len"] = context_len
+    cfg_cls = cls.config_class
+    if hasattr(cfg_cls, "preset"):
+        return cfg_cls.preset(spec.preset, **kw)
+    return parse_config(cfg_cls, kw, f"student.model (kind {spec.kind!r})")
+
+
+def make_model(kind: str, cfg: dict[str, Any], num_obs: int, num_actions: int) -> nn.Module:
+    cls = STUDENTS.get(kind)
+    return cls(parse_config(cls.config_class, cfg, "model config"), num_obs, num_actions)
+
+
+def lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    frac = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, frac)))
+
+
+def to_tensors(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in batch.items()}
+
+
+def forward_batch(model: nn.Module, b: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Logits (B, P, A) of a batch from :class:`WindowSampler`."""
+    if model.inputs == "set":
+        return model(b["ctx_obs"], b["ctx_action"], b["ctx_reward"], b["ctx_next_obs"],
+                     b["query_obs"])
+    return model(b["obs"], b["prev_action"], b["prev_reward"], b["new_episode"])
+
+
+def loss_fn(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Masked mean cross-entropy. logits (B, P, A); target (B, P) int, (B, P, A) float
+    (soft labels) or (B,) int (one label per row, broadcast over P); mask like target."""
+    if target.dim() == 1:
+        target = target[:, None].expand(logits.shape[:2])
+        mask = mask[:, None].expand(logits.shape[:2])
+    logp = F.log_softmax(logits.float(), dim=-1)
+    if target.is_floating_point():
+        nll = -(target * logp).sum(-1)
+    else:
+        nll = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    m = mask.float()
+    return (nll * m).sum() / m.sum().clamp(min=1.0)
+
+
+class HistoryAdapter:
+    """The real :class:`outlearn.histories.io.History` seen as a :class:`HistorySource`."""
+
+    def __init__(self, path: Path):
+        from outlearn.histories.io import History
+
+        self.h = History(path)
+        meta = self.h.meta
+        self.env_name = meta.env_name
+        self.num_obs, self.num_actions = int(meta.num_obs), int(meta.num_actions)
+        self.episode_len = int(meta.episode_len)
+        self.num_steps = int(self.h.num_steps)
+
+    def learners(self, split: str) -> np.ndarray:
+        return np.asarray(self.h.learners(split))
+
+    def close(self) -> None:
+        self.h.close()
+
+    def window(self, learner: int, start: int, length: int) -> dict[str, np.ndarray]:
+        return self.h.window(learner, start, length)
+
+
+def check_history(src: Any, cfg: TrainConfig, ck: dict[str, Any] | None) -> None:
+    """Refuse a history from another env, or of other sizes than the checkpoint's model."""
+    if cfg.env is not None and src.env_name != cfg.env:
+        raise HistoryFileError(
+            f"history {cfg.history} comes from env {src.env_name!r} but the config says "
+            f"env = {cfg.env!r}: point history at a file collected on {cfg.env!r} or fix env"
+        )
+    if ck is not None:
+        have = {"num_obs": src.num_obs, "num_actions": src.num_actions}
+        want = {k: ck["dims"][k] for k in have}
+        if have != want:
+            raise HistoryFileError(
+                f"history {cfg.history} has {have} but the checkpoint's model was built for "
+                f"{want}: use the history the run started with, or a new out dir"
+            )
+
+
+# ---------------------------------------------------------------- the loop
+class _Run:
+    """The mutable state of one training run (model, optimiser, scheduler, sampler)."""
+
+    def __init__(self, cfg: TrainConfig, src: HistorySource):
+        self.cfg = cfg
+        self.kind = STUDENTS.get(cfg.student.kind)
+        self.sampler = WindowSampler(
+            src, kind=self.kind.inputs, context_len=cfg.data.context_len,
+            labels=cfg.data.labels, gap_episodes=cfg.data.gap_episodes,
+            batch_size=cfg.data.batch_size, val_fraction=cfg.data.val_fraction, seed=cfg.seed,
+        )
+        torch.manual_seed(cfg.seed)
+        self.mcfg = model_config(cfg.student, cfg.data.context_len)
+        self.dims = {"num_obs": src.num_obs, "num_actions": src.num_actions}
+        self.model = self.kind(self.mcfg, src.num_obs, src.num_actions)
+        o = cfg.optim
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=o.lr,
+                                     weight_decay=o.weight_decay)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lambda s: lr_factor(s, o.warmup_steps, o.total_steps))
+        self.step = 0
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "step": self.step, "config_json": self.cfg.resume_json(),
+            "config_hash": self.cfg.resume_hash(), "train_config": self.cfg.to_json(),
+            "model_kind": self.cfg.student.kind, "model_config": self.mcfg.model_dump(),
+            "dims": self.dims, "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+            "torch_rng": torch.get_rng_state(), "sampler_rng": self.sampler.state(),
+        }
+
+    def restore(self, ck: dict[str, Any]) -> None:
+        self.model.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.sched.load_state_dict(ck["scheduler"])
+        torch.set_rng_state(ck["torch_rng"])
+        self.sampler.set_state(ck["sampler_rng"])
+        self.step = int(ck["step"])
+
+    def train_step(self) -> float:
+        self.model.train()
+        b = to_tensors(self.sampler.sample())
+        loss = loss_fn(forward_batch(self.model, b), b["target"], b["mask"])
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
+        self.opt.step()
+        self.sched.step()
+        self.step += 1
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def val_loss(self) -> float | None:
+        batches = self.sampler.val_batches(self.cfg.data.val_batches)
+        if not batches:
+            return None
+        self.model.eval()
+        losses = []
+        for nb in batches:
+            b = to_tensors(nb)
+            losses.append(float(loss_fn(forward_batch(self.model, b), b["target"], b["mask"])))
+        return float(np.mean(losses))
+
+
+def train(cfg: TrainConfig, *, stop_after: int | None = None, quiet: bool = False) -> Path:
+    """Train (or resume) and return the path of the last checkpoint written.
+
+    ``stop_after``: stop (with a checkpoint) after this many steps of this call, as an
+    interruption would; the next call resumes from there.
+    """
+    if stop_after is not None and stop_after < 1:
+        raise ValueError(f"stop_after={stop_after}: use None or a positive number of steps")
+    torch.set_num_threads(cfg.threads or min(2, os.cpu_count() or 1))
+    if not Path(cfg.history).is_file():
+        raise HistoryFileError(f"history file {cfg.history} does not exist: check `history`")
+    src = HistoryAdapter(Path(cfg.history))
+    try:
+        return _train(cfg, src, stop_after, quiet)
+    finally:
+        src.close()
+
+
+def _train(cfg: TrainConfig, src: HistoryAdapter, stop_after: int | None, quiet: bool) -> Path:
+    prev = latest_checkpoint(cfg.out)
+    ck = load_checkpoint(prev) if prev is not None else None
+    if ck is not None:
+        check_compatible(ck, prev, cfg.resume_json(), cfg.resume_hash())
+    check_history(src, cfg, ck)
+    run = _Run(cfg, src)
+    if ck is not None:
+        run.restore(ck)
+    total = cfg.optim.total_steps
+    if run.step >= total:
+        return prev  # type: ignore[return-value]
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(cfg.out) / "config.json", cfg.to_json())
+    end = total if stop_after is None else min(total, run.step + stop_after)
+    return _loop(run, end, quiet)
+
+
+def _loop(run: _Run, end: int, quiet: bool) -> Path:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    cfg, d = run.cfg, run.cfg.data
+    tokens = d.batch_size * (d.context_len + (1 if run.kind.inputs == "set" else 0))
+    cols = [TextColumn("[bold]train {task.fields[kind]}"), BarColumn(),
+            TextColumn("{task.completed}/{task.total} {task.fields[info]}"),
+            TimeRemainingColumn()]
+    last = None
+    log = (Path(cfg.out) / "metrics.jsonl").open("a")
+    with log, Progress(*cols, disable=quiet) as prog:
+        task = prog.add_task("train", total=cfg.optim.total_steps, completed=run.step,
+                             kind=cfg.student.kind, info="")
+        t0, n0 = time.perf_counter(), run.step
+        while run.step < end:
+            loss = run.train_step()
+            rec: dict[str, Any] = {"step": run.step, "loss": loss,
+                                   "lr": run.sched.get_last_lr()[0]}
+            if run.step % cfg.val_every == 0 or run.step == cfg.optim.total_steps:
+                rec["val_loss"] = run.val_loss()
+            tps = tokens * (run.step - n0) / max(1e-9, time.perf_counter() - t0)
+            rec["tokens_per_s"] = tps
+            log.write(json.dumps(rec) + "\n")
+            prog.update(task, completed=run.step, info=f"loss {loss:.3f} {tps:,.0f} tok/s")
+            if run.step % cfg.checkpoint_every == 0 or run.step == end:
+                last = save_checkpoint(checkpoint_path(cfg.out, run.step), run.payload())
+    return last  # type: ignore[return-value]
+
+
+def train_from_toml(path: str | Path) -> Path:
+    """Load a :class:`TrainConfig` from TOML and :func:`train` it (the CLI's ``train``)."""
+    return train(load_toml(TrainConfig, path))
+
+
+def load_student(path: str | Path) -> tuple[nn.Module, TrainConfig]:
+    """A trained student (eval mode, frozen) and its config, from a checkpoint file or an
+    out dir (its latest checkpoint)."""
+    ck = load_checkpoint(path)
+    cfg = parse_config(TrainConfig, json.loads(ck["train_config"]), f"checkpoint {path}")
+    try:
+        model = make_model(ck["model_kind"], ck["model_config"], **ck["dims"])
+        model.load_state_dict(ck["model"])
+    except (KeyError, RuntimeError) as err:
+        raise CheckpointError(
+            f"checkpoint {path} does not match the {ck.get('model_kind')!r} model of this code "
+            f"({err}): retrain with this version"
+        ) from None
+    model.eval().requires_grad_(False)
+    return model, cfg
