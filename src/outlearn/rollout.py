@@ -15,6 +15,7 @@ root key (see :func:`init_keys`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, NamedTuple
 
 import jax
@@ -39,15 +40,47 @@ class Trajectory(NamedTuple):
 
 
 def step_keys(keys: jax.Array, t: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """(act, env, update) keys for every learner at step ``t``; keys: (B,) key array."""
-    k = jax.vmap(lambda k: jax.random.split(jax.random.fold_in(k, t), 3))(keys)
-    return k[:, 0], k[:, 1], k[:, 2]
+    """(act, env, update) keys for every learner at step ``t``; keys: (B,) key array.
+
+    ``k = fold_in(key_b, t)`` is the act key; env and update keys are ``fold_in(k, 1)``
+    and ``fold_in(k, 2)``, which XLA drops when a learner or env does not use them.
+    """
+    k = jax.vmap(lambda k: jax.random.fold_in(k, t))(keys)
+    fold = jax.vmap(jax.random.fold_in, in_axes=(0, None))
+    return k, fold(k, 1), fold(k, 2)
 
 
 def sample_actions(key: jax.Array, probs: jax.Array) -> jax.Array:
-    """One action per row of ``probs`` (B, A) using per-learner keys (B,)."""
-    logits = jnp.log(jnp.clip(probs, 1e-30, 1.0))
-    return jax.vmap(jax.random.categorical)(key, logits).astype(jnp.int32)
+    """One action per row of ``probs`` (B, A) by inverse CDF, one uniform per learner.
+
+    An action with probability 0 is never drawn; rows need not be normalised.
+    """
+    u = jax.vmap(jax.random.uniform)(key)  # (B,)
+    cdf = jnp.cumsum(probs, axis=-1)
+    a = jnp.sum(cdf <= (u * cdf[:, -1])[:, None], axis=-1)
+    return jnp.minimum(a, probs.shape[-1] - 1).astype(jnp.int32)
+
+
+def env_step(family: TaskFamily, env_keys, state, actions, params):
+    """Step every env, auto-reset finished episodes.
+
+    Returns (agent_obs, state, next_obs, reward, terminated, truncated, expected_reward)
+    where next_obs is the observation that ended the step (before reset) and agent_obs
+    the one the learner sees next.
+    """
+    fam = family
+
+    def one(key, st, a, p):
+        k_step, k_reset = jax.random.split(key)
+        exp_r = fam.expected_reward(st, a, p)
+        out = fam.step(k_step, st, a, p)
+        done = out.terminated | out.truncated
+        r_obs, r_state = fam.reset(k_reset, p)
+        new_state = jax.tree.map(lambda r, s: jnp.where(done, r, s), r_state, out.state)
+        agent_obs = jnp.where(done, r_obs, out.obs)
+        return agent_obs, new_state, out.obs, out.reward, out.terminated, out.truncated, exp_r
+
+    return jax.vmap(one)(env_keys, state, actions, params)
 
 
 class StepEnv:
@@ -60,32 +93,11 @@ class StepEnv:
         self.family = family
         self.params = params
         self._reset = jax.jit(jax.vmap(family.reset))
-        self._step = jax.jit(self.batched_step)
+        self._step = jax.jit(partial(env_step, family))
 
     def reset(self, keys: jax.Array) -> tuple[jax.Array, Any]:
         rkeys = jax.vmap(lambda k: jax.random.fold_in(k, 2**31 - 1))(keys)
         return self._reset(rkeys, self.params)
-
-    def batched_step(self, env_keys, state, actions, params):
-        """Step every env, auto-reset finished episodes.
-
-        Returns (agent_obs, state, next_obs, reward, terminated, truncated,
-        expected_reward, optimal_action_before) where next_obs is the observation
-        that ended the step (before reset) and agent_obs the one the learner sees next.
-        """
-        fam = self.family
-
-        def one(key, st, a, p):
-            k_step, k_reset = jax.random.split(key)
-            exp_r = fam.expected_reward(st, a, p)
-            out = fam.step(k_step, st, a, p)
-            done = out.terminated | out.truncated
-            r_obs, r_state = fam.reset(k_reset, p)
-            new_state = jax.tree.map(lambda r, s: jnp.where(done, r, s), r_state, out.state)
-            agent_obs = jnp.where(done, r_obs, out.obs)
-            return agent_obs, new_state, out.obs, out.reward, out.terminated, out.truncated, exp_r
-
-        return jax.vmap(one)(env_keys, state, actions, params)
 
     def step(self, env_keys, state, actions):
         return self._step(env_keys, state, actions, self.params)
@@ -99,17 +111,15 @@ def init_learners(learner: Learner, keys: jax.Array, params: Any) -> Any:
     return jax.vmap(learner.init)(ikeys, params)
 
 
-def _scan_body(env: StepEnv, learner: Learner, keys):
-    fam = env.family
-
+def _scan_body(family: TaskFamily, learner: Learner, keys, params):
     def body(carry, t):
         state, obs, lstate = carry
         k_act, k_env, k_upd = step_keys(keys, t)
         probs = jax.vmap(learner.policy, in_axes=(0, 0, None))(lstate, obs, t)
         actions = sample_actions(k_act, probs)
-        opt_a = jax.vmap(fam.optimal_action)(obs, env.params)
-        agent_obs, state, next_obs, rew, term, trunc, exp_r = env.batched_step(
-            k_env, state, actions, env.params
+        opt_a = jax.vmap(family.optimal_action)(obs, params)
+        agent_obs, state, next_obs, rew, term, trunc, exp_r = env_step(
+            family, k_env, state, actions, params
         )
         tr = Transition(obs, actions, rew, next_obs, term, trunc)
         lstate = jax.vmap(learner.update, in_axes=(0, 0, 0, None))(k_upd, lstate, tr, t)
@@ -119,6 +129,25 @@ def _scan_body(env: StepEnv, learner: Learner, keys):
     return body
 
 
+_COMPILED: dict[tuple[int, int], tuple[Any, Any, Callable]] = {}
+
+
+def _compiled_scan(family: TaskFamily, learner: Learner) -> Callable:
+    """One jitted scan per (family, learner) pair, taking keys and params as arguments,
+    so repeated collections with new seeds or tasks reuse the compiled program."""
+    k = (id(family), id(learner))
+    if k not in _COMPILED:
+        if len(_COMPILED) >= 64:
+            _COMPILED.pop(next(iter(_COMPILED)))
+
+        @jax.jit
+        def run(carry, ts, keys, params):
+            return jax.lax.scan(_scan_body(family, learner, keys, params), carry, ts)
+
+        _COMPILED[k] = (family, learner, run)  # holding the objects keeps the ids valid
+    return _COMPILED[k][2]
+
+
 def rollout_scan(
     family: TaskFamily, learner: Learner, keys: jax.Array, params: Any, num_steps: int,
     chunk: int | None = None, on_chunk: Callable[[int], None] | None = None,
@@ -126,29 +155,21 @@ def rollout_scan(
     """Fused path: run ``learner`` for ``num_steps`` on each task. keys: (B,) key array.
 
     Runs in jitted chunks of ``chunk`` steps (default: all at once) so that a caller
-    can show progress (``on_chunk(steps_done)``). Returns the trajectory (numpy, (B, S))
-    and the final learner states.
+    can show progress (``on_chunk(steps_done)``); the program is compiled once per
+    (family, learner, chunk length). Returns the trajectory (numpy, (B, S)) and the
+    final learner states.
     """
     env = StepEnv(family, params)
-    state, obs = None, None
     obs, state = env.reset(keys)
     lstate = init_learners(learner, keys, params)
     chunk = num_steps if chunk is None else max(1, min(chunk, num_steps))
-
-    @jax.jit
-    def run(carry, ts):
-        return jax.lax.scan(_scan_body(env, learner, keys), carry, ts)
-
+    run = _compiled_scan(family, learner)
     carry = (state, obs, lstate)
     parts = []
     for start in range(0, num_steps, chunk):
         ts = jnp.arange(start, min(start + chunk, num_steps), dtype=jnp.int32)
-        if ts.shape[0] != chunk:  # last, shorter chunk compiles once more
-            carry, out = jax.jit(lambda c, ts: jax.lax.scan(
-                _scan_body(env, learner, keys), c, ts))(carry, ts)
-        else:
-            carry, out = run(carry, ts)
-        parts.append(jax.tree.map(lambda x: np.asarray(x), out))
+        carry, out = run(carry, ts, keys, params)
+        parts.append(jax.tree.map(np.asarray, out))
         if on_chunk is not None:
             on_chunk(int(ts[-1]) + 1)
     cat = [np.concatenate([p[i] for p in parts], axis=0) for i in range(8)]

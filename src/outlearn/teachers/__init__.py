@@ -1,0 +1,57 @@
+"""Teacher learners (JAX): real learners whose state changes as they act.
+
+Importing this package registers every teacher in :data:`outlearn.registry.TEACHERS`
+("random", "oracle", "ucb1", "thompson", "egreedy", "qlearning", "ppo", "noise").
+Build one with :func:`make_teacher` and drive it with
+:func:`outlearn.rollout.rollout_scan`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from outlearn.envs.base import TaskFamily
+from outlearn.registry import TEACHERS
+from outlearn.teachers.bandit import (
+    UCB1,
+    EGreedy,
+    EGreedyConfig,
+    Thompson,
+    ThompsonConfig,
+    UCB1Config,
+)
+from outlearn.teachers.base import Learner, LState, Transition
+from outlearn.teachers.noise import NoiseConfig, NoiseCurriculum
+from outlearn.teachers.ppo import PPO, PPOConfig
+from outlearn.teachers.qlearning import EpsilonConfig, QLearning, QLearningConfig, epsilon_at
+from outlearn.teachers.simple import OracleLearner, RandomLearner
+
+
+def make_teacher(name: str, family: TaskFamily, **kwargs: Any) -> Learner:
+    """The teacher registered as ``name`` for ``family``; kwargs are its config fields.
+    Raises ConfigError for an unknown name or a bad setting."""
+    return TEACHERS.get(name)(family, **kwargs)
+
+
+__all__ = [
+    "EGreedy",
+    "EGreedyConfig",
+    "EpsilonConfig",
+    "LState",
+    "Learner",
+    "NoiseConfig",
+    "NoiseCurriculum",
+    "OracleLearner",
+    "PPO",
+    "PPOConfig",
+    "QLearning",
+    "QLearningConfig",
+    "RandomLearner",
+    "Thompson",
+    "ThompsonConfig",
+    "Transition",
+    "UCB1",
+    "UCB1Config",
+    "epsilon_at",
+    "make_teacher",
+]
