@@ -1,5 +1,7 @@
 """Built-in studies; importing this package registers them (see :mod:`outlearn.studies.base`)."""
 
+import outlearn.studies.selfdistill  # noqa: F401  (selfdistill-categorical, selfdistill-lm)
+import outlearn.studies.selftrain  # noqa: F401  (selftrain-addition)
 from outlearn.studies.base import RunContext, Study
 
 __all__ = ["RunContext", "Study"]
