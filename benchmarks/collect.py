@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from outlearn.envs import make_env
-from outlearn.rollout import StepEnv, _scan_body, init_learners, rollout_scan
+from outlearn.rollout import init_learners, rollout_scan
 from outlearn.teachers import make_teacher
 from outlearn.teachers.base import Transition
 
@@ -201,17 +201,12 @@ def jax_times(name: str, b: int, steps: int, repeats: int) -> dict[str, np.ndarr
     keys = jax.random.split(jax.random.key(0), b)
     rollout_scan(fam, learner, keys, params, steps)  # first call: compile
     api = [timed(lambda: rollout_scan(fam, learner, keys, params, steps)) for _ in range(repeats)]
-    env = StepEnv(fam, params)
-    obs, state = env.reset(keys)
-    carry = (state, obs, init_learners(learner, keys, params))
     ts = jnp.arange(steps, dtype=jnp.int32)
-    fused = jax.jit(lambda c: jax.lax.scan(_scan_body(env, learner, keys), c, ts))
-    jax.block_until_ready(fused(carry))
-    fz = [timed(lambda: jax.block_until_ready(fused(carry))) for _ in range(repeats)]
+    ls0 = init_learners(learner, keys, params)
     alone = jax.jit(lambda ls: jax.lax.scan(learner_body(learner, keys, fam.num_obs), ls, ts))
-    jax.block_until_ready(alone(carry[2]))
-    la = [timed(lambda: jax.block_until_ready(alone(carry[2]))) for _ in range(repeats)]
-    return {"api": np.median(api, 0), "fused": np.median(fz, 0), "alone": np.median(la, 0)}
+    jax.block_until_ready(alone(ls0))
+    la = [timed(lambda: jax.block_until_ready(alone(ls0))) for _ in range(repeats)]
+    return {"api": np.median(api, 0), "alone": np.median(la, 0)}
 
 
 def learner_body(learner, keys, num_obs):
@@ -255,8 +250,7 @@ def main() -> None:
         jt = jax_times(name, b, steps, args.repeats)
         nt = np.median([numpy_time(name, b, np_steps) for _ in range(args.repeats)], 0)
         np_rate = b * np_steps / nt
-        for label, key in [("rollout_scan (2nd call)", "api"), ("fused scan (compiled)", "fused"),
-                           ("learner alone", "alone")]:
+        for label, key in [("rollout_scan (compiled)", "api"), ("learner alone", "alone")]:
             rate = b * steps / jt[key]
             rows.append((name, b, label, rate, np_rate))
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
