@@ -6,7 +6,17 @@ import numpy as np
 import pytest
 
 from outlearn.envs import make_env
-from outlearn.rollout import JaxLearnerAdapter, Trajectory, rollout_scan, rollout_steps
+from outlearn.rollout import (
+    JaxLearnerAdapter,
+    Trajectory,
+    action_uniforms,
+    fold_in,
+    rollout_scan,
+    rollout_steps,
+    split2,
+    step_keys,
+    uniforms,
+)
 from outlearn.teachers.base import Learner
 
 
@@ -126,3 +136,18 @@ def test_bandit_episodes_and_expected_rewards():
     assert np.array_equal(traj.rewards, want)  # noise 0: reward is the mean
     assert np.array_equal(traj.optimal_actions, np.broadcast_to(means.argmax(1)[:, None],
                                                                 traj.actions.shape))
+
+
+def test_fast_random_helpers_equal_jax_random():
+    keys = jax.random.split(jax.random.key(3), 7)
+    kd = jax.random.key_data
+    for t in [0, 1, 5, 2**31 - 1]:
+        want = jax.vmap(lambda k, t=t: jax.random.fold_in(k, t))(keys)
+        assert np.array_equal(kd(fold_in(keys, t)), kd(want))
+    assert np.array_equal(uniforms(keys), jax.vmap(jax.random.uniform)(keys))
+    pair = jax.vmap(jax.random.split)(keys)
+    a, b = split2(keys)
+    assert np.array_equal(kd(a), kd(pair[:, 0])) and np.array_equal(kd(b), kd(pair[:, 1]))
+    ts = jnp.arange(3, 9, dtype=jnp.int32)
+    rows = [uniforms(step_keys(keys, t)[0]) for t in ts]
+    assert np.array_equal(jax.jit(action_uniforms)(keys, ts), np.stack(rows))

@@ -7,13 +7,16 @@ Two paths, same trajectories for the same keys (a test holds them together):
 * **step** (:class:`StepEnv` + :func:`rollout_steps`): one batched step at a time from
   Python, so the learner can be anything (a torch student, a baseline) -- evaluation.
 
-Randomness: learner ``b`` at global step ``t`` uses ``fold_in(keys[b], t)`` split into
-(act, env, update) keys. Initial reset uses ``fold_in(keys[b], -1)``-style split of the
-root key (see :func:`init_keys`).
+Randomness: learner ``b`` at global step ``t`` uses ``k = fold_in(keys[b], t)``: its
+action uniform is ``uniform(k)``, its env and update keys ``fold_in(k, 1)`` and
+``fold_in(k, 2)`` (:func:`step_keys`). The initial reset and learner init use
+``fold_in(keys[b], 2**31 - 1)`` and ``fold_in(keys[b], 2**31 - 2)``. The fused path draws
+a chunk's action uniforms at once (:func:`action_uniforms`): the same numbers.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from functools import partial
 from typing import Any, NamedTuple
@@ -39,26 +42,101 @@ class Trajectory(NamedTuple):
     expected_rewards: np.ndarray  # float32: expected reward of the action taken
 
 
+# ----------------------------------------------------------------------------- randomness
+# jax.random.fold_in / split / uniform on a batch of threefry keys, bit for bit the same
+# as jax's own. On CPU jax lowers each threefry hash to a rolled 5-iteration while loop
+# (tens of tiny kernels per hash); written out here, the hash fuses with its neighbours.
+
+_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+
+
+def _rotl(x: jax.Array, d: int) -> jax.Array:
+    return (x << np.uint32(d)) | (x >> np.uint32(32 - d))
+
+
+def threefry2x32(k1, k2, x1, x2) -> tuple[jax.Array, jax.Array]:
+    """The Threefry-2x32 hash (20 rounds) of counts (x1, x2) under keys (k1, k2); all
+    uint32 arrays of one broadcast shape. Equal to jax's ``threefry2x32`` primitive."""
+    ks = (k1, k2, k1 ^ k2 ^ np.uint32(0x1BD11BDA))
+    x1, x2 = x1 + ks[0], x2 + ks[1]
+    for i in range(5):
+        for r in _ROTATIONS[i % 2]:
+            x1 = x1 + x2
+            x2 = _rotl(x2, r) ^ x1
+        x1 = x1 + ks[(i + 1) % 3]
+        x2 = x2 + ks[(i + 2) % 3] + np.uint32(i + 1)
+    return x1, x2
+
+
+def _fast(keys: jax.Array) -> bool:
+    """Whether the unrolled hash reproduces jax for these keys (default threefry keys)."""
+    return (str(jax.random.key_impl(keys)) == "threefry2x32"
+            and bool(jax.config.jax_threefry_partitionable))
+
+
+def _hash(keys: jax.Array, x1, x2) -> tuple[jax.Array, jax.Array]:
+    kd = jax.random.key_data(keys)
+    return threefry2x32(kd[..., 0], kd[..., 1], jnp.asarray(x1, jnp.uint32),
+                        jnp.asarray(x2, jnp.uint32))
+
+
+def fold_in(keys: jax.Array, data) -> jax.Array:
+    """``jax.random.fold_in(keys[b], data)`` for every key of ``keys`` (B,); data int []."""
+    if not _fast(keys):
+        return jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, data)
+    h1, h2 = _hash(keys, 0, jnp.asarray(data).astype(jnp.uint32))
+    return jax.random.wrap_key_data(jnp.stack([h1, h2], -1), impl="threefry2x32")
+
+
+def split2(keys: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``jax.random.split(keys[b])`` (two keys) for every key of ``keys`` (B,)."""
+    if not _fast(keys):
+        pair = jax.vmap(jax.random.split)(keys)
+        return pair[:, 0], pair[:, 1]
+    out = [_hash(keys, 0, i) for i in (0, 1)]
+    return tuple(jax.random.wrap_key_data(jnp.stack(h, -1), impl="threefry2x32") for h in out)
+
+
+def uniforms(keys: jax.Array) -> jax.Array:
+    """``jax.random.uniform(keys[b])`` for every key of ``keys`` (B,): float32 (B,)."""
+    if not _fast(keys):
+        return jax.vmap(jax.random.uniform)(keys)
+    h1, h2 = _hash(keys, 0, 0)
+    mantissa = ((h1 ^ h2) >> np.uint32(9)) | np.uint32(0x3F800000)  # a float in [1, 2)
+    return jax.lax.bitcast_convert_type(mantissa, jnp.float32) - jnp.float32(1.0)
+
+
 def step_keys(keys: jax.Array, t: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """(act, env, update) keys for every learner at step ``t``; keys: (B,) key array.
 
     ``k = fold_in(key_b, t)`` is the act key; env and update keys are ``fold_in(k, 1)``
     and ``fold_in(k, 2)``, which XLA drops when a learner or env does not use them.
     """
-    k = jax.vmap(lambda k: jax.random.fold_in(k, t))(keys)
-    fold = jax.vmap(jax.random.fold_in, in_axes=(0, None))
-    return k, fold(k, 1), fold(k, 2)
+    k = fold_in(keys, t)
+    return k, fold_in(k, 1), fold_in(k, 2)
 
 
 def sample_actions(key: jax.Array, probs: jax.Array) -> jax.Array:
-    """One action per row of ``probs`` (B, A) by inverse CDF, one uniform per learner.
+    """One action per row of ``probs`` (B, A) by inverse CDF, one uniform per learner
+    (``uniforms(key)``). An action with probability 0 is never drawn; rows need not be
+    normalised."""
+    return sample_with_uniforms(uniforms(key), probs)
 
-    An action with probability 0 is never drawn; rows need not be normalised.
-    """
-    u = jax.vmap(jax.random.uniform)(key)  # (B,)
-    cdf = jnp.cumsum(probs, axis=-1)
-    a = jnp.sum(cdf <= (u * cdf[:, -1])[:, None], axis=-1)
+
+def sample_with_uniforms(u: jax.Array, probs: jax.Array) -> jax.Array:
+    """Inverse-CDF actions int32 (B,) from uniforms ``u`` (B,) and ``probs`` (B, A)."""
+    # column by column: XLA CPU runs a reduction over a short last axis as its own slow
+    # kernel, while elementwise ops on (B,) columns fuse into one loop
+    cdf = list(itertools.accumulate(probs[:, i] for i in range(probs.shape[-1])))
+    thr = u * cdf[-1]
+    a = sum((c <= thr).astype(jnp.int32) for c in cdf)
     return jnp.minimum(a, probs.shape[-1] - 1).astype(jnp.int32)
+
+
+def action_uniforms(keys: jax.Array, ts: jax.Array) -> jax.Array:
+    """The uniform each learner draws its action with at each step of ``ts`` (S,):
+    float32 (S, B), row ``i`` is ``uniforms(step_keys(keys, ts[i])[0])``."""
+    return jax.vmap(lambda t: uniforms(fold_in(keys, t)))(ts)
 
 
 def env_step(family: TaskFamily, env_keys, state, actions, params):
@@ -70,8 +148,7 @@ def env_step(family: TaskFamily, env_keys, state, actions, params):
     """
     fam = family
 
-    def one(key, st, a, p):
-        k_step, k_reset = jax.random.split(key)
+    def one(k_step, k_reset, st, a, p):
         exp_r = fam.expected_reward(st, a, p)
         out = fam.step(k_step, st, a, p)
         done = out.terminated | out.truncated
@@ -80,7 +157,12 @@ def env_step(family: TaskFamily, env_keys, state, actions, params):
         agent_obs = jnp.where(done, r_obs, out.obs)
         return agent_obs, new_state, out.obs, out.reward, out.terminated, out.truncated, exp_r
 
-    return jax.vmap(one)(env_keys, state, actions, params)
+    return jax.vmap(one)(*split2(env_keys), state, actions, params)
+
+
+def _reset(family: TaskFamily, keys: jax.Array, params: Any) -> tuple[jax.Array, Any]:
+    """First (obs (B,), env state) of every learner's env, from its root key (B,)."""
+    return jax.vmap(family.reset)(fold_in(keys, 2**31 - 1), params)
 
 
 class StepEnv:
@@ -92,12 +174,11 @@ class StepEnv:
     def __init__(self, family: TaskFamily, params: Any):
         self.family = family
         self.params = params
-        self._reset = jax.jit(jax.vmap(family.reset))
-        self._step = jax.jit(partial(env_step, family))
+        self._reset = _cached("reset", family, None, lambda: partial(_reset, family))
+        self._step = _cached("step", family, None, lambda: partial(env_step, family))
 
     def reset(self, keys: jax.Array) -> tuple[jax.Array, Any]:
-        rkeys = jax.vmap(lambda k: jax.random.fold_in(k, 2**31 - 1))(keys)
-        return self._reset(rkeys, self.params)
+        return self._reset(keys, self.params)
 
     def step(self, env_keys, state, actions):
         return self._step(env_keys, state, actions, self.params)
@@ -112,11 +193,16 @@ def init_learners(learner: Learner, keys: jax.Array, params: Any) -> Any:
 
 
 def _scan_body(family: TaskFamily, learner: Learner, keys, params):
-    def body(carry, t):
-        state, obs, lstate = carry
-        k_act, k_env, k_upd = step_keys(keys, t)
-        probs = jax.vmap(learner.policy, in_axes=(0, 0, None))(lstate, obs, t)
-        actions = sample_actions(k_act, probs)
+    """Step ``t`` with the action already drawn (carried), then draw step ``t + 1``'s.
+
+    Carrying the action makes XLA compute it once: computed inside the step, it fuses a
+    copy of the policy and sampling into every consumer of the action (about eight).
+    """
+    policy = jax.vmap(learner.policy, in_axes=(0, 0, None))
+
+    def body(carry, x):
+        (state, obs, lstate, probs, actions), (t, u_next) = carry, x
+        _, k_env, k_upd = step_keys(keys, t)
         opt_a = jax.vmap(family.optimal_action)(obs, params)
         agent_obs, state, next_obs, rew, term, trunc, exp_r = env_step(
             family, k_env, state, actions, params
@@ -124,28 +210,43 @@ def _scan_body(family: TaskFamily, learner: Learner, keys, params):
         tr = Transition(obs, actions, rew, next_obs, term, trunc)
         lstate = jax.vmap(learner.update, in_axes=(0, 0, 0, None))(k_upd, lstate, tr, t)
         out = (obs, actions, rew, term, trunc, probs, opt_a, exp_r)
-        return (state, agent_obs, lstate), out
+        probs_next = policy(lstate, agent_obs, t + 1)
+        actions_next = sample_with_uniforms(u_next, probs_next)
+        return (state, agent_obs, lstate, probs_next, actions_next), out
 
     return body
 
 
-_COMPILED: dict[tuple[int, int], tuple[Any, Any, Callable]] = {}
+_COMPILED: dict[tuple[str, int, int], tuple[Any, Any, Callable]] = {}
 
 
-def _compiled_scan(family: TaskFamily, learner: Learner) -> Callable:
-    """One jitted scan per (family, learner) pair, taking keys and params as arguments,
-    so repeated collections with new seeds or tasks reuse the compiled program."""
-    k = (id(family), id(learner))
+def _cached(what: str, family: TaskFamily, learner: Any, build: Callable) -> Callable:
+    """One jitted function per (what, family, learner), so repeated collections with new
+    seeds or tasks reuse the compiled program; holding the objects keeps the ids valid."""
+    k = (what, id(family), id(learner))
     if k not in _COMPILED:
         if len(_COMPILED) >= 64:
             _COMPILED.pop(next(iter(_COMPILED)))
-
-        @jax.jit
-        def run(carry, ts, keys, params):
-            return jax.lax.scan(_scan_body(family, learner, keys, params), carry, ts)
-
-        _COMPILED[k] = (family, learner, run)  # holding the objects keeps the ids valid
+        _COMPILED[k] = (family, learner, jax.jit(build()))
     return _COMPILED[k][2]
+
+
+def _compiled_scan(family: TaskFamily, learner: Learner) -> Callable:
+    """``run((state, obs, lstate), ts, keys, params)``: the fused steps ``ts`` (S,), jitted.
+    The returned carry's learner state is the third element."""
+
+    def run(carry, ts, keys, params):
+        state, obs, lstate = carry
+        # the action uniforms of the chunk (and of the step after it) in one vectorised
+        # kernel, rather than a hash in every step
+        u = action_uniforms(keys, jnp.append(ts, ts[-1] + 1))
+        probs = jax.vmap(learner.policy, in_axes=(0, 0, None))(lstate, obs, ts[0])
+        carry = (state, obs, lstate, probs, sample_with_uniforms(u[0], probs))
+        body = _scan_body(family, learner, keys, params)
+        (state, obs, lstate, _, _), out = jax.lax.scan(body, carry, (ts, u[1:]))
+        return (state, obs, lstate), out
+
+    return _cached("scan", family, learner, lambda: run)
 
 
 def rollout_scan(
@@ -159,12 +260,10 @@ def rollout_scan(
     (family, learner, chunk length). Returns the trajectory (numpy, (B, S)) and the
     final learner states.
     """
-    env = StepEnv(family, params)
-    obs, state = env.reset(keys)
-    lstate = init_learners(learner, keys, params)
     chunk = num_steps if chunk is None else max(1, min(chunk, num_steps))
     run = _compiled_scan(family, learner)
-    carry = (state, obs, lstate)
+    obs, state = StepEnv(family, params).reset(keys)
+    carry = (state, obs, init_learners(learner, keys, params))
     parts = []
     for start in range(0, num_steps, chunk):
         ts = jnp.arange(start, min(start + chunk, num_steps), dtype=jnp.int32)
@@ -172,10 +271,15 @@ def rollout_scan(
         parts.append(jax.tree.map(np.asarray, out))
         if on_chunk is not None:
             on_chunk(int(ts[-1]) + 1)
-    cat = [np.concatenate([p[i] for p in parts], axis=0) for i in range(8)]
+    cat = [parts[0][i] if len(parts) == 1 else np.concatenate([p[i] for p in parts], axis=0)
+           for i in range(8)]
     # scan stacks time first: (S, B, ...) -> (B, S, ...)
     traj = Trajectory(*[np.swapaxes(a, 0, 1) for a in cat])
     return traj, carry[2]
+
+
+_step_keys_jit = jax.jit(step_keys)
+_sample_actions_jit = jax.jit(sample_actions)
 
 
 def rollout_steps(
@@ -198,9 +302,9 @@ def rollout_steps(
     opt_fn = jax.jit(env.optimal_actions)
     rec: list[tuple] = []
     for t in range(num_steps):
-        k_act, k_env, k_upd = step_keys(keys, jnp.int32(t))
+        k_act, k_env, k_upd = _step_keys_jit(keys, jnp.int32(t))
         probs = jnp.asarray(policy(obs, t), dtype=jnp.float32)
-        actions = sample_actions(k_act, probs)
+        actions = _sample_actions_jit(k_act, probs)
         opt_a = opt_fn(obs)
         agent_obs, state, next_obs, rew, term, trunc, exp_r = env.step(k_env, state, actions)
         observe(Transition(obs, actions, rew, next_obs, term, trunc), k_upd, t)

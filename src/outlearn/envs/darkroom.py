@@ -48,9 +48,11 @@ StartMode = Literal["centre", "corner", "random"]
 
 def grid_move(cell: jax.Array, action: jax.Array, size: int) -> jax.Array:
     """Cell (int32 []) reached from ``cell`` by ``action``; walls clip the move."""
-    d = jnp.asarray(MOVES)[action]
-    row = jnp.clip(cell // size + d[0], 0, size - 1)
-    col = jnp.clip(cell % size + d[1], 0, size - 1)
+    # the rows of MOVES as arithmetic: a table lookup would be a gather kernel per step
+    d_row = (action == 3).astype(jnp.int32) - (action == 1)
+    d_col = (action == 2).astype(jnp.int32) - (action == 4)
+    row = jnp.clip(cell // size + d_row, 0, size - 1)
+    col = jnp.clip(cell % size + d_col, 0, size - 1)
     return (row * size + col).astype(jnp.int32)
 
 

@@ -12,6 +12,7 @@ the noise-curriculum teacher.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal
 
 import jax
@@ -45,11 +46,22 @@ def epsilon_at(t: jax.Array, start: float, end: float, decay_steps: int, kind: s
     raise ConfigError(f"unknown epsilon schedule {kind!r}: use constant, linear or exponential")
 
 
+def _columns(x: jax.Array) -> list[jax.Array]:
+    """The entries of the last axis of ``x`` (..., A), as A arrays (...)."""
+    return [x[..., i] for i in range(x.shape[-1])]
+
+
+def max_last(x: jax.Array) -> jax.Array:
+    """``jnp.max(x, axis=-1)`` for a short last axis, as elementwise maxima: under vmap
+    XLA CPU fuses these with their neighbours, where a reduction is a slow kernel."""
+    return functools.reduce(jnp.maximum, _columns(x))
+
+
 def greedy_probs(values: jax.Array, eps: jax.Array) -> jax.Array:
     """Epsilon-greedy probabilities over values (A,), ties split uniformly: (A,) float32."""
-    best = (values >= jnp.max(values)).astype(jnp.float32)
+    best = [(v >= max_last(values)).astype(jnp.float32) for v in _columns(values)]
     a = values.shape[-1]
-    return eps / a + (1.0 - eps) * best / jnp.sum(best)
+    return eps / a + (1.0 - eps) * jnp.stack(best, -1) / sum(best)
 
 
 class EpsilonConfig(Config):
@@ -105,7 +117,7 @@ class QLearning:
     def update(self, key: jax.Array, q: jax.Array, tr: Transition, t: jax.Array) -> jax.Array:
         """One Q-learning step; no bootstrap past a terminal state (truncation bootstraps)."""
         c = self.cfg
-        boot = jnp.where(tr.terminated, 0.0, c.discount * jnp.max(q[tr.next_obs]))
+        boot = jnp.where(tr.terminated, 0.0, c.discount * max_last(q[tr.next_obs]))
         old = q[tr.obs, tr.action]
         return q.at[tr.obs, tr.action].set(old + c.learning_rate * (tr.reward + boot - old))
 
