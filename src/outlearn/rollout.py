@@ -278,8 +278,17 @@ def rollout_scan(
     return traj, carry[2]
 
 
-_step_keys_jit = jax.jit(step_keys)
-_sample_actions_jit = jax.jit(sample_actions)
+def _world_step(family: TaskFamily):
+    """The world's half of one step-path step, fused into one jitted call: draw the
+    actions from ``probs`` (B, A), record the oracle's labels, step and auto-reset."""
+
+    def world(keys, t, probs, state, obs, params):
+        k_act, k_env, k_upd = step_keys(keys, t)
+        actions = sample_actions(k_act, probs)
+        opt_a = jax.vmap(family.optimal_action)(obs, params)
+        return actions, opt_a, k_upd, env_step(family, k_env, state, actions, params)
+
+    return _cached("world", family, None, lambda: world)
 
 
 def rollout_steps(
@@ -297,16 +306,13 @@ def rollout_steps(
     are the learner's two halves; a torch student implements them with its context
     window, a JAX learner with :class:`JaxLearnerAdapter`.
     """
-    env = StepEnv(family, params)
-    obs, state = env.reset(keys)
-    opt_fn = jax.jit(env.optimal_actions)
+    obs, state = StepEnv(family, params).reset(keys)
+    world = _world_step(family)
     rec: list[tuple] = []
     for t in range(num_steps):
-        k_act, k_env, k_upd = _step_keys_jit(keys, jnp.int32(t))
         probs = jnp.asarray(policy(obs, t), dtype=jnp.float32)
-        actions = _sample_actions_jit(k_act, probs)
-        opt_a = opt_fn(obs)
-        agent_obs, state, next_obs, rew, term, trunc, exp_r = env.step(k_env, state, actions)
+        actions, opt_a, k_upd, out = world(keys, jnp.int32(t), probs, state, obs, params)
+        agent_obs, state, next_obs, rew, term, trunc, exp_r = out
         observe(Transition(obs, actions, rew, next_obs, term, trunc), k_upd, t)
         rec.append((obs, actions, rew, term, trunc, probs, opt_a, exp_r))
         obs = agent_obs

@@ -1,0 +1,347 @@
+"""``outlearn eval``: every learner on the SAME tasks and seeds, curves with 95% CIs.
+
+Students run through the step path (:func:`outlearn.rollout.rollout_steps` with a
+``StudentLearner``); teachers and baselines run fused (:func:`rollout_scan`). Learner
+``(seed, task)`` always uses the key :func:`unit_keys` gives it, whatever else runs.
+
+The run directory holds ``config.json``, ``results.csv`` (learner, seed, task_id,
+episode, return, and for bandits regret and cum_regret), ``summary.json`` (each
+learner's asymptote with its CI) and ``curves.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from pydantic import Field, model_validator
+
+from outlearn.atomic import atomic_path, atomic_write_text
+from outlearn.config import Config, load_toml
+from outlearn.envs.base import TaskFamily, split_tasks
+from outlearn.errors import CheckpointError, ConfigError
+from outlearn.evaluation.baselines import BASELINES, make_baseline, make_teacher
+from outlearn.evaluation.metrics import asymptote, episode_returns_from_traj, mean_curve_ci
+from outlearn.rollout import Trajectory, rollout_scan, rollout_steps
+from outlearn.teachers.base import Learner
+
+
+class EnvSpec(Config):
+    """Which task family: a registered env name and its settings."""
+
+    name: str
+    kwargs: dict[str, Any] = {}
+
+
+class TaskSpec(Config):
+    """Which tasks: ``split_tasks(family, seed, n_train, n_test)``, then one split.
+
+    Use the collection's ``tasks`` values (seed, n_train, n_test) so that ``test`` means
+    tasks the student never saw. ``n`` takes the first n of the split (all: None).
+    """
+
+    seed: int = 0
+    split: Literal["train", "test"] = "test"
+    n_train: int = Field(0, ge=0)
+    n_test: int = Field(0, ge=0)
+    n: int | None = Field(None, ge=1)
+
+
+class LearnerSpec(Config):
+    """One learner to evaluate.
+
+    kind ``student``: ``checkpoint`` (and optionally ``context_len``); kind ``teacher``:
+    ``teacher`` name and ``kwargs``; kind ``baseline``: ``baseline`` in random/noop/oracle.
+    """
+
+    name: str
+    kind: Literal["student", "teacher", "baseline"]
+    checkpoint: Path | None = None
+    context_len: int | None = Field(None, ge=1)
+    teacher: str | None = None
+    baseline: str | None = None
+    kwargs: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> LearnerSpec:
+        need = {"student": "checkpoint", "teacher": "teacher", "baseline": "baseline"}[self.kind]
+        if getattr(self, need) is None:
+            raise ValueError(f"learner {self.name!r} of kind {self.kind!r} needs '{need}': add it")
+        if self.kind == "baseline" and self.baseline not in BASELINES:
+            raise ValueError(
+                f"learner {self.name!r}: unknown baseline {self.baseline!r}; "
+                f"use one of {', '.join(BASELINES)}"
+            )
+        return self
+
+
+class EvalConfig(Config):
+    """An evaluation: learners x seeds x tasks, each for ``num_episodes`` episodes."""
+
+    env: EnvSpec
+    tasks: TaskSpec
+    learners: list[LearnerSpec] = Field(min_length=1)
+    num_episodes: int = Field(ge=1, description="horizon; may exceed anything in training")
+    seeds: list[int] = Field(default=[0], min_length=1)
+    mode: Literal["greedy", "sample"] = "sample"  # students only: argmax or sample
+    out_dir: Path = Path("runs")
+    last_n: int | None = Field(None, ge=1, description="episodes averaged for the asymptote")
+
+    @model_validator(mode="after")
+    def _check(self) -> EvalConfig:
+        names = [lr.name for lr in self.learners]
+        if len(set(names)) != len(names):
+            raise ValueError(f"learner names must be unique; got {names}: rename the duplicates")
+        if self.last_n is not None and self.last_n > self.num_episodes:
+            raise ValueError(f"last_n={self.last_n} exceeds num_episodes={self.num_episodes}")
+        return self
+
+
+# ----------------------------------------------------------------------------- building blocks
+
+
+def make_family(env: EnvSpec) -> TaskFamily:
+    """The task family named by ``env``."""
+    import outlearn.envs as envs
+
+    make_env = getattr(envs, "make_env", None)
+    if make_env is not None:
+        return make_env(env.name, **env.kwargs)
+    from outlearn.registry import ENVS
+
+    return ENVS.get(env.name)(**env.kwargs)
+
+
+def select_tasks(family: TaskFamily, spec: TaskSpec) -> np.ndarray:
+    """Task ids (T,) int64 of the chosen split."""
+    train, test = split_tasks(family, spec.seed, spec.n_train, spec.n_test)
+    ids = train if spec.split == "train" else test
+    if spec.n is not None:
+        if spec.n > ids.size:
+            raise ConfigError(
+                f"tasks.n={spec.n} but the {spec.split} split has {ids.size} tasks: "
+                f"lower tasks.n or raise tasks.n_{spec.split}"
+            )
+        ids = ids[: spec.n]
+    if ids.size == 0:
+        raise ConfigError(f"the {spec.split} split is empty: set tasks.n_{spec.split} >= 1")
+    return ids
+
+
+def unit_keys(seed: int, task_ids: np.ndarray) -> jax.Array:
+    """(T,) PRNG keys, one per task, from the seed and the task id only."""
+    root = jax.random.key(seed)
+    ids = np.asarray(task_ids, dtype=np.int64)
+    hi = jnp.asarray((ids >> 32).astype(np.uint32))
+    lo = jnp.asarray((ids & 0xFFFFFFFF).astype(np.uint32))
+    return jax.vmap(lambda h, lo_: jax.random.fold_in(jax.random.fold_in(root, h), lo_))(hi, lo)
+
+
+def _jax_learner(spec: LearnerSpec, family: TaskFamily) -> Learner:
+    if spec.kind == "baseline":
+        return make_baseline(str(spec.baseline), family)
+    return make_teacher(str(spec.teacher), family, **spec.kwargs)
+
+
+def _student_factory(spec: LearnerSpec, family: TaskFamily, mode: str
+                     ) -> Callable[[int, int], Any]:
+    """(num_envs, seed) -> a ``StudentLearner`` (``policy``/``observe`` for the step path)."""
+    import torch
+
+    from outlearn.students import StudentLearner, load_student
+
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    model, _ = load_student(spec.checkpoint)
+    if (model.num_actions, model.num_obs) != (family.num_actions, family.num_obs):
+        raise CheckpointError(
+            f"learner {spec.name!r}: checkpoint {spec.checkpoint} was trained for "
+            f"{model.num_actions} actions / {model.num_obs} observations, but env "
+            f"{family.name!r} has {family.num_actions} / {family.num_obs}: evaluate it on "
+            "the env it was trained on"
+        )
+    ctx = spec.context_len or model.context_len
+    return lambda n, seed: StudentLearner(model, num_envs=n, context_len=ctx, mode=mode, seed=seed)
+
+
+LearnerLike = LearnerSpec | Learner | Callable[[int, int], Any]
+
+
+def run_learner(
+    family: TaskFamily,
+    learner: LearnerLike,
+    task_ids: np.ndarray,
+    seeds: Sequence[int],
+    num_episodes: int,
+    mode: str = "sample",
+    on_step: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run one learner on every (seed, task) for ``num_episodes`` episodes.
+
+    ``learner``: a :class:`LearnerSpec`, a JAX learner, or a factory
+    ``(num_envs, seed) -> obj`` with the step path's ``policy``/``observe``; it is
+    called once with ``num_envs = seeds * tasks`` (rows seed-major, keys from
+    :func:`unit_keys`) and ``seed = seeds[0]``. Returns
+    (returns, regret), each (seeds, tasks, episodes) float64; ``regret`` is the
+    per-episode pseudo-regret (optimal return - expected return; exact for bandits).
+    ``on_step(steps_done)`` reports progress (every step, or every chunk when fused).
+    """
+    task_ids = np.asarray(task_ids, dtype=np.int64)
+    params = family.task_params(jnp.asarray(task_ids))
+    if isinstance(learner, LearnerSpec):
+        learner = (_student_factory(learner, family, mode) if learner.kind == "student"
+                   else _jax_learner(learner, family))
+    num_steps = num_episodes * family.episode_len  # every episode ends by episode_len
+    n = task_ids.size
+    keys = jnp.concatenate([unit_keys(s, task_ids) for s in seeds])  # (S*T,) seed-major
+    tiled = jax.tree.map(lambda x: jnp.concatenate([x] * len(seeds)), params)
+    if hasattr(learner, "init") and hasattr(learner, "update"):  # JAX learner: fused
+        traj, _ = rollout_scan(family, learner, keys, tiled, num_steps,
+                               chunk=_chunk(num_steps), on_chunk=on_step)
+    else:  # step path, all seeds in one batch
+        stepper = learner(n * len(seeds), int(seeds[0]))
+        traj = rollout_steps(family, stepper.policy, stepper.observe, keys, tiled, num_steps,
+                             on_step=on_step)
+    trajs = [Trajectory(*[x[i * n:(i + 1) * n] for x in traj]) for i in range(len(seeds))]
+    opt = np.asarray(jax.vmap(family.optimal_return)(params), dtype=np.float64)
+    rets, regs = zip(*[_curves(t, opt, num_episodes) for t in trajs], strict=True)
+    return np.stack(rets), np.stack(regs)
+
+
+def _chunk(num_steps: int) -> int:
+    """Steps per jitted chunk: up to 10 equal chunks of >= 500 steps (one compile)."""
+    for k in range(10, 1, -1):
+        if num_steps % k == 0 and num_steps // k >= 500:
+            return num_steps // k
+    return num_steps
+
+
+def _curves(traj: Trajectory, optimal: np.ndarray, num_episodes: int):
+    """(returns, regret) each (T, E) from one seed's trajectory."""
+    ret = episode_returns_from_traj(traj.rewards, traj.terminated, traj.truncated, num_episodes)
+    exp = episode_returns_from_traj(traj.expected_rewards, traj.terminated, traj.truncated,
+                                    num_episodes)
+    return ret, optimal[:, None] - exp
+
+
+def run_learner_curves(
+    family: TaskFamily,
+    learner: LearnerLike,
+    task_ids: np.ndarray,
+    seeds: Sequence[int],
+    num_episodes: int,
+    mode: str = "sample",
+) -> np.ndarray:
+    """Episode returns (seeds, tasks, episodes) of ``learner``; see :func:`run_learner`."""
+    return run_learner(family, learner, task_ids, seeds, num_episodes, mode)[0]
+
+
+# ----------------------------------------------------------------------------- outputs
+
+
+def write_csv(path: Path, results: dict[str, tuple[np.ndarray, np.ndarray]],
+              seeds: Sequence[int], task_ids: np.ndarray, bandit: bool) -> Path:
+    """Tidy table, one row per (learner, seed, task, episode); atomic write."""
+    head = "learner,seed,task_id,episode,return" + (",regret,cum_regret" if bandit else "")
+    lines = [head]
+    for name, (ret, reg) in results.items():
+        cum = np.cumsum(reg, axis=-1)
+        for si, s in enumerate(seeds):
+            for ti, tid in enumerate(task_ids):
+                for e in range(ret.shape[-1]):
+                    row = f"{name},{s},{tid},{e},{ret[si, ti, e]:.9g}"
+                    if bandit:
+                        row += f",{reg[si, ti, e]:.9g},{cum[si, ti, e]:.9g}"
+                    lines.append(row)
+    return atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def plot_curves(path: Path, results: dict[str, tuple[np.ndarray, np.ndarray]], bandit: bool,
+                title: str) -> Path:
+    """Learning curves (mean and 95% CI band per learner); cumulative regret for bandits."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, (ret, reg) in results.items():
+        y = np.cumsum(reg, axis=-1) if bandit else ret
+        band = mean_curve_ci(y)
+        x = np.arange(1, y.shape[-1] + 1)
+        ax.plot(x, band.mean, label=name)
+        ax.fill_between(x, band.low, band.high, alpha=0.25)
+    ax.set_xlabel("episode")
+    ax.set_ylabel("cumulative regret" if bandit else "episode return")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _run_all(cfg: EvalConfig, family: TaskFamily, task_ids: np.ndarray, progress: bool
+             ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Every learner of ``cfg`` in turn, with a rich progress bar (steps per learner)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    steps = cfg.num_episodes * family.episode_len
+    units = task_ids.size * len(cfg.seeds)
+    cols = [TextColumn("eval {task.description}"), BarColumn(),
+            TextColumn("{task.completed:,}/{task.total:,} steps"), TimeRemainingColumn()]
+    results = {}
+    with Progress(*cols, disable=not progress) as bar:
+        for lr in cfg.learners:
+            task = bar.add_task(f"{lr.name} ({lr.kind}, {units} tasks x seeds)", total=steps)
+            results[lr.name] = run_learner(
+                family, lr, task_ids, cfg.seeds, cfg.num_episodes, cfg.mode,
+                on_step=lambda n, task=task: bar.update(task, completed=n))
+    return results
+
+
+def evaluate(cfg: EvalConfig, *, progress: bool = True) -> Path:
+    """Run every learner of ``cfg`` on the same tasks and seeds; return the run dir."""
+    family = make_family(cfg.env)
+    task_ids = select_tasks(family, cfg.tasks)
+    bandit = family.episode_len == 1
+    results = _run_all(cfg, family, task_ids, progress)
+    run_dir = Path(cfg.out_dir) / f"eval-{cfg.content_hash()}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.json", cfg.to_json() + "\n")
+    last_n = cfg.last_n or max(1, cfg.num_episodes // 10)
+    summary = {name: {"asymptote": asymptote(ret, last_n).as_dict(), "last_n": last_n,
+                      "total_regret": float(reg.sum(-1).mean())}
+               for name, (ret, reg) in results.items()}
+    summary["_tasks"] = [int(t) for t in task_ids]
+    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_csv(run_dir / "results.csv", results, cfg.seeds, task_ids, bandit)
+    plot_curves(run_dir / "curves.png", results, bandit, f"{family.name}: {task_ids.size} tasks "
+                f"x {len(cfg.seeds)} seeds, 95% CI")
+    return run_dir
+
+
+def evaluate_from_toml(path: str | Path) -> Path:
+    """``outlearn eval CONFIG``: load an :class:`EvalConfig` from TOML and evaluate it."""
+    return evaluate(load_toml(EvalConfig, path))
+
+
+__all__ = [
+    "EnvSpec",
+    "EvalConfig",
+    "LearnerSpec",
+    "TaskSpec",
+    "evaluate",
+    "evaluate_from_toml",
+    "make_family",
+    "run_learner",
+    "run_learner_curves",
+    "select_tasks",
+    "unit_keys",
+]

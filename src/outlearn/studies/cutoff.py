@@ -1,0 +1,508 @@
+"""The cut-off study: does a student trained on a truncated learning history keep learning?
+
+Claim 1 (truncated imitation plateaus): cut the teacher's histories where it first
+reaches a fraction of optimal, train a student on what is left, run it in context on
+held-out tasks for at least 3x the cut, and compare its asymptote with the data ceiling
+(the teacher's best return in the kept data) and with the teacher's own continuation.
+Claim 2 (early data alone teaches nothing): the same with only the episodes where the
+teacher is no better than random. Claim 3 (horizon extrapolation, optional): a bandit
+student trained on horizon T, run to factor x T with a sliding window.
+
+:func:`run` reads as the protocol. Every stage is cached by its inputs' hash, so a
+re-run skips finished stages and an interrupted one resumes (training from its last
+checkpoint). Cuts that the data cannot support are refused after the (seconds-long)
+collection and before any training.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from outlearn.collect import CollectConfig, EnvSection, TasksSection, TeacherSection, collect
+from outlearn.config import Config
+from outlearn.errors import ConfigError
+from outlearn.evaluation import metrics as M
+from outlearn.evaluation.baselines import make_baseline, make_teacher, stay_action
+from outlearn.evaluation.evaluate import run_learner
+from outlearn.histories.io import History
+from outlearn.histories.transforms import cut_at_performance, cut_at_step
+from outlearn.registry import ENVS, STUDIES
+from outlearn.report.figures import CutPanel, curves_figure, cutoff_figure
+from outlearn.report.section import Section
+from outlearn.stats import Estimate, bootstrap_ci
+from outlearn.studies.base import RunContext, Study
+from outlearn.studies.verdicts import (
+    Verdict,
+    cutoff_verdict,
+    difference_of_means,
+    ratio_of_means,
+    reference_learns,
+    regret_trend_verdict,
+    tracks_reference_verdict,
+    versus_random_verdict,
+)
+
+Cut = float | Literal["uncut", "early"]
+NO_REFERENCE = "inconclusive (the uncut student does not learn)"
+
+
+# ------------------------------------------------------------------------------ the config
+class StudentSection(Config):
+    """The student and its training (see :class:`outlearn.students.TrainConfig`)."""
+
+    kind: str = "ad"
+    preset: str = "small"
+    model: dict[str, Any] = Field(default_factory=dict)
+    context_len: int = Field(60, ge=2, description="steps; cut to the history's length")
+    labels: str = "actions"
+    train_steps: int = Field(500, ge=1)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    warmup_steps: int = Field(50, ge=0)
+    val_fraction: float = Field(0.0, ge=0, lt=1)
+    checkpoint_every: int = Field(100, ge=1)
+
+    def train_config(self, history: Path, env: str, seed: int, out: Path,
+                     context_len: int, threads: int | None) -> Any:
+        from outlearn.students.train import TrainConfig
+
+        return TrainConfig.model_validate({
+            "history": history, "env": env, "seed": seed, "out": out, "threads": threads,
+            "student": {"kind": self.kind, "preset": self.preset, "model": self.model},
+            "data": {"context_len": context_len, "labels": self.labels,
+                     "batch_size": self.batch_size, "val_fraction": self.val_fraction},
+            "optim": {"lr": self.lr, "total_steps": self.train_steps,
+                      "warmup_steps": min(self.warmup_steps, self.train_steps)},
+            "checkpoint_every": self.checkpoint_every, "val_every": self.train_steps})
+
+    def check(self) -> None:
+        """Refuse an unknown kind, preset, model key or label now, not after collection."""
+        from outlearn.students.train import model_config
+
+        tc = self.train_config(Path("unused.h5"), "unused", 0, Path("unused"),
+                               self.context_len, None)
+        model_config(tc.student, self.context_len)
+
+
+class EvalSection(Config):
+    episodes: int = Field(ge=1, description=">= 3x every cut and >= teacher_episodes")
+    seeds: list[int] = Field(default=[0], min_length=1)
+    last_n: int | None = Field(None, ge=1, description="episodes of the asymptote (10%)")
+    mode: Literal["sample", "greedy"] = "sample"
+
+
+class HorizonSection(Config):
+    """Claim 3: bandit student trained on ``T`` pulls, run to ``factor * T``."""
+
+    env: EnvSection = EnvSection(name="bernoulli-bandit", kwargs={"num_arms": 5})
+    teacher: TeacherSection = TeacherSection(name="ucb1")
+    T: int = Field(100, ge=4)
+    factor: int = Field(10, ge=2)
+    n_train: int = Field(40, ge=1)
+    n_test: int = Field(20, ge=1)
+    within: float = Field(0.2, gt=0)
+    student: StudentSection | None = None
+
+
+class CutoffConfig(Config):
+    """The cut-off study. ``cuts``: fractions of optimal in (0, 1), ``"uncut"`` (the whole
+    history, the reference) and ``"early"`` (only the episodes where the teacher is no
+    better than random)."""
+
+    env: EnvSection
+    teacher: TeacherSection
+    tasks: TasksSection
+    learners_per_task: int = Field(1, ge=1)
+    teacher_episodes: int = Field(ge=2, description="the full horizon of the histories")
+    seed: int = Field(0, ge=0)
+    cuts: list[Cut] = Field(min_length=1)
+    student: StudentSection = Field(default_factory=StudentSection)
+    eval: EvalSection
+    train_seeds: list[int]
+    smoothing: int = Field(3, ge=1, description="episodes in the teacher's trailing mean")
+    resolution: float = Field(0.1, gt=0, le=1, description="fraction of optimal that matters")
+    threads: int | None = Field(None, ge=1)
+    horizon_extrapolation: HorizonSection | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> CutoffConfig:
+        if len(set(self.train_seeds)) < 2:
+            raise ValueError(f"train_seeds={self.train_seeds}: give at least 2 distinct seeds "
+                             "(one student per seed), e.g. train_seeds = [0, 1]")
+        for c in self.cuts:
+            if isinstance(c, float) and not 0.0 < c < 1.0:
+                raise ValueError(f"cut {c} must be a fraction of optimal in (0, 1), or "
+                                 "\"uncut\" / \"early\": fix cuts")
+        if len({cut_name(c) for c in self.cuts}) != len(self.cuts):
+            raise ValueError(f"cuts={self.cuts} has duplicates: remove them")
+        if self.tasks.n_train < 1 or self.tasks.n_test < 1:
+            raise ValueError("tasks.n_train and tasks.n_test must both be >= 1 (students train "
+                             "on train tasks and are evaluated on held-out test tasks)")
+        if self.eval.episodes < self.teacher_episodes:
+            raise ValueError(
+                f"eval.episodes={self.eval.episodes} is shorter than the teacher's horizon "
+                f"teacher_episodes={self.teacher_episodes}: raise eval.episodes to at least "
+                f"{self.teacher_episodes}")
+        if self.eval.last_n is not None and self.eval.last_n > self.eval.episodes:
+            raise ValueError(f"eval.last_n={self.eval.last_n} > eval.episodes: lower it")
+        family = make_family(self.env)  # unknown names: the registries' ConfigError
+        make_teacher(self.teacher.name, family, **self.teacher.kwargs)
+        self.student.check()
+        if self.horizon_extrapolation is not None:
+            h = self.horizon_extrapolation
+            if make_family(h.env).episode_len != 1:
+                raise ValueError(f"horizon_extrapolation.env {h.env.name!r} is not a bandit "
+                                 "(episode_len 1): use e.g. 'bernoulli-bandit'")
+            make_teacher(h.teacher.name, make_family(h.env), **h.teacher.kwargs)
+        return self
+
+
+def cut_name(c: Cut) -> str:
+    return c if isinstance(c, str) else f"{c:g}"
+
+
+def make_family(env: EnvSection) -> Any:
+    import outlearn.envs  # noqa: F401  (registers the families)
+
+    return ENVS.get(env.name)(**env.kwargs)
+
+
+# ------------------------------------------------------------------------------ the study
+def run(cfg: CutoffConfig, ctx: RunContext) -> list[Section]:
+    """Collect, cut, check, train, evaluate, measure, judge; returns the report sections."""
+    import torch
+
+    torch.set_num_threads(cfg.threads or min(2, os.cpu_count() or 1))
+    family = make_family(cfg.env)
+    test_ids = test_tasks(family, cfg.tasks)
+    full = ctx.stage("collect", [cfg.env, cfg.teacher, cfg.tasks, cfg.learners_per_task,
+                                 cfg.teacher_episodes, cfg.seed],
+                     lambda d: collect_histories(cfg, d, ctx.quiet))
+    cuts = {cut_name(c): ctx.stage("cut", [str(full), c, cfg.smoothing],
+                                   lambda d, c=c: cut_history(cfg, family, full, c, d))
+            for c in cfg.cuts}
+    check_eval_horizon(cfg, cuts)  # refuse before any training
+    ev = [cfg.env, cfg.tasks, cfg.eval]
+    base = ctx.stage("baselines", [*ev, cfg.teacher],
+                     lambda d: run_references(cfg, family, test_ids))
+    students = {}
+    for name, cut in cuts.items():
+        ckpts = [ctx.stage("train", [str(cut.path), cut.context_len, cfg.student, s, cfg.env],
+                           lambda d, cut=cut, s=s: train_student(cfg, cut, s, d, ctx.quiet))
+                 for s in cfg.train_seeds]
+        students[name] = ctx.stage("evaluate", [*ev, [str(p) for p in ckpts]],
+                                   lambda d, k=ckpts: eval_students(cfg, family, test_ids, k))
+    res = Results(cfg, family, test_ids, cuts, students, base)
+    sections = [claim1_section(res, res.figure(ctx.run_dir / "cutoff.png"))]
+    if "early" in cuts:
+        sections.append(claim2_section(res))
+    if cfg.horizon_extrapolation is not None:
+        sections.append(horizon_section(cfg, cfg.horizon_extrapolation, ctx))
+    return sections
+
+
+@dataclass(frozen=True)
+class CutInfo:
+    """A cut history: its file, how much of the teacher it keeps, and its data ceiling."""
+
+    name: str
+    path: Path
+    steps: int
+    episodes: int
+    context_len: int
+    ceiling: M.DataCeiling
+
+
+def test_tasks(family: Any, tasks: TasksSection) -> np.ndarray:
+    from outlearn.envs.base import split_tasks
+
+    return split_tasks(family, tasks.seed, tasks.n_train, tasks.n_test)[1]
+
+
+def collect_histories(cfg: CutoffConfig, d: Path, quiet: bool) -> Path:
+    """The teacher's full histories on the train and test tasks: one HDF5 file."""
+    cc = CollectConfig(env=cfg.env, teacher=cfg.teacher, tasks=cfg.tasks,
+                       learners_per_task=cfg.learners_per_task,
+                       num_episodes=cfg.teacher_episodes, seed=cfg.seed, out=d / "full.h5")
+    return collect(cc, progress=not quiet, created_by="outlearn study cutoff")
+
+
+def cut_history(cfg: CutoffConfig, family: Any, full: Path, c: Cut, d: Path) -> CutInfo:
+    """Cut ``full`` at a fraction of optimal, at the end of the early episodes, or not."""
+    dst = d / "cut.h5"
+    if c == "uncut":
+        h = History(full)
+    elif c == "early":
+        h = cut_at_step(full, early_steps(cfg, family, full), dst)
+    else:
+        h, _ = cut_at_performance(full, float(c), dst, window=cfg.smoothing, split="train")
+    with h:
+        ret = h.episode_returns[h.learners("train")]
+        steps, path = h.num_steps, Path(h.path)
+    episodes = int(np.isfinite(ret).sum(axis=1).min())
+    ceiling = M.data_ceiling(ret[:, :episodes], window=min(cfg.smoothing, episodes))
+    return CutInfo(cut_name(c), path, steps, episodes, min(cfg.student.context_len, steps),
+                   ceiling)
+
+
+def early_steps(cfg: CutoffConfig, family: Any, full: Path) -> int:
+    """Steps of the leading episodes where the teacher is no better than random: episode
+    ``e`` is the first "better" one when the lower end of the 95% CI of the teacher's mean
+    return there (over train learners) is above the upper end of random's on those tasks."""
+    with History(full) as h:
+        idx = h.learners("train")
+        ids, ret = np.unique(h.task_ids[idx]), h.episode_returns[idx].astype(np.float64)
+        lengths = h.episode_lengths[idx]
+    rand = run_learner(family, make_baseline("random", family), ids, [cfg.seed], 20)[0]
+    high = bootstrap_ci(rand.mean(axis=-1).ravel()).high
+    n = next((e for e in range(ret.shape[1])
+              if bootstrap_ci(ret[np.isfinite(ret[:, e]), e]).low > high), ret.shape[1])
+    if n < 1:
+        raise ConfigError(
+            f"the teacher beats random (CI high {high:.3g}) in its first episode, so there "
+            "is no early-only data: remove \"early\" from cuts or use a slower teacher")
+    return int(math.ceil(float(np.cumsum(lengths, axis=1)[:, n - 1].mean())))
+
+
+def check_eval_horizon(cfg: CutoffConfig, cuts: dict[str, CutInfo]) -> None:
+    """Refuse an evaluation shorter than 3x any cut (the uncut reference is exempt)."""
+    for name, cut in cuts.items():
+        if name != "uncut" and cfg.eval.episodes < 3 * cut.episodes:
+            raise ConfigError(
+                f"cut {name} keeps {cut.episodes} teacher episodes, so the student must run "
+                f"for at least 3 x {cut.episodes} = {3 * cut.episodes} episodes, but "
+                f"eval.episodes = {cfg.eval.episodes}: raise eval.episodes to "
+                f"{3 * cut.episodes} or lower the cut")
+
+
+def train_student(cfg: CutoffConfig, cut: CutInfo, seed: int, d: Path, quiet: bool) -> Path:
+    """One student on one cut; resumes from the checkpoints in ``d``."""
+    from outlearn.students.train import train
+
+    tc = cfg.student.train_config(cut.path, cfg.env.name, seed, d / "student",
+                                  cut.context_len, cfg.threads)
+    return train(tc, quiet=quiet)
+
+
+def eval_students(cfg: CutoffConfig, family: Any, ids: np.ndarray, ckpts: list[Path],
+                  num_episodes: int | None = None, regret: bool = False) -> np.ndarray:
+    """Returns (or per-episode regret) of every student on (eval seeds, tasks), stacked:
+    (len(ckpts) * len(eval.seeds), tasks, episodes)."""
+    from outlearn.students import StudentLearner, load_student
+
+    out = []
+    for ck in ckpts:
+        model, tc = load_student(ck)
+        make = lambda n, seed, m=model, c=tc.data.context_len: StudentLearner(  # noqa: E731
+            m, num_envs=n, context_len=c, mode=cfg.eval.mode, seed=seed)
+        r = run_learner(family, make, ids, cfg.eval.seeds, num_episodes or cfg.eval.episodes)
+        out.append(r[1] if regret else r[0])
+    return np.concatenate(out, axis=0)
+
+
+def run_references(cfg: CutoffConfig, family: Any, ids: np.ndarray) -> dict[str, np.ndarray]:
+    """The teacher run fresh (its unseen continuation) and the baselines, each
+    (eval seeds, tasks, episodes) on the same tasks and seeds as the students."""
+    learners = {"teacher": make_teacher(cfg.teacher.name, family, **cfg.teacher.kwargs),
+                "random": make_baseline("random", family),
+                "optimum": make_baseline("oracle", family)}
+    if stay_action(family) is not None:
+        learners["no-op"] = make_baseline("noop", family)
+    return {n: run_learner(family, lr, ids, cfg.eval.seeds, cfg.eval.episodes)[0]
+            for n, lr in learners.items()}
+
+
+# ------------------------------------------------------------------------------ the numbers
+class Results:
+    """Curves and metrics of a finished run. Curves: (units, tasks, episodes)."""
+
+    def __init__(self, cfg: CutoffConfig, family: Any, ids: np.ndarray,
+                 cuts: dict[str, CutInfo], students: dict[str, np.ndarray],
+                 base: dict[str, np.ndarray]):
+        import jax
+
+        self.cfg, self.cuts, self.students, self.base = cfg, cuts, students, base
+        opt = jax.vmap(family.optimal_return)(family.task_params(ids))
+        self.optimum = float(np.mean(np.asarray(opt)))
+        self.tol = cfg.resolution * self.optimum
+        self.last_n = cfg.eval.last_n or max(1, cfg.eval.episodes // 10)
+
+    def asymptote(self, name: str) -> Estimate:
+        return M.asymptote(self.students[name], self.last_n)
+
+    def base_asymptote(self, name: str) -> Estimate:
+        return M.asymptote(self.base[name], self.last_n)
+
+    def exceedance(self, name: str) -> Estimate:
+        return M.exceedance(self.students[name], self.cuts[name].ceiling, self.last_n)
+
+    def gap(self, name: str) -> Estimate:
+        return M.continuation_gap(self.base["teacher"], self.students[name], self.last_n)
+
+    def versus_random(self, name: str) -> Estimate:
+        return difference_of_means(M.asymptote_units(self.students[name], self.last_n),
+                                   M.asymptote_units(self.base["random"], self.last_n))
+
+    def guard(self) -> Verdict | None:
+        """Inconclusive when the uncut student does not beat random (None: it does, or
+        there is no uncut reference to check)."""
+        if "uncut" not in self.students:
+            return None
+        return reference_learns(self.versus_random("uncut"), self.tol)
+
+    def reference_rows(self) -> list[dict[str, Any]]:
+        names = {"teacher": "teacher run fresh (unseen continuation)", "random": "random",
+                 "no-op": "no-op", "optimum": "optimum (oracle)"}
+        return [{"learner": label, "asymptote": self.base_asymptote(n)}
+                for n, label in names.items() if n in self.base]
+
+    def setting(self) -> str:
+        c, s = self.cfg, self.cfg.student
+        return (f"{c.env.name} {c.env.kwargs or ''}, teacher {c.teacher.name} "
+                f"{c.teacher.kwargs or ''}: {c.tasks.n_train} train / {c.tasks.n_test} held-out "
+                f"tasks x {c.learners_per_task} teacher learners, {c.teacher_episodes} teacher "
+                f"episodes (cuts smoothed over {c.smoothing}). Student {s.kind} ({s.preset}), "
+                f"context {s.context_len} steps, {s.train_steps} steps, seeds {c.train_seeds}; "
+                f"run in context for {c.eval.episodes} episodes x eval seeds {c.eval.seeds}.")
+
+    def figure(self, path: Path) -> Path:
+        teacher = self.base["teacher"].mean(axis=(0, 1))
+        title = {"uncut": "uncut (the whole history)", "early": "early episodes only"}
+        panels = [CutPanel(f"{title.get(n, f'cut at {n} of optimal')}: {c.episodes} ep. seen",
+                           M.mean_curve_ci(self.students[n]), c.episodes, c.ceiling.best.value)
+                  for n, c in self.cuts.items()]
+        lines: dict[str, np.ndarray | float] = {
+            n: self.base[n].mean(axis=(0, 1)) for n in ("random", "no-op") if n in self.base}
+        lines["optimum"] = self.optimum
+        return cutoff_figure(path, teacher, panels, lines,
+                             suptitle=f"{self.cfg.env.name}, teacher {self.cfg.teacher.name}: "
+                                      "students (95% CI) vs the teacher's continuation")
+
+
+def headline(names: list[str]) -> str | None:
+    """The fractional cut closest to 0.4 of optimal (CLAIMS: ~40%), if any."""
+    fr = [n for n in names if n not in ("uncut", "early")]
+    return min(fr, key=lambda n: abs(float(n) - 0.4)) if fr else None
+
+
+# ------------------------------------------------------------------------------ the sections
+def claim1_section(res: Results, fig: Path) -> Section:
+    """Claim 1: one row per cut, plus the teacher and the baselines."""
+    cfg, rows, verdicts, guard = res.cfg, [], {}, res.guard()
+    for name, cut in res.cuts.items():
+        if name == "early":
+            continue
+        ex, gap = res.exceedance(name), res.gap(name)
+        verdicts[name] = v = cutoff_verdict(ex, gap, res.tol)
+        rows.append({"learner": f"student, cut {name} ({cut.episodes} episodes seen)",
+                     "data ceiling": cut.ceiling.best, "asymptote": res.asymptote(name),
+                     "exceedance": ex, "continuation gap": gap,
+                     "student - random": res.versus_random(name),
+                     "verdict": NO_REFERENCE if guard else v.label})
+    rows += res.reference_rows()
+    head = headline(list(verdicts))
+    verdict = f"cut {head}: {verdicts[head].label}" if head else "no fractional cut to judge"
+    reason = verdicts[head].reason if head else "add a cut below convergence, e.g. cuts = [0.4]"
+    if guard is not None and head:
+        verdict, reason = guard.label, f"{guard.reason}. Cut {head}: {reason}"
+    return Section(
+        key="cutoff", title="Claim 1: truncated imitation plateaus",
+        claim="A student trained on histories cut before the teacher converges plateaus at "
+              "its data ceiling instead of reaching the teacher's unseen continuation.",
+        setting=res.setting(),
+        columns=["learner", "data ceiling", "asymptote", "exceedance", "continuation gap",
+                 "student - random", "verdict"],
+        rows=rows, verdict=verdict, verdict_reason=reason, figures=[fig],
+        notes=[f"Asymptote: mean return over the last {res.last_n} of {cfg.eval.episodes} "
+               f"episodes on held-out tasks. Data ceiling: the teacher's best {cfg.smoothing}-"
+               "episode mean return in the kept data. Exceedance = asymptote - data ceiling; "
+               "continuation gap = teacher run fresh on the same tasks - student, over the "
+               f"same last episodes. Resolution (the smallest difference that counts): "
+               f"{res.tol:.3g} = {cfg.resolution:g} x the mean optimal return "
+               f"{res.optimum:.3g}."])
+
+
+def claim2_section(res: Results) -> Section:
+    """Claim 2: the early-only student against random."""
+    cut, diff = res.cuts["early"], res.versus_random("early")
+    v = res.guard() or versus_random_verdict(diff, res.tol)
+    rows = [{"learner": f"student, early only ({cut.episodes} episodes seen)",
+             "asymptote": res.asymptote("early"), "student - random": diff, "verdict": v.label},
+            {"learner": "random", "asymptote": res.base_asymptote("random")}]
+    return Section(
+        key="early", title="Claim 2: early data alone teaches nothing",
+        claim="A student trained only on the episodes where the teacher is no better than "
+              "random is itself no better than random.",
+        setting=f"{res.setting()} Early episodes: the first {cut.episodes}, before the "
+                "teacher's smoothed mean return rises above random's 95% CI.",
+        columns=["learner", "asymptote", "student - random", "verdict"], rows=rows,
+        verdict=v.label, verdict_reason=v.reason,
+        notes=["The early-only student's curve is the 'early' panel of the figure above."])
+
+
+def horizon_section(cfg: CutoffConfig, h: HorizonSection, ctx: RunContext) -> Section:
+    """Claim 3: bandit student trained on T pulls, run to factor x T with a sliding window."""
+    family, T, F = make_family(h.env), h.T, h.factor
+    st = (h.student or cfg.student).model_copy(update={"context_len": T})
+    tasks = TasksSection(seed=cfg.tasks.seed, n_train=h.n_train, n_test=h.n_test)
+    sub = cfg.model_copy(update={"env": h.env, "teacher": h.teacher, "tasks": tasks,
+                                 "teacher_episodes": T, "student": st, "smoothing": 1})
+    hin = [h, cfg.seed, cfg.tasks.seed, cfg.learners_per_task]
+    full = ctx.stage("h-collect", hin, lambda d: collect_histories(sub, d, ctx.quiet))
+    cut = CutInfo("T", full, T, T, T, M.data_ceiling(np.zeros((1, 1))))
+    ckpts = [ctx.stage("h-train", [h, st, s, str(full)],
+                       lambda d, s=s: train_student(sub, cut, s, d, ctx.quiet))
+             for s in cfg.train_seeds]
+    ids = test_tasks(family, tasks)
+    student = ctx.stage("h-evaluate", [*hin, cfg.eval, [str(p) for p in ckpts]],
+                        lambda d: eval_students(sub, family, ids, ckpts, F * T, regret=True))
+    ref = ctx.stage("h-reference", [*hin, cfg.eval.seeds], lambda d: run_learner(
+        family, make_teacher(h.teacher.name, family, **h.teacher.kwargs), ids,
+        cfg.eval.seeds, F * T)[1])
+    su, ru = M.units(student), M.units(ref)
+    before, after = su[:, T // 2:T].mean(1), su[:, -(T // 2):].mean(1)
+    drop = bootstrap_ci(before - after)
+    ratio = ratio_of_means(su.sum(1), ru.sum(1), paired=False)
+    trend = regret_trend_verdict(drop, cfg.resolution * max(float(before.mean()), 1e-9))
+    track = tracks_reference_verdict(ratio, h.within, h.teacher.name)
+    fig = curves_figure(ctx.run_dir / "horizon.png",
+                        {"student": M.mean_curve_ci(np.cumsum(student, -1)),
+                         h.teacher.name: M.mean_curve_ci(np.cumsum(ref, -1))},
+                        "pull", "cumulative regret", {"T (training horizon)": T},
+                        f"{h.env.name}: trained on T={T}, run to {F}T")
+    cum = lambda u: bootstrap_ci(u.sum(1))  # noqa: E731
+    rows = [{"learner": "student", "regret/pull before T": bootstrap_ci(before),
+             "regret/pull at the end": bootstrap_ci(after), "drop": drop,
+             f"cumulative regret at {F}T": cum(su), f"ratio to {h.teacher.name}": ratio},
+            {"learner": h.teacher.name, "regret/pull before T": bootstrap_ci(
+                ru[:, T // 2:T].mean(1)), "regret/pull at the end": bootstrap_ci(
+                ru[:, -(T // 2):].mean(1)), f"cumulative regret at {F}T": cum(ru)}]
+    return Section(
+        key="horizon", title="Claim 3: horizon extrapolation",
+        claim=f"A bandit student trained on T={T} pulls stops improving past T; it does not "
+              f"track {h.teacher.name}'s cumulative regret to {F}T within {h.within:.0%}.",
+        setting=f"{h.env.name} {h.env.kwargs}, teacher {h.teacher.name}: {h.n_train} train / "
+                f"{h.n_test} held-out tasks; student context = T = {T} pulls (sliding window), "
+                f"seeds {cfg.train_seeds} x eval seeds {cfg.eval.seeds}.",
+        columns=["learner", "regret/pull before T", "regret/pull at the end", "drop",
+                 f"cumulative regret at {F}T", f"ratio to {h.teacher.name}"],
+        rows=rows, verdict=f"{trend.label}; {track.label}",
+        verdict_reason=f"{trend.reason}; {track.reason}", figures=[fig],
+        notes=[f"Before T: pulls [{T // 2}, {T}); at the end: the last {T // 2} pulls."])
+
+
+STUDIES.register("cutoff")(Study(
+    name="cutoff",
+    description="cut-off study: does a student trained on truncated histories keep learning?",
+    config_model=CutoffConfig,
+    run=run,
+))
+
+__all__ = ["CutInfo", "CutoffConfig", "HorizonSection", "Results", "StudentSection", "run"]

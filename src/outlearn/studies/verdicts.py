@@ -1,0 +1,239 @@
+"""Verdicts computed from confidence intervals, never typed in.
+
+Every verdict here reads one or two :class:`~outlearn.stats.Estimate` s (a value with
+its 95% CI) and a *resolution* ``tol``: the smallest difference, in the estimate's own
+units, that the study cares about (e.g. 10% of the optimal return). An interval is read
+against 0 in one of four ways (:func:`position`):
+
+* ``"above"``: the whole CI is above 0;
+* ``"below"``: the whole CI is below 0;
+* ``"zero"``: the CI contains 0 and lies within ``[-tol, tol]`` (equivalent to 0 at this
+  resolution);
+* ``"wide"``: the CI contains 0 but reaches past ``tol`` or ``-tol``: too wide to tell.
+
+Each verdict returns a :class:`Verdict` whose ``label`` is a short phrase and whose
+``reason`` names the numbers that decided it, so a report can show both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from outlearn.stats import Estimate
+
+Position = Literal["above", "below", "zero", "wide"]
+INCONCLUSIVE = "inconclusive"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A verdict phrase and the numbers that decided it."""
+
+    label: str
+    reason: str
+
+    @property
+    def inconclusive(self) -> bool:
+        return self.label.startswith(INCONCLUSIVE)
+
+
+def _check_tol(tol: float) -> None:
+    if not np.isfinite(tol) or tol <= 0:
+        raise ValueError(f"resolution tol={tol} must be a positive finite number")
+
+
+def position(est: Estimate, tol: float) -> Position:
+    """Where the CI of ``est`` lies relative to 0 at resolution ``tol`` (see module doc)."""
+    _check_tol(tol)
+    if est.low > 0:
+        return "above"
+    if est.high < 0:
+        return "below"
+    if est.low >= -tol and est.high <= tol:
+        return "zero"
+    return "wide"
+
+
+def _ci(est: Estimate) -> str:
+    return f"{est.value:.3g} [{est.low:.3g}, {est.high:.3g}]"
+
+
+def exceedance_verdict(exceedance: Estimate, tol: float) -> Verdict:
+    """Does the student's asymptote exceed its data ceiling? (asymptote - ceiling).
+
+    Above 0: "exceeds its data". Below 0, or containing 0 without reaching ``+tol``:
+    "plateaus at its data". Containing 0 and reaching past ``+tol``: inconclusive.
+    """
+    pos = position(exceedance, tol)
+    why = f"exceedance (asymptote - data ceiling) {_ci(exceedance)}"
+    if pos == "above":
+        return Verdict("exceeds its data", f"{why}: the whole CI is above 0")
+    if pos == "below":
+        return Verdict("plateaus below its data", f"{why}: the whole CI is below 0")
+    if pos == "zero" or exceedance.high <= tol:
+        return Verdict("plateaus at its data",
+                       f"{why}: the CI contains 0 and rules out an exceedance above {tol:.3g}")
+    return Verdict(f"{INCONCLUSIVE} (exceedance)",
+                   f"{why}: the CI contains 0 but reaches {exceedance.high:.3g} > resolution "
+                   f"{tol:.3g}; too wide to tell (more tasks or seeds would narrow it)")
+
+
+def continuation_verdict(gap: Estimate, tol: float) -> Verdict:
+    """Does the student reach the teacher's unseen continuation? (teacher - student).
+
+    Below 0, or containing 0 without reaching ``+tol``: "reaches the teacher's
+    continuation". Above 0: "falls short of the teacher's continuation". Containing 0
+    and reaching past ``+tol``: inconclusive.
+    """
+    pos = position(gap, tol)
+    why = f"continuation gap (teacher at horizon - student) {_ci(gap)}"
+    if pos == "above":
+        return Verdict("falls short of the teacher's continuation",
+                       f"{why}: the whole CI is above 0")
+    if pos == "below":
+        return Verdict("surpasses the teacher's continuation", f"{why}: the whole CI is below 0")
+    if pos == "zero" or gap.high <= tol:
+        return Verdict("reaches the teacher's continuation",
+                       f"{why}: the CI contains 0 and rules out a shortfall above {tol:.3g}")
+    return Verdict(f"{INCONCLUSIVE} (continuation)",
+                   f"{why}: the CI contains 0 but reaches {gap.high:.3g} > resolution "
+                   f"{tol:.3g}; too wide to tell")
+
+
+def cutoff_verdict(exceedance: Estimate, gap: Estimate, tol: float) -> Verdict:
+    """Claim 1 for one cut: the exceedance verdict and the continuation verdict, joined.
+
+    The sceptic is confirmed when the student plateaus at (or below) its data and
+    falls short of the teacher; refuted when it exceeds its data and reaches the teacher.
+    """
+    ex, co = exceedance_verdict(exceedance, tol), continuation_verdict(gap, tol)
+    reason = f"{ex.reason}; {co.reason}"
+    if ex.inconclusive or co.inconclusive:
+        return Verdict(INCONCLUSIVE, reason)
+    label = f"{ex.label}; {co.label}"
+    plateau = not ex.label.startswith("exceeds")
+    reaches = not co.label.startswith("falls short")
+    if plateau and not reaches:
+        label += " (sceptic confirmed)"
+    elif not plateau and reaches:
+        label += " (sceptic refuted)"
+    return Verdict(label, reason)
+
+
+def versus_random_verdict(student_minus_random: Estimate, tol: float) -> Verdict:
+    """Claim 2 (early-only data): the student's return minus random's, with its CI."""
+    pos = position(student_minus_random, tol)
+    why = f"student - random {_ci(student_minus_random)}"
+    if pos == "zero":
+        return Verdict("no better than random",
+                       f"{why}: the CI contains 0 and lies within +-{tol:.3g}")
+    if pos == "above":
+        return Verdict("better than random", f"{why}: the whole CI is above 0")
+    if pos == "below":
+        return Verdict("worse than random", f"{why}: the whole CI is below 0")
+    return Verdict(INCONCLUSIVE, f"{why}: the CI contains 0 but reaches past +-{tol:.3g}; "
+                                 "too wide to tell")
+
+
+def reference_learns(reference_minus_random: Estimate, tol: float) -> Verdict | None:
+    """Guard: does the student trained on the WHOLE history clearly beat random?
+
+    "Clearly": the lower end of the CI of (uncut student - random) exceeds ``tol``.
+    Returns None when it does; otherwise an inconclusive :class:`Verdict` saying why a
+    plateau (or a tie with random) of the truncated students then says nothing.
+    """
+    _check_tol(tol)
+    if reference_minus_random.low > tol:
+        return None
+    return Verdict(
+        f"{INCONCLUSIVE}: the student does not learn even from the whole history",
+        f"uncut student - random {_ci(reference_minus_random)} does not clear the resolution "
+        f"{tol:.3g}, so the students' failure cannot be blamed on the cut; train longer, on "
+        "more tasks (AD needs many training tasks to learn in context), or with a longer "
+        "context")
+
+
+def regret_trend_verdict(drop: Estimate, tol: float) -> Verdict:
+    """Claim 3, part 1: per-step regret before T minus after T (positive = still falling)."""
+    pos = position(drop, tol)
+    why = f"per-step regret before T - after T {_ci(drop)}"
+    if pos == "above":
+        return Verdict("per-step regret keeps falling after T", f"{why}: the CI is above 0")
+    if pos == "wide" and drop.high > tol:
+        return Verdict(INCONCLUSIVE, f"{why}: the CI contains 0 but reaches {drop.high:.3g} > "
+                                     f"{tol:.3g}; too wide to tell")
+    return Verdict("per-step regret stops falling after T",
+                   f"{why}: the CI rules out a drop above {tol:.3g}")
+
+
+def tracks_reference_verdict(ratio: Estimate, within: float = 0.2,
+                             reference: str = "UCB") -> Verdict:
+    """Claim 3, part 2: student cumulative regret / reference's, at the final step.
+
+    CI entirely at or below ``1 + within``: tracks (or beats) the reference; CI entirely
+    above it: does not; otherwise inconclusive.
+    """
+    bar = 1.0 + within
+    why = f"cumulative regret ratio student/{reference} {_ci(ratio)}, bar {bar:.3g}"
+    if ratio.high <= bar:
+        return Verdict(f"tracks {reference} within {within:.0%} (or beats it)",
+                       f"{why}: the whole CI is at or below the bar")
+    if ratio.low > bar:
+        return Verdict(f"does not track {reference}", f"{why}: the whole CI is above the bar")
+    return Verdict(INCONCLUSIVE, f"{why}: the CI straddles the bar; too wide to tell")
+
+
+def difference_of_means(a: np.ndarray, b: np.ndarray, confidence: float = 0.95,
+                        n_resamples: int = 2000, seed: int = 0) -> Estimate:
+    """mean(a) - mean(b) with a percentile-bootstrap CI; a (n,), b (m,) independent units
+    resampled independently (e.g. students over train x eval seeds vs a baseline)."""
+    x, y = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    value = float(x.mean() - y.mean())
+    rng = np.random.default_rng(seed)
+    bx = x[rng.integers(0, x.size, (n_resamples, x.size))].mean(axis=1)
+    by = y[rng.integers(0, y.size, (n_resamples, y.size))].mean(axis=1)
+    alpha = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(bx - by, [alpha, 1.0 - alpha])
+    return Estimate(value, min(float(lo), value), max(float(hi), value), confidence)
+
+
+def ratio_of_means(num: np.ndarray, den: np.ndarray, paired: bool = True,
+                   confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0) -> Estimate:
+    """mean(num) / mean(den) with a percentile-bootstrap CI over units.
+
+    num, den: (n,) and (m,) per-unit values (n == m when ``paired``: the same units,
+    resampled together). ``den`` must have a positive mean.
+    """
+    a, b = np.asarray(num, np.float64).ravel(), np.asarray(den, np.float64).ravel()
+    if paired and a.size != b.size:
+        raise ValueError(f"paired units need equal sizes; got {a.size} and {b.size}")
+    if b.mean() <= 0:
+        raise ValueError("ratio_of_means needs a denominator with a positive mean")
+    value = float(a.mean() / b.mean())
+    rng = np.random.default_rng(seed)
+    ia = rng.integers(0, a.size, (n_resamples, a.size))
+    ib = ia if paired else rng.integers(0, b.size, (n_resamples, b.size))
+    den_s = np.maximum(b[ib].mean(axis=1), 1e-12)
+    boot = a[ia].mean(axis=1) / den_s
+    alpha = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(boot, [alpha, 1.0 - alpha])
+    return Estimate(value, min(float(lo), value), max(float(hi), value), confidence)
+
+
+__all__ = [
+    "INCONCLUSIVE",
+    "Verdict",
+    "continuation_verdict",
+    "cutoff_verdict",
+    "difference_of_means",
+    "exceedance_verdict",
+    "position",
+    "reference_learns",
+    "ratio_of_means",
+    "regret_trend_verdict",
+    "tracks_reference_verdict",
+    "versus_random_verdict",
+]

@@ -1,0 +1,224 @@
+"""The cut-off study end to end on a TINY run: report, verdicts, resume, refusals."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import outlearn.studies.cutoff as cutoff
+from outlearn.config import parse_config
+from outlearn.errors import ConfigError
+from outlearn.report.section import Section
+from outlearn.stats import Estimate
+from outlearn.studies.base import RunContext
+from outlearn.studies.runner import run_study
+from outlearn.studies.verdicts import position
+
+TINY = {
+    "env": {"name": "darkroom", "kwargs": {"size": 3, "episode_len": 5}},
+    "teacher": {"name": "qlearning", "kwargs": {}},
+    "tasks": {"seed": 0, "n_train": 5, "n_test": 3},
+    "learners_per_task": 2,
+    "teacher_episodes": 8,
+    "cuts": [0.5, "uncut", "early"],
+    "student": {"kind": "ad", "model": {"n_layers": 1, "n_heads": 1, "d_model": 16, "d_ff": 32},
+                "context_len": 15, "train_steps": 20, "batch_size": 8, "warmup_steps": 5,
+                "checkpoint_every": 5},
+    "eval": {"episodes": 24, "seeds": [0]},
+    "train_seeds": [0, 1],
+    "threads": 1,
+    "horizon_extrapolation": {"T": 8, "factor": 3, "n_train": 4, "n_test": 3,
+                              "env": {"name": "bernoulli-bandit", "kwargs": {"num_arms": 3}}},
+}
+
+
+def _cfg(**over) -> dict:
+    d = copy.deepcopy(TINY)
+    d.update(over)
+    return d
+
+
+def _run_dir(out: Path, data: dict) -> Path:
+    return out / f"cutoff-{parse_config(cutoff.CutoffConfig, data).content_hash()}"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> tuple[Path, Path]:
+    out = tmp_path_factory.mktemp("cutoff")
+    report = run_study("cutoff", _cfg(), out, quiet=True)
+    return out, report
+
+
+def _sections(out: Path) -> list[Section]:
+    """The sections of the finished tiny run, from its cached stages."""
+    cfg = parse_config(cutoff.CutoffConfig, _cfg())
+    return cutoff.run(cfg, RunContext(_run_dir(out, _cfg()), quiet=True))
+
+
+def test_report_has_figures_cis_and_consistent_verdicts(tiny):
+    out, report = tiny
+    page = report.read_text()
+    assert page.count("src='data:image/png;base64,") == 2  # cut-off panels + horizon
+    for title in ("Claim 1", "Claim 2", "Claim 3"):
+        assert title in page
+    sections = _sections(out)
+    assert [s.key for s in sections] == ["cutoff", "early", "horizon"]
+    for s in sections:
+        for row in s.rows:
+            for col, v in row.items():
+                assert not isinstance(v, float | int), f"{s.key}/{col}: a number without CI"
+                if isinstance(v, Estimate):
+                    assert v.low <= v.value <= v.high
+                    cell = f"{v.value:.3g} <span class='ci'>[{v.low:.3g}, {v.high:.3g}]</span>"
+                    assert cell in page
+    claim1 = sections[0]
+    tol = float(re.search(r"Resolution [^:]*: ([\d.]+)", claim1.notes[0]).group(1))
+    assert 0 < tol < 1
+    students = [r for r in claim1.rows if str(r["learner"]).startswith("student")]
+    assert len(students) == 2
+    uncut = next(r for r in students if "uncut" in str(r["learner"]))
+    learns = uncut["student - random"].low > tol
+    assert claim1.verdict.startswith("cut 0.5: ") == learns
+    assert claim1.verdict.startswith("inconclusive: the student does not learn") != learns
+    for r in students:
+        ex, gap, label = r["exceedance"], r["continuation gap"], r["verdict"]
+        assert ex.value == pytest.approx(r["asymptote"].value - r["data ceiling"].value)
+        if not learns:
+            assert label == cutoff.NO_REFERENCE
+        elif label == "inconclusive":
+            assert position(ex, tol) == "wide" or position(gap, tol) == "wide"
+        else:
+            assert ("exceeds its data" in label) == (ex.low > 0)
+            assert ("plateaus" in label) == (ex.low <= 0 and ex.high <= tol)
+            assert ("falls short" in label) == (gap.low > 0)
+            assert ("sceptic confirmed" in label) == (ex.low <= 0 and gap.low > 0)
+    early = sections[1].rows[0]
+    d = early["student - random"]
+    if learns:
+        assert ("no better than random" == early["verdict"]) == (position(d, tol) == "zero")
+    else:
+        assert sections[1].verdict == claim1.verdict
+    horizon = sections[2]
+    assert horizon.rows[0]["ratio to ucb1"].low > 0
+    assert ("tracks ucb1" in horizon.verdict) == (horizon.rows[0]["ratio to ucb1"].high <= 1.2)
+
+
+def test_a_run_killed_in_training_resumes_to_the_same_results(tiny, monkeypatch):
+    out, _ = tiny
+    run_dir = _run_dir(out, _cfg())
+    stages = run_dir / "stages"
+    before = {p.parent.name: pickle.loads(p.read_bytes())
+              for p in stages.glob("evaluate-*/result.pkl")}
+    assert len(before) == 3
+    for d in [*stages.glob("train-*"), *stages.glob("evaluate-*")]:
+        shutil.rmtree(d)
+
+    train_mod = sys.modules["outlearn.students.train"]  # the module, not the function
+    real_step, calls = train_mod._Run.train_step, {"n": 0}
+
+    def flaky(self):
+        calls["n"] += 1
+        if calls["n"] == 33:  # the 2nd student of the 1st cut, at its 13th step
+            raise KeyboardInterrupt("killed")
+        return real_step(self)
+
+    monkeypatch.setattr(train_mod._Run, "train_step", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        run_study("cutoff", _cfg(), out, quiet=True)
+    assert not list(stages.glob("evaluate-*/result.pkl"))
+    assert len(list(stages.glob("train-*/result.pkl"))) == 1
+    monkeypatch.setattr(train_mod._Run, "train_step", real_step)
+    run_study("cutoff", _cfg(), out, quiet=True)
+    after = {p.parent.name: pickle.loads(p.read_bytes())
+             for p in stages.glob("evaluate-*/result.pkl")}
+    assert after.keys() == before.keys()
+    for k in before:
+        np.testing.assert_array_equal(after[k], before[k])
+
+
+def _seed_collect(out: Path, data: dict) -> Path:
+    """Reuse the tiny run's collection (same collect inputs, same stage hash)."""
+    src = next((_run_dir(out, _cfg()) / "stages").glob("collect-*"))
+    dst = _run_dir(out, data) / "stages" / src.name
+    if not dst.exists():
+        shutil.copytree(src, dst)
+    return _run_dir(out, data) / "stages"
+
+
+def test_eval_shorter_than_3x_the_cut_is_refused_before_training(tiny):
+    out, _ = tiny
+    data = _cfg(cuts=[0.5], eval={"episodes": 8, "seeds": [0]}, horizon_extrapolation=None)
+    stages = _seed_collect(out, data)
+    with pytest.raises(ConfigError, match=r"at least 3 x \d+ = \d+ episodes.*raise eval.episodes"):
+        run_study("cutoff", data, out, quiet=True)
+    assert not list(stages.glob("train-*"))
+
+
+def test_a_cut_past_the_history_end_is_refused_before_training(tiny):
+    out, _ = tiny
+    data = _cfg(cuts=[0.99], horizon_extrapolation=None)
+    stages = _seed_collect(out, data)
+    with pytest.raises(ConfigError, match="never reached.*Lower the fraction"):
+        run_study("cutoff", data, out, quiet=True)
+    assert not list(stages.glob("train-*"))
+
+
+@pytest.mark.parametrize("over, message", [
+    ({"train_seeds": [3]}, "train_seeds=.*at least 2 distinct seeds"),
+    ({"eval": {"episodes": 5}}, "shorter than the teacher's horizon.*raise eval.episodes"),
+    ({"cuts": [1.5]}, "cut 1.5 must be a fraction of optimal"),
+    ({"teacher": {"name": "qlearnin"}}, "unknown teacher 'qlearnin'; known teachers:"),
+    ({"env": {"name": "dark"}}, "unknown env 'dark'; known envs:"),
+    ({"teacher": {"name": "qlearning", "kwargs": {"lr": 1}}}, "unknown key 'lr'"),
+    ({"horizon_extrapolation": {"env": {"name": "darkroom"}}}, "is not a bandit"),
+    ({"student": {"kind": "transformer"}}, "unknown student 'transformer'"),
+    ({"cutz": [0.4]}, "unknown key 'cutz'"),
+])
+def test_impossible_configs_are_refused_before_any_work(tmp_path, over, message):
+    with pytest.raises(ConfigError, match=message):
+        run_study("cutoff", _cfg(**over), tmp_path, quiet=True)
+    assert not list(tmp_path.glob("*/stages"))
+
+
+def _synthetic_results(cut_level: float) -> cutoff.Results:
+    """Results of a pretend run: the uncut student learns to 4.5; the 0.5-cut student
+    levels off at ``cut_level``; its data ceiling is 2.0; the teacher reaches 4.6."""
+    from outlearn.evaluation.metrics import data_ceiling
+
+    cfg = parse_config(cutoff.CutoffConfig, _cfg())
+    family = cutoff.make_family(cfg.env)
+    ids = cutoff.test_tasks(family, cfg.tasks)
+    rng = np.random.default_rng(0)
+    e = np.arange(24.0)
+
+    def curves(level: float, units: int) -> np.ndarray:
+        c = np.minimum(level, 0.5 + e / 3)[None, None, :]
+        return c + 0.1 * rng.standard_normal((units, ids.size, 24))
+
+    teacher_cut = 2.0 + 0.1 * rng.standard_normal((10, 6))
+    teacher_all = np.minimum(4.6, 0.5 + np.arange(12.0) / 2) + 0.1 * rng.standard_normal((10, 12))
+    cuts = {"0.5": cutoff.CutInfo("0.5", Path("cut.h5"), 30, 6, 15, data_ceiling(teacher_cut)),
+            "uncut": cutoff.CutInfo("uncut", Path("full.h5"), 60, 12, 15,
+                                    data_ceiling(teacher_all))}
+    students = {"0.5": curves(cut_level, 4), "uncut": curves(4.5, 4)}
+    base = {"teacher": curves(4.6, 2), "random": curves(0.6, 2), "optimum": curves(4.7, 2)}
+    return cutoff.Results(cfg, family, ids, cuts, students, base)
+
+
+@pytest.mark.parametrize("level, verdict", [
+    (4.6, "cut 0.5: exceeds its data; reaches the teacher's continuation (sceptic refuted)"),
+    (2.0, "cut 0.5: plateaus at its data; falls short of the teacher's continuation "
+          "(sceptic confirmed)"),
+])
+def test_the_claim1_verdict_follows_synthetic_curves_either_way(tmp_path, level, verdict):
+    res = _synthetic_results(level)
+    section = cutoff.claim1_section(res, res.figure(tmp_path / "fig.png"))
+    assert section.verdict == verdict
+    assert (tmp_path / "fig.png").stat().st_size > 10_000
