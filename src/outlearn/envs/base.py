@@ -43,6 +43,7 @@ class TaskFamily(Protocol):
     num_obs: int
     episode_len: int  # maximum steps per episode
     num_tasks: int | None  # size of a finite task set; None for continuous families
+    # optional: ``stay_action: int``, the "do nothing" action (the no-op baseline uses it)
 
     def task_params(self, task_ids: jax.Array) -> Params:
         """Params for a batch of task ids, shape (n,) -> pytree with leading axis n.

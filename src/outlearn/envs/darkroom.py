@@ -131,6 +131,7 @@ class DarkRoom:
     """A Dark Room task family (see module docstring). num_obs = num_tasks = size**2."""
 
     num_actions = NUM_GRID_ACTIONS
+    stay_action = 0  # actions: stay, up, right, down, left
 
     def __init__(self, cfg: DarkRoomConfig, name: str = "darkroom"):
         self.cfg = cfg

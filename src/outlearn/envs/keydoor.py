@@ -64,6 +64,7 @@ class KeyDoor:
     """A Dark Key-to-Door task family (see module docstring)."""
 
     num_actions = NUM_GRID_ACTIONS
+    stay_action = 0  # actions: stay, up, right, down, left
 
     def __init__(self, cfg: KeyDoorConfig, name: str = "keydoor"):
         self.cfg = cfg

@@ -28,15 +28,10 @@ BASELINES = ("random", "noop", "oracle")
 def stay_action(family: TaskFamily) -> int | None:
     """The family's "do nothing" action, or None when it has none.
 
-    A family declares it with a ``stay_action`` attribute; dark-room families without
-    one use action 0 (stay, up, right, down, left).
+    A family declares it with a ``stay_action`` attribute (the gridworlds do).
     """
     a = getattr(family, "stay_action", None)
-    if a is not None:
-        return int(a)
-    if "darkroom" in family.name.replace("-", "").replace("_", "").lower():
-        return 0
-    return None
+    return None if a is None else int(a)
 
 
 class NoOpLearner:
