@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/outlearn run configs/demo.toml
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/python -m pytest
 
 test-slow: $(STAMP)
