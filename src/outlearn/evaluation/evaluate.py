@@ -12,7 +12,6 @@ learner's asymptote with its CI) and ``curves.png``.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +28,7 @@ from outlearn.errors import CheckpointError, ConfigError
 from outlearn.evaluation.baselines import BASELINES, make_baseline, make_teacher
 from outlearn.evaluation.metrics import asymptote, episode_returns_from_traj, mean_curve_ci
 from outlearn.rollout import Trajectory, rollout_scan, rollout_steps
+from outlearn.students.threads import configure_threads
 from outlearn.teachers.base import Learner
 
 
@@ -152,11 +152,9 @@ def _jax_learner(spec: LearnerSpec, family: TaskFamily) -> Learner:
 def _student_factory(spec: LearnerSpec, family: TaskFamily, mode: str
                      ) -> Callable[[int, int], Any]:
     """(num_envs, seed) -> a ``StudentLearner`` (``policy``/``observe`` for the step path)."""
-    import torch
-
     from outlearn.students import StudentLearner, load_student
 
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    configure_threads()
     model, _ = load_student(spec.checkpoint)
     if (model.num_actions, model.num_obs) != (family.num_actions, family.num_obs):
         raise CheckpointError(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from outlearn.students.checkpoint import (
     save_checkpoint,
 )
 from outlearn.students.data import HistorySource, Labels, WindowSampler
+from outlearn.students.threads import configure_threads
 
 
 class StudentSpec(Config):
@@ -268,7 +268,7 @@ def train(cfg: TrainConfig, *, stop_after: int | None = None, quiet: bool = Fals
     """
     if stop_after is not None and stop_after < 1:
         raise ValueError(f"stop_after={stop_after}: use None or a positive number of steps")
-    torch.set_num_threads(cfg.threads or min(2, os.cpu_count() or 1))
+    configure_threads(cfg.threads)
     if not Path(cfg.history).is_file():
         raise HistoryFileError(f"history file {cfg.history} does not exist: check `history`")
     src = HistoryAdapter(Path(cfg.history))

@@ -17,7 +17,6 @@ collection and before any training.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +36,7 @@ from outlearn.registry import ENVS, STUDIES
 from outlearn.report.figures import CutPanel, curves_figure, cutoff_figure
 from outlearn.report.section import Section
 from outlearn.stats import Estimate, bootstrap_ci
+from outlearn.students.threads import configure_threads
 from outlearn.studies.base import RunContext, Study
 from outlearn.studies.verdicts import (
     Verdict,
@@ -177,9 +177,8 @@ def make_family(env: EnvSection) -> Any:
 # ------------------------------------------------------------------------------ the study
 def run(cfg: CutoffConfig, ctx: RunContext) -> list[Section]:
     """Collect, cut, check, train, evaluate, measure, judge; returns the report sections."""
-    import torch
 
-    torch.set_num_threads(cfg.threads or min(2, os.cpu_count() or 1))
+    configure_threads(cfg.threads)
     family = make_family(cfg.env)
     test_ids = test_tasks(family, cfg.tasks)
     full = ctx.stage("collect", [cfg.env, cfg.teacher, cfg.tasks, cfg.learners_per_task,
