@@ -120,8 +120,11 @@ def _verdict(res: dict[str, dict[str, np.ndarray]]) -> tuple[str, str]:
     if not checks:
         return "not tested", "no temperature other than 1 and no real-data option was run"
     seeds = next(iter(res.values()))["entropy_bits"].shape[1]
-    caveat = " (one seed: the intervals are points, no CI)" if seeds == 1 else ""
-    return ("confirmed" if all(checks) else "not confirmed"), "; ".join(words) + caveat
+    if seeds < 2:  # a point is not evidence: the direction is reported, not a verdict
+        direction = "in the claimed direction" if all(checks) else "not in the claimed direction"
+        return (f"inconclusive (one seed, {direction})",
+                "; ".join(words) + "; one seed gives no CI: run with seeds >= 2 to decide")
+    return ("confirmed" if all(checks) else "not confirmed"), "; ".join(words)
 
 
 def lm_section(key: str, model: str, res: dict[str, dict[str, np.ndarray]], setting: str,
