@@ -151,13 +151,13 @@ class GaussianBandit(_Bandit):
 
 @ENVS.register("bernoulli-bandit")
 def make_bernoulli_bandit(**kwargs: Any) -> BernoulliBandit:
-    """``kwargs`` override :class:`BanditConfig`; bad ones raise ConfigError."""
+    """K-armed Bernoulli bandit, means ~ U(0, 1) per task (kwargs: BanditConfig)."""
     cfg = parse_config(BanditConfig, kwargs, source="env 'bernoulli-bandit'")
     return BernoulliBandit(cfg, "bernoulli-bandit")
 
 
 @ENVS.register("gaussian-bandit")
 def make_gaussian_bandit(**kwargs: Any) -> GaussianBandit:
-    """``kwargs`` override :class:`GaussianBanditConfig`; bad ones raise ConfigError."""
+    """K-armed Gaussian bandit, means ~ N(0, 1) per task (kwargs: GaussianBanditConfig)."""
     cfg = parse_config(GaussianBanditConfig, kwargs, source="env 'gaussian-bandit'")
     return GaussianBandit(cfg, "gaussian-bandit")

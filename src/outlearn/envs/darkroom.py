@@ -206,14 +206,17 @@ def make_preset(name: str, **kwargs: Any) -> DarkRoom:
 
 @ENVS.register("darkroom")
 def make_darkroom(**kwargs: Any) -> DarkRoom:
+    """Dark Room (AD): 9x9, 20 steps, centre start, reward 1 per step on the goal; 81 goals."""
     return make_preset("darkroom", **kwargs)
 
 
 @ENVS.register("darkroom-hard")
 def make_darkroom_hard(**kwargs: Any) -> DarkRoom:
+    """Dark Room Hard: 17x17, reward once, terminates on the goal, 50 steps."""
     return make_preset("darkroom-hard", **kwargs)
 
 
 @ENVS.register("darkroom-dpt")
 def make_darkroom_dpt(**kwargs: Any) -> DarkRoom:
+    """Dark Room, DPT variant: 10x10, corner start, horizon 100."""
     return make_preset("darkroom-dpt", **kwargs)
