@@ -30,6 +30,7 @@ from outlearn.students.tokens import step_inputs
 
 Labels = Literal["actions", "probs", "optimal", "gap"]
 Batch = dict[str, np.ndarray]
+CACHE_BYTES = 256 * 2**20  # learners' whole rows are kept in memory up to this size
 
 
 class HistorySource(Protocol):
@@ -138,6 +139,19 @@ class WindowSampler:
         self.rng = np.random.Generator(np.random.PCG64(seed))
         self._val_seed = seed
         self._val_cache: list[Batch] = []
+        per_step = 32 + 4 * source.num_actions  # bytes of one step's fields, probs included
+        self._cache_rows = len(train) * source.num_steps * per_step <= CACHE_BYTES
+        self._rows: dict[int, dict[str, np.ndarray]] = {}
+
+    def window(self, learner: int, start: int, length: int) -> dict[str, np.ndarray]:
+        """Steps [start, start + length) of one learner, from memory when the train
+        learners' rows fit in :data:`CACHE_BYTES` (read once each), else from the source."""
+        if not self._cache_rows:
+            return self.src.window(learner, start, length)
+        row = self._rows.get(learner)
+        if row is None:
+            row = self._rows[learner] = self.src.window(learner, 0, self.src.num_steps)
+        return {k: v[start:start + length] for k, v in row.items()}
 
     def state(self) -> dict[str, Any]:
         return self.rng.bit_generator.state
@@ -178,7 +192,7 @@ class WindowSampler:
         r0 = max(0, start - 1)
         off = start - r0
         extra = (self.g + 1) * self.src.episode_len if self.labels == "gap" else 0
-        w = self.src.window(learner, r0, min(S, start + T + extra) - r0)
+        w = self.window(learner, r0, min(S, start + T + extra) - r0)
         done = np.asarray(w["terminated"]) | np.asarray(w["truncated"])
         m = off + T
         ex = step_inputs(w["obs"][:m], w["actions"][:m], w["rewards"][:m], done[:m], off == 1)
@@ -200,9 +214,9 @@ class WindowSampler:
     def set_example(self, learner: int, start: int, query: int) -> Batch:
         """A context set of N transitions from [start, start + N] and one query step."""
         N = self.T
-        w = self.src.window(learner, start, N + 1)
+        w = self.window(learner, start, N + 1)
         done = (np.asarray(w["terminated"]) | np.asarray(w["truncated"]))[:N]
-        q = self.src.window(learner, query, 1)
+        q = self.window(learner, query, 1)
         return {
             "ctx_obs": w["obs"][:N].astype(np.int64),
             "ctx_action": w["actions"][:N].astype(np.int64),

@@ -12,9 +12,14 @@ extra index ``num_actions`` ("none") and its previous reward 0.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from torch import nn
+
+from outlearn.errors import ConfigError
 
 
 def step_inputs(
@@ -59,17 +64,63 @@ def step_inputs(
     }
 
 
+class ObsEmbedding(nn.Module):
+    """An observation index (B, T) -> (B, T, d_model).
+
+    Without ``factors``: one learned vector per index. With ``factors`` (f_1, ..., f_k),
+    prod = ``num_obs``: the index is read as mixed-radix digits (the last digit varies
+    fastest, e.g. a grid cell ``row * size + col`` with factors (size, size)) and the
+    vectors of the digits are summed, so a cell's vector is built from its coordinates.
+    ``extra`` more indices (e.g. a "none" token at ``num_obs``) get vectors of their own.
+    """
+
+    def __init__(self, num_obs: int, d_model: int, factors: Sequence[int] | None = None,
+                 extra: int = 0):
+        super().__init__()
+        self.num_obs = num_obs
+        self.factors = tuple(int(f) for f in factors or ())
+        if self.factors and math.prod(self.factors) != num_obs:
+            raise ConfigError(
+                f"obs_factors={list(self.factors)} multiply to {math.prod(self.factors)} but "
+                f"the env has {num_obs} observations: give factors whose product is "
+                f"{num_obs} (e.g. [size, size] for a grid) or remove obs_factors")
+        if self.factors:
+            self.digits = nn.ModuleList(nn.Embedding(f, d_model) for f in self.factors)
+            self.extra = nn.Embedding(extra, d_model) if extra else None
+        else:
+            self.table = nn.Embedding(num_obs + extra, d_model)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        if not self.factors:
+            return self.table(obs)
+        known = obs < self.num_obs
+        rest = torch.where(known, obs, 0)
+        out = 0
+        for f, emb in zip(reversed(self.factors), reversed(self.digits), strict=True):
+            out = out + emb(rest % f)
+            rest = rest // f
+        out = out * known.unsqueeze(-1)
+        if self.extra is not None:
+            idx = torch.clamp(obs - self.num_obs, min=0)
+            out = out + self.extra(idx) * (~known).unsqueeze(-1)
+        return out
+
+
 class StepEmbedding(nn.Module):
     """embed(obs) + embed(prev action, "none" = index A) + embed(new episode) + W * prev reward.
 
-    Inputs are tensors (B, T); output (B, T, d_model).
+    Inputs are tensors (B, T); output (B, T, d_model). ``obs_factors``: see
+    :class:`ObsEmbedding`.
     """
 
-    def __init__(self, num_obs: int, num_actions: int, d_model: int):
+    def __init__(self, num_obs: int, num_actions: int, d_model: int,
+                 obs_factors: Sequence[int] | None = None):
         super().__init__()
         self.num_obs = num_obs
         self.num_actions = num_actions
-        self.obs = nn.Embedding(num_obs, d_model)
+        # a plain table without factors (the parameter names of earlier checkpoints)
+        self.obs = (ObsEmbedding(num_obs, d_model, obs_factors) if obs_factors
+                    else nn.Embedding(num_obs, d_model))
         self.prev_action = nn.Embedding(num_actions + 1, d_model)
         self.new_episode = nn.Embedding(2, d_model)
         self.prev_reward = nn.Linear(1, d_model)
