@@ -44,14 +44,15 @@ TINY = {"n_layers": 2, "n_heads": 2, "d_model": 32, "d_ff": 128, "dropout": 0.0,
         "attn_dropout": 0.0}
 
 
-def _train(tmp, history, env, kind, ctx, labels, steps, model=None, lr=2e-3, batch=16):
+def _train(tmp, history, env, kind, ctx, labels, steps, model=None, lr=2e-3, batch=16,
+           threads=1):
     cfg = parse_config(TrainConfig, {
         "history": str(history), "env": env,
         "student": {"kind": kind, "preset": "small", "model": {**TINY, **(model or {})}},
         "data": {"context_len": ctx, "labels": labels, "batch_size": batch},
         "optim": {"lr": lr, "warmup_steps": min(200, steps // 10), "total_steps": steps},
         "seed": 0, "out": str(tmp / f"train-{kind}"), "val_every": max(steps // 4, 1),
-        "checkpoint_every": steps, "threads": 2,
+        "checkpoint_every": steps, "threads": threads,
     })
     return train(cfg, quiet=True)
 
@@ -83,13 +84,19 @@ def test_ad_matches_ucb_on_bandit(tmp_path):
 
 
 def test_dpt_matches_thompson_on_bandit(tmp_path):
-    """DPT on Thompson histories (5 arms, T=100) within 15% of Thompson's regret."""
+    """DPT on Thompson histories (5 arms, T=100) within 15% of Thompson's regret.
+
+    Histories of exactly t + 1 pulls make every training set start at a learner's first
+    pull, so prefix i is "the first i pulls", as at deployment (longer histories give
+    windows from mid-learning, whose action counts leak the teacher's earlier evidence).
+    4000 tasks: with 400 (one window each) the model overfits (val loss rises).
+    """
     t = 100
     fam = make_env("bernoulli-bandit", num_arms=5)
     hist, ids = _collect(tmp_path, "bernoulli-bandit", {"num_arms": 5}, "thompson", {},
-                         n_train=400, n_test=50, num_steps=2 * t)  # windows of t + query
-    ckpt = _train(tmp_path, hist, "bernoulli-bandit", "dpt", t, "optimal", 800,
-                  model={"predict_prefixes": True})
+                         n_train=4000, n_test=50, num_steps=t + 1)  # one window of t + query
+    ckpt = _train(tmp_path, hist, "bernoulli-bandit", "dpt", t, "optimal", 3000,
+                  model={"predict_prefixes": True}, lr=1e-3, batch=32)
     dpt, dpt_ci = _bandit_regret_at_t(
         fam, LearnerSpec(name="dpt", kind="student", checkpoint=ckpt), ids, t, "sample")
     ts, ts_ci = _bandit_regret_at_t(fam, make_teacher("thompson", fam), ids, t, "sample")
@@ -98,8 +105,8 @@ def test_dpt_matches_thompson_on_bandit(tmp_path):
     assert dpt <= 1.15 * ts
 
 
-QL = {"learning_rate": 0.5, "discount": 0.9, "eps_schedule": "linear", "eps_start": 1.0,
-      "eps_end": 0.05, "eps_decay_steps": 2000}
+QL = {"initial_value": 1.0, "eps_schedule": "linear", "eps_start": 1.0, "eps_end": 0.0,
+      "eps_decay_steps": 400}
 
 
 def test_ad_learns_darkroom_in_context(tmp_path):
@@ -108,13 +115,16 @@ def test_ad_learns_darkroom_in_context(tmp_path):
     env_kw = {"size": 9, "episode_len": 20}
     fam = make_env("darkroom", **env_kw)
     hist, ids = _collect(tmp_path, "darkroom", env_kw, "qlearning", QL, n_train=65, n_test=16,
-                         lpt=2, num_episodes=200)
+                         lpt=16, num_episodes=200)
     horizon = 200
     opt = np.asarray(jax.vmap(fam.optimal_return)(fam.task_params(ids)), np.float64)
     teacher = run_learner(fam, make_teacher("qlearning", fam, **QL), ids, SEEDS, horizon)[0]
     t_norm = mean_curve_ci(teacher / opt[None, :, None]).mean
     t_eps = episodes_to_threshold(t_norm, 0.8)
-    ckpt = _train(tmp_path, hist, "darkroom", "ad", 80, "actions", 1500)
+    # cells embedded from (row, col) and the previous observation in each token, as in
+    # configs/demo.toml (tests/test_ad_consistency.py measures what each buys)
+    ckpt = _train(tmp_path, hist, "darkroom", "ad", 80, "actions", 5000, lr=3e-3, batch=32,
+                  model={"d_model": 64, "d_ff": 256, "obs_factors": [9, 9], "prev_obs": True})
     budget = int(np.ceil(1.5 * t_eps)) if np.isfinite(t_eps) else horizon
     student = run_learner(fam, LearnerSpec(name="ad", kind="student", checkpoint=ckpt), ids,
                           SEEDS, budget, "sample")[0]

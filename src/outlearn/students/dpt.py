@@ -38,6 +38,8 @@ class DPTConfig(Config):
     attn_dropout: float = Field(0.1, ge=0.0, lt=1.0)
     context_len: int = Field(100, ge=1)
     predict_prefixes: bool = False
+    reward_by_action: bool = Field(
+        True, description="add reward * a learned vector of the transition's action")
 
 
 @STUDENTS.register("dpt")
@@ -61,9 +63,12 @@ class DPTTransformer(nn.Module):
         self.next_obs = nn.Embedding(num_obs + 1, d)
         self.action = nn.Embedding(num_actions, d)
         self.reward = nn.Linear(1, d)
+        # reward * e'(action): a pull's outcome lands in a direction of its own arm, so
+        # attention's average over the set reads per-arm success rates linearly
+        self.reward_by_action = nn.Embedding(num_actions, d) if cfg.reward_by_action else None
         self.query = nn.Parameter(torch.zeros(d))  # marks the query token
         self.drop = nn.Dropout(cfg.dropout)
-        ad_cfg = ADConfig(**cfg.model_dump(exclude={"predict_prefixes"}))
+        ad_cfg = ADConfig(**cfg.model_dump(exclude={"predict_prefixes", "reward_by_action"}))
         self.blocks = make_blocks(ad_cfg)
         self.ln_f = nn.LayerNorm(d)
         self.head = nn.Linear(d, num_actions)
@@ -82,6 +87,8 @@ class DPTTransformer(nn.Module):
             + self.reward(ctx_reward.unsqueeze(-1).float())
             + self.next_obs(ctx_next_obs)
         )
+        if self.reward_by_action is not None:
+            ctx = ctx + ctx_reward.unsqueeze(-1).float() * self.reward_by_action(ctx_action)
         q = (self.obs(query_obs) + self.query).unsqueeze(1)  # (B, 1, d)
         prefixes = self.cfg.predict_prefixes
         x = self.drop(torch.cat([q, ctx] if prefixes else [ctx, q], dim=1))
