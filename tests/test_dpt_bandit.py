@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from outlearn.errors import ConfigError
 from outlearn.students import ArraySource, DPTConfig, DPTTransformer, StudentLearner, WindowSampler
 from outlearn.teachers.base import Transition
 
@@ -167,3 +168,40 @@ def test_dpt_learns_the_best_arm_from_rewards_alone():
     with torch.no_grad():
         acc = float((m(*x)[:, -1].argmax(-1) == y).float().mean())
     assert acc >= 0.85, acc
+
+
+def _sampler_with(src: ArraySource, **kw) -> WindowSampler:
+    return WindowSampler(src, kind="set", context_len=N, labels="optimal", gap_episodes=1,
+                         batch_size=8, val_fraction=0.0, seed=0, **kw)
+
+
+def test_first_start_sets_begin_at_each_learners_first_pull():
+    src = _bandit_history(steps=3 * N)
+    batch = _sampler_with(src, set_start="first").sample()
+    firsts = {tuple(src.arrays["actions"][lr, :N]) for lr in range(4)}
+    assert all(tuple(row) in firsts for row in batch["ctx_action"])
+
+
+def test_permuted_arms_relabel_context_and_target_consistently():
+    src = _bandit_history(steps=N + 1)
+    plain = _sampler_with(src, set_start="first")
+    perm = _sampler_with(src, set_start="first", permute_actions=True)
+    b0, b1 = plain.sample(), perm.sample()  # same rng stream up to the permutations
+    assert np.array_equal(b0["ctx_reward"], b1["ctx_reward"])
+    relabelled = 0
+    for a0, a1, t0, t1 in zip(b0["ctx_action"], b1["ctx_action"], b0["target"], b1["target"],
+                              strict=True):
+        mapping = dict(zip(a0.tolist(), a1.tolist(), strict=True))
+        assert all(mapping[x] == y for x, y in zip(a0, a1, strict=True))  # one relabelling
+        assert len(set(mapping.values())) == len(mapping)  # a bijection
+        if t0 in mapping:
+            assert mapping[t0] == t1
+        relabelled += int(any(k != v for k, v in mapping.items()))
+    assert relabelled > 0
+
+
+def test_permuting_actions_is_refused_off_bandits():
+    src = _bandit_history()
+    src.num_obs = 9  # a gridworld's actions are not interchangeable
+    with pytest.raises(ConfigError, match="permute_actions"):
+        _sampler_with(src, permute_actions=True)

@@ -45,11 +45,11 @@ TINY = {"n_layers": 2, "n_heads": 2, "d_model": 32, "d_ff": 128, "dropout": 0.0,
 
 
 def _train(tmp, history, env, kind, ctx, labels, steps, model=None, lr=2e-3, batch=16,
-           threads=1):
+           threads=1, data=None):
     cfg = parse_config(TrainConfig, {
         "history": str(history), "env": env,
         "student": {"kind": kind, "preset": "small", "model": {**TINY, **(model or {})}},
-        "data": {"context_len": ctx, "labels": labels, "batch_size": batch},
+        "data": {"context_len": ctx, "labels": labels, "batch_size": batch, **(data or {})},
         "optim": {"lr": lr, "warmup_steps": min(200, steps // 10), "total_steps": steps},
         "seed": 0, "out": str(tmp / f"train-{kind}"), "val_every": max(steps // 4, 1),
         "checkpoint_every": steps, "threads": threads,
@@ -86,17 +86,18 @@ def test_ad_matches_ucb_on_bandit(tmp_path):
 def test_dpt_matches_thompson_on_bandit(tmp_path):
     """DPT on Thompson histories (5 arms, T=100) within 15% of Thompson's regret.
 
-    Histories of exactly t + 1 pulls make every training set start at a learner's first
-    pull, so prefix i is "the first i pulls", as at deployment (longer histories give
-    windows from mid-learning, whose action counts leak the teacher's earlier evidence).
-    4000 tasks: with 400 (one window each) the model overfits (val loss rises).
+    Every training set starts at a learner's first pull (``set_start = "first"``), so
+    prefix i is "the first i pulls", as at deployment (windows from mid-learning leak the
+    teacher's earlier evidence through their action counts); arms are relabelled at random
+    in every example (``permute_actions``), and 4000 tasks: with 400 the model overfits.
     """
     t = 100
     fam = make_env("bernoulli-bandit", num_arms=5)
     hist, ids = _collect(tmp_path, "bernoulli-bandit", {"num_arms": 5}, "thompson", {},
                          n_train=4000, n_test=50, num_steps=t + 1)  # one window of t + query
     ckpt = _train(tmp_path, hist, "bernoulli-bandit", "dpt", t, "optimal", 3000,
-                  model={"predict_prefixes": True}, lr=1e-3, batch=32)
+                  model={"predict_prefixes": True}, lr=1e-3, batch=32,
+                  data={"set_start": "first", "permute_actions": True})
     dpt, dpt_ci = _bandit_regret_at_t(
         fam, LearnerSpec(name="dpt", kind="student", checkpoint=ckpt), ids, t, "sample")
     ts, ts_ci = _bandit_regret_at_t(fam, make_teacher("thompson", fam), ids, t, "sample")

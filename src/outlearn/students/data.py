@@ -118,8 +118,16 @@ class WindowSampler:
     """
 
     def __init__(self, source: HistorySource, *, kind: str, context_len: int, labels: Labels,
-                 gap_episodes: int, batch_size: int, val_fraction: float, seed: int):
+                 gap_episodes: int, batch_size: int, val_fraction: float, seed: int,
+                 set_start: str = "random", permute_actions: bool = False):
         self.src, self.kind, self.T = source, kind, context_len
+        # DPT sets: "first" starts every context at the learner's first step, so a prefix
+        # of i transitions is "the first i", as at deployment; "random" starts anywhere
+        self.set_start, self.permute = set_start, permute_actions
+        if permute_actions and (kind != "set" or source.num_obs != 1):
+            raise ConfigError(
+                "data.permute_actions relabels arms at random, which is only valid for a DPT "
+                "student on a bandit (one observation, interchangeable actions): remove it")
         self.labels, self.g, self.batch_size = labels, gap_episodes, batch_size
         need = context_len + (1 if kind == "set" else 0)
         if source.num_steps < need:
@@ -176,10 +184,15 @@ class WindowSampler:
         ls = rng.choice(learners, size=self.batch_size)
         if self.kind == "set":
             hi = self.src.num_steps - self.T - 1
-            starts = rng.integers(0, hi + 1, size=self.batch_size)
+            starts = (np.zeros(self.batch_size, np.int64) if self.set_start == "first"
+                      else rng.integers(0, hi + 1, size=self.batch_size))
             queries = rng.integers(0, self.src.num_steps, size=self.batch_size)
             rows = [self.set_example(int(lr), int(s), int(q))
                     for lr, s, q in zip(ls, starts, queries, strict=True)]
+            if self.permute:  # one random relabelling of the arms per example
+                for r in rows:
+                    perm = rng.permutation(self.src.num_actions)
+                    r["ctx_action"], r["target"] = perm[r["ctx_action"]], perm[r["target"]]
         else:
             starts = rng.integers(0, self.src.num_steps - self.T + 1, size=self.batch_size)
             rows = [self.sequence_example(int(lr), int(s)) for lr, s in zip(ls, starts,

@@ -12,7 +12,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -52,6 +52,10 @@ class DataConfig(Config):
     batch_size: int = Field(32, ge=1)
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     val_batches: int = Field(4, ge=1)
+    set_start: Literal["random", "first"] = Field(
+        "random", description="DPT: start context sets anywhere, or at each learner's first step")
+    permute_actions: bool = Field(
+        False, description="DPT on bandits: relabel the arms at random in every example")
 
 
 class OptimConfig(Config):
@@ -205,6 +209,7 @@ class _Run:
             src, kind=self.kind.inputs, context_len=cfg.data.context_len,
             labels=cfg.data.labels, gap_episodes=cfg.data.gap_episodes,
             batch_size=cfg.data.batch_size, val_fraction=cfg.data.val_fraction, seed=cfg.seed,
+            set_start=cfg.data.set_start, permute_actions=cfg.data.permute_actions,
         )
         torch.manual_seed(cfg.seed)
         self.mcfg = model_config(cfg.student, cfg.data.context_len)
