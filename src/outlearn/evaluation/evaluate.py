@@ -28,6 +28,7 @@ from outlearn.errors import CheckpointError, ConfigError
 from outlearn.evaluation.baselines import BASELINES, make_baseline, make_teacher
 from outlearn.evaluation.metrics import asymptote, episode_returns_from_traj, mean_curve_ci
 from outlearn.rollout import Trajectory, rollout_scan, rollout_steps
+from outlearn.stats import bootstrap_ci
 from outlearn.students.threads import configure_threads
 from outlearn.teachers.base import Learner
 
@@ -315,7 +316,7 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> Path:
     atomic_write_text(run_dir / "config.json", cfg.to_json() + "\n")
     last_n = cfg.last_n or max(1, cfg.num_episodes // 10)
     summary = {name: {"asymptote": asymptote(ret, last_n).as_dict(), "last_n": last_n,
-                      "total_regret": float(reg.sum(-1).mean())}
+                      "total_regret": bootstrap_ci(reg.sum(-1).ravel()).as_dict()}
                for name, (ret, reg) in results.items()}
     summary["_tasks"] = [int(t) for t in task_ids]
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
