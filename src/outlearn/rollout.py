@@ -203,13 +203,12 @@ def _scan_body(family: TaskFamily, learner: Learner, keys, params):
     def body(carry, x):
         (state, obs, lstate, probs, actions), (t, u_next) = carry, x
         _, k_env, k_upd = step_keys(keys, t)
-        opt_a = jax.vmap(family.optimal_action)(obs, params)
         agent_obs, state, next_obs, rew, term, trunc, exp_r = env_step(
             family, k_env, state, actions, params
         )
         tr = Transition(obs, actions, rew, next_obs, term, trunc)
         lstate = jax.vmap(learner.update, in_axes=(0, 0, 0, None))(k_upd, lstate, tr, t)
-        out = (obs, actions, rew, term, trunc, probs, opt_a, exp_r)
+        out = (obs, actions, rew, term, trunc, probs, exp_r)
         probs_next = policy(lstate, agent_obs, t + 1)
         actions_next = sample_with_uniforms(u_next, probs_next)
         return (state, agent_obs, lstate, probs_next, actions_next), out
@@ -272,9 +271,14 @@ def rollout_scan(
         if on_chunk is not None:
             on_chunk(int(ts[-1]) + 1)
     cat = [parts[0][i] if len(parts) == 1 else np.concatenate([p[i] for p in parts], axis=0)
-           for i in range(8)]
+           for i in range(7)]
     # scan stacks time first: (S, B, ...) -> (B, S, ...)
-    traj = Trajectory(*[np.swapaxes(a, 0, 1) for a in cat])
+    cols = [np.swapaxes(a, 0, 1) for a in cat]
+    # the oracle's labels depend on the observation only: one vectorised pass after the
+    # scan is cheaper than a per-step output inside it
+    opt = _cached("labels", family, None, lambda: jax.vmap(
+        jax.vmap(family.optimal_action, in_axes=(0, None))))(cols[0], params)
+    traj = Trajectory(*cols[:6], np.asarray(opt), cols[6])
     return traj, carry[2]
 
 
