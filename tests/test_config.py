@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 from pydantic import Field
 
@@ -41,3 +42,15 @@ def test_bootstrap_brackets_and_is_reproducible():
     assert a.value == pytest.approx(3.2)
     assert a.low <= a.value <= a.high and a.low < a.high
     assert iqm([1.0, 2.0, 3.0, 100.0]) == pytest.approx(2.5)
+
+
+def test_difference_ci_paired_and_independent():
+    from outlearn.stats import difference_ci
+
+    a, b = np.array([3.0, 4.0, 5.0, 6.0]), np.array([1.0, 1.5, 2.0, 2.5])
+    paired = difference_ci(a, b, paired=True, seed=1)
+    assert paired == bootstrap_ci(a - b, seed=1)
+    ind = difference_ci(a, b, seed=1)
+    assert ind.value == pytest.approx(2.75) and ind.low <= 2.75 <= ind.high
+    assert ind == difference_ci(a, b, seed=1)
+    assert ind.high - ind.low > paired.high - paired.low  # pairing removes shared spread

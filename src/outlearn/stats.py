@@ -59,3 +59,28 @@ def bootstrap_ci(
     )
     lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
     return Estimate(value, min(lo, value), max(hi, value), confidence)
+
+
+def difference_ci(
+    a: np.ndarray,
+    b: np.ndarray,
+    paired: bool = False,
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> Estimate:
+    """mean(a) - mean(b) with a percentile-bootstrap CI.
+
+    Paired units (a[i] and b[i] from the same task and seed) are resampled together;
+    otherwise a (n,) and b (m,) are resampled independently.
+    """
+    x, y = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    if paired:
+        return bootstrap_ci(x - y, confidence=confidence, n_resamples=n_resamples, seed=seed)
+    value = float(x.mean() - y.mean())
+    rng = np.random.default_rng(seed)
+    bx = x[rng.integers(0, x.size, (n_resamples, x.size))].mean(axis=1)
+    by = y[rng.integers(0, y.size, (n_resamples, y.size))].mean(axis=1)
+    alpha = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(bx - by, [alpha, 1.0 - alpha])
+    return Estimate(value, min(float(lo), value), max(float(hi), value), confidence)

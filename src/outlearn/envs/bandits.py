@@ -15,6 +15,7 @@ give different tasks. A jax int32 id equals the same numpy id (high bits 0).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -76,7 +77,7 @@ def _keys_from_halves(lo: jax.Array, hi: jax.Array, salt: int) -> jax.Array:
     return jax.vmap(lambda lo_, hi_: jax.random.fold_in(id_key(lo_, salt), hi_))(lo, hi)
 
 
-class _Bandit:
+class _Bandit(ABC):
     """Shared protocol methods; subclasses draw means and sample rewards."""
 
     num_obs = 1
@@ -91,11 +92,13 @@ class _Bandit:
         self.num_actions = cfg.num_arms
         self._draw_all = jax.jit(jax.vmap(self.draw_means))
 
-    def draw_means(self, key: jax.Array) -> jax.Array:  # float32 (K,)
-        raise NotImplementedError
+    @abstractmethod
+    def draw_means(self, key: jax.Array) -> jax.Array:
+        """The arm means of one task, float32 (K,)."""
 
-    def sample_reward(self, key: jax.Array, mean: jax.Array) -> jax.Array:  # float32 []
-        raise NotImplementedError
+    @abstractmethod
+    def sample_reward(self, key: jax.Array, mean: jax.Array) -> jax.Array:
+        """One reward of an arm with mean ``mean``, float32 []."""
 
     def task_params(self, task_ids: jax.Array) -> BanditParams:
         """Task ids (n,) -> params with means (n, K), deterministic in each id."""

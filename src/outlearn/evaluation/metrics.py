@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from outlearn.stats import Estimate, bootstrap_ci, iqm
+from outlearn.stats import Estimate, bootstrap_ci, difference_ci, iqm
 
 
 @dataclass(frozen=True)
@@ -163,15 +163,7 @@ def _diff_ci(
     a: np.ndarray, b: np.ndarray, paired: bool, confidence: float, n_resamples: int, seed: int
 ) -> Estimate:
     """CI of mean(a) - mean(b); paired units resampled together, else independently."""
-    if paired:
-        return bootstrap_ci(a - b, confidence=confidence, n_resamples=n_resamples, seed=seed)
-    value = float(a.mean() - b.mean())
-    rng = np.random.default_rng(seed)
-    ma = a[rng.integers(0, a.size, (n_resamples, a.size))].mean(axis=1)
-    mb = b[rng.integers(0, b.size, (n_resamples, b.size))].mean(axis=1)
-    alpha = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(ma - mb, [alpha, 1.0 - alpha])
-    return Estimate(value, min(float(lo), value), max(float(hi), value), confidence)
+    return difference_ci(a, b, paired, confidence, n_resamples, seed)
 
 
 def exceedance(

@@ -22,7 +22,7 @@ from typing import Literal
 
 import numpy as np
 
-from outlearn.stats import Estimate
+from outlearn.stats import Estimate, difference_ci
 
 Position = Literal["above", "below", "zero", "wide"]
 INCONCLUSIVE = "inconclusive"
@@ -190,14 +190,7 @@ def difference_of_means(a: np.ndarray, b: np.ndarray, confidence: float = 0.95,
                         n_resamples: int = 2000, seed: int = 0) -> Estimate:
     """mean(a) - mean(b) with a percentile-bootstrap CI; a (n,), b (m,) independent units
     resampled independently (e.g. students over train x eval seeds vs a baseline)."""
-    x, y = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
-    value = float(x.mean() - y.mean())
-    rng = np.random.default_rng(seed)
-    bx = x[rng.integers(0, x.size, (n_resamples, x.size))].mean(axis=1)
-    by = y[rng.integers(0, y.size, (n_resamples, y.size))].mean(axis=1)
-    alpha = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(bx - by, [alpha, 1.0 - alpha])
-    return Estimate(value, min(float(lo), value), max(float(hi), value), confidence)
+    return difference_ci(a, b, False, confidence, n_resamples, seed)
 
 
 def ratio_of_means(num: np.ndarray, den: np.ndarray, paired: bool = True,
