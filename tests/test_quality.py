@@ -124,7 +124,7 @@ def test_ad_learns_darkroom_in_context(tmp_path):
     t_eps = episodes_to_threshold(t_norm, 0.8)
     # cells embedded from (row, col) and the previous observation in each token, as in
     # configs/demo.toml (tests/test_ad_consistency.py measures what each buys)
-    ckpt = _train(tmp_path, hist, "darkroom", "ad", 80, "actions", 5000, lr=3e-3, batch=32,
+    ckpt = _train(tmp_path, hist, "darkroom", "ad", 80, "actions", 12000, lr=3e-3, batch=32,
                   model={"d_model": 64, "d_ff": 256, "obs_factors": [9, 9], "prev_obs": True})
     budget = int(np.ceil(1.5 * t_eps)) if np.isfinite(t_eps) else horizon
     student = run_learner(fam, LearnerSpec(name="ad", kind="student", checkpoint=ckpt), ids,
