@@ -31,8 +31,8 @@ from outlearn.registry import STUDENTS
 from outlearn.students.tokens import ObsEmbedding, StepEmbedding
 
 
-class ADConfig(Config):
-    """Transformer size. ``ADConfig.preset("paper")`` is AD's published model."""
+class TransformerSize(Config):
+    """The size of a transformer student (shared by AD and DPT)."""
 
     n_layers: int = Field(2, ge=1)
     n_heads: int = Field(2, ge=1)
@@ -41,18 +41,23 @@ class ADConfig(Config):
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     attn_dropout: float = Field(0.1, ge=0.0, lt=1.0)
     context_len: int = Field(100, ge=1)
-    prev_obs: bool = Field(False, description="add the previous step's observation to a token")
-    obs_factors: list[Annotated[int, Field(ge=1)]] | None = Field(
-        None, description="embed observations by mixed-radix digits, e.g. [size, size]")
 
     @model_validator(mode="after")
-    def _heads_divide(self) -> ADConfig:
+    def _heads_divide(self) -> TransformerSize:
         if self.d_model % self.n_heads:
             raise ValueError(
                 f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}: "
                 "pick n_heads that divides d_model"
             )
         return self
+
+
+class ADConfig(TransformerSize):
+    """AD's transformer. ``ADConfig.preset("paper")`` is AD's published model."""
+
+    prev_obs: bool = Field(False, description="add the previous step's observation to a token")
+    obs_factors: list[Annotated[int, Field(ge=1)]] | None = Field(
+        None, description="embed observations by mixed-radix digits, e.g. [size, size]")
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> ADConfig:
@@ -96,7 +101,7 @@ class Block(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
-def make_blocks(cfg: ADConfig) -> nn.ModuleList:
+def make_blocks(cfg: TransformerSize) -> nn.ModuleList:
     return nn.ModuleList(
         Block(cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.dropout, cfg.attn_dropout)
         for _ in range(cfg.n_layers)

@@ -22,21 +22,13 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from outlearn.config import Config
 from outlearn.registry import STUDENTS
-from outlearn.students.ad import ADConfig, make_blocks
+from outlearn.students.ad import TransformerSize, make_blocks
 
 
-class DPTConfig(Config):
+class DPTConfig(TransformerSize):
     """Transformer size (as AD's small default); ``context_len`` = transitions in the set."""
 
-    n_layers: int = Field(2, ge=1)
-    n_heads: int = Field(2, ge=1)
-    d_model: int = Field(64, ge=2)
-    d_ff: int = Field(256, ge=1)
-    dropout: float = Field(0.1, ge=0.0, lt=1.0)
-    attn_dropout: float = Field(0.1, ge=0.0, lt=1.0)
-    context_len: int = Field(100, ge=1)
     predict_prefixes: bool = False
     reward_by_action: bool = Field(
         True, description="add reward * a learned vector of the transition's action")
@@ -68,8 +60,7 @@ class DPTTransformer(nn.Module):
         self.reward_by_action = nn.Embedding(num_actions, d) if cfg.reward_by_action else None
         self.query = nn.Parameter(torch.zeros(d))  # marks the query token
         self.drop = nn.Dropout(cfg.dropout)
-        ad_cfg = ADConfig(**cfg.model_dump(exclude={"predict_prefixes", "reward_by_action"}))
-        self.blocks = make_blocks(ad_cfg)
+        self.blocks = make_blocks(cfg)
         self.ln_f = nn.LayerNorm(d)
         self.head = nn.Linear(d, num_actions)
 
