@@ -116,6 +116,35 @@ def test_incompatible_checkpoint_names_the_fields(tmp_path, hist):
         train(tiny_cfg(tmp_path, optim={"lr": 1e-2}), quiet=True)
 
 
+def test_checkpoint_from_before_an_option_existed_resumes(tmp_path, hist):
+    """A checkpoint written before an option was added (here ``data.set_start``) resumes when
+    the option's default is what that version did; any real difference is still refused."""
+    cfg = tiny_cfg(tmp_path)
+    p = train(cfg, stop_after=10, quiet=True)
+    ck = load_checkpoint(p)
+    old = json.loads(ck["train_config"])
+    del old["data"]["set_start"]
+    resume = json.loads(ck["config_json"])
+    del resume["data"]["set_start"]
+    ck.update(train_config=json.dumps(old), config_json=json.dumps(resume),
+              config_hash="0123456789ab")
+    save_checkpoint(p, ck)
+    full = load_checkpoint(train(tiny_cfg(tmp_path, "full"), quiet=True))
+    resumed = load_checkpoint(train(cfg, quiet=True))
+    assert resumed["step"] == 20
+    for k in full["model"]:
+        assert torch.equal(full["model"][k], resumed["model"][k]), k
+    last = latest_checkpoint(cfg.out)
+    ck = load_checkpoint(last)
+    old["data"]["set_start"] = resume["data"]["set_start"] = "first"
+    ck.update(train_config=json.dumps(old), config_json=json.dumps(resume),
+              config_hash="0123456789ab")
+    save_checkpoint(last, ck)
+    with pytest.raises(CheckpointError, match=r"data\.set_start: checkpoint 'first' vs config "
+                                              r"'random'"):
+        train(cfg, quiet=True)
+
+
 def test_other_checkpoint_format_is_refused(tmp_path, hist):
     p = train(tiny_cfg(tmp_path), stop_after=2, quiet=True)
     ck = load_checkpoint(p)

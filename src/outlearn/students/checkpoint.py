@@ -92,9 +92,18 @@ def config_diff(old_json: str, new_json: str) -> list[str]:
     ]
 
 
-def check_compatible(ck: dict[str, Any], path: Path, config_json: str, config_hash: str) -> None:
-    """Refuse to resume from a checkpoint written under another config."""
-    if ck.get("config_hash") == config_hash:
+def check_compatible(
+    ck: dict[str, Any], path: Path, config_json: str, config_hash: str,
+    upgraded_json: str | None = None,
+) -> None:
+    """Refuse to resume from a checkpoint written under another config.
+
+    ``upgraded_json`` is the checkpoint's own config re-read by this version's config model:
+    an option added after the checkpoint was written then takes its default, which reproduces
+    the old behaviour, so a checkpoint that differs from ``config_json`` only by such options
+    still resumes.
+    """
+    if ck.get("config_hash") == config_hash or upgraded_json == config_json:
         return
     diff = config_diff(ck.get("config_json", "{}"), config_json)
     raise CheckpointError(

@@ -283,11 +283,19 @@ def train(cfg: TrainConfig, *, stop_after: int | None = None, quiet: bool = Fals
         src.close()
 
 
+def _upgraded(ck: dict[str, Any]) -> str | None:
+    """The checkpoint's config as this version reads it (new options at their defaults)."""
+    try:
+        return TrainConfig.model_validate_json(ck["train_config"]).resume_json()
+    except Exception:  # unreadable or no longer valid: compared field by field instead
+        return None
+
+
 def _train(cfg: TrainConfig, src: HistoryAdapter, stop_after: int | None, quiet: bool) -> Path:
     prev = latest_checkpoint(cfg.out)
     ck = load_checkpoint(prev) if prev is not None else None
     if ck is not None:
-        check_compatible(ck, prev, cfg.resume_json(), cfg.resume_hash())
+        check_compatible(ck, prev, cfg.resume_json(), cfg.resume_hash(), _upgraded(ck))
     check_history(src, cfg, ck)
     run = _Run(cfg, src)
     if ck is not None:
