@@ -211,3 +211,23 @@ def test_bad_config_names_the_key(room, name, kwargs, key):
 def test_unknown_teacher_lists_known_ones(room):
     with pytest.raises(ConfigError, match="qlearning"):
         make_teacher("q-learning", room)
+
+
+def test_mixture_teacher_draws_one_fixed_distribution_per_learner(bandit):
+    """DPT's contexts: each learner keeps one action distribution for its whole history,
+    (1 - c) Dirichlet + c one-hot with c from the grid; the learners span the grid."""
+    traj, _, state = run(bandit, "mixture", 400, 50)
+    probs = np.asarray(traj.probs)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-6)
+    np.testing.assert_array_equal(probs, np.broadcast_to(probs[:, :1], probs.shape))
+    np.testing.assert_allclose(probs[:, 0], np.asarray(state), atol=0)
+    top = probs[:, 0].max(-1)
+    assert np.mean(top > 0.999) > 0.05  # c = 1: all on one arm
+    assert np.mean(top < 0.5) > 0.2  # small c: spread over the arms
+    # actions follow each learner's distribution: the top arm is pulled most often
+    counts = np.stack([(np.asarray(traj.actions) == a).sum(1) for a in range(5)], -1)
+    assert np.mean(counts[top > 0.9].argmax(-1) == probs[top > 0.9, 0].argmax(-1)) == 1.0
+    one = np.asarray(run(bandit, "mixture", 50, 5, point_mass=[1.0])[0].probs)
+    assert np.all(one.max(-1) == 1.0)
+    with pytest.raises(ConfigError, match=r"point_mass.*\[0, 1\]"):
+        make_teacher("mixture", bandit, point_mass=[1.5])

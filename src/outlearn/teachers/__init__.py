@@ -1,7 +1,7 @@
 """Teacher learners (JAX): real learners whose state changes as they act.
 
 Importing this package registers every teacher in :data:`outlearn.registry.TEACHERS`
-("random", "oracle", "ucb1", "thompson", "egreedy", "qlearning", "ppo", "noise").
+("random", "oracle", "mixture", "ucb1", "thompson", "egreedy", "qlearning", "ppo", "noise").
 Build one with :func:`make_teacher` and drive it with
 :func:`outlearn.rollout.rollout_scan`.
 """
@@ -24,7 +24,7 @@ from outlearn.teachers.base import Learner, LState, Transition
 from outlearn.teachers.noise import NoiseConfig, NoiseCurriculum
 from outlearn.teachers.ppo import PPO, PPOConfig
 from outlearn.teachers.qlearning import EpsilonConfig, QLearning, QLearningConfig, epsilon_at
-from outlearn.teachers.simple import OracleLearner, RandomLearner
+from outlearn.teachers.simple import MixtureLearner, OracleLearner, RandomLearner
 
 
 def make_teacher(name: str, family: TaskFamily, **kwargs: Any) -> Learner:
@@ -46,6 +46,7 @@ __all__ = [
     "PPOConfig",
     "QLearning",
     "QLearningConfig",
+    "MixtureLearner",
     "RandomLearner",
     "Thompson",
     "ThompsonConfig",
