@@ -1,3 +1,5 @@
+import time
+
 import pytest
 
 from outlearn.atomic import atomic_path, atomic_write_text
@@ -50,6 +52,29 @@ def test_stage_cache_runs_once(tmp_path):
     assert len(calls) == 1
     assert ctx.stage("s", {"cfg": C(a=2)}, fn) == 42 and len(calls) == 2
     assert inputs_hash({"cfg": C()}) != inputs_hash({"cfg": C(a=2)})
+
+
+def test_stage_time_is_kept_across_an_interruption(tmp_path):
+    """A stage's seconds are summed over the invocations that ran it (an interrupted one
+    included) and reported for cached stages too: the run time of a resumed run is whole."""
+    def slow_then_fail(d):
+        time.sleep(0.2)
+        raise KeyboardInterrupt
+
+    ctx = RunContext(tmp_path, quiet=True)
+    with pytest.raises(KeyboardInterrupt):
+        ctx.stage("s", [1], slow_then_fail)
+
+    def slow(d):
+        time.sleep(0.1)
+        return 7
+
+    assert ctx.stage("s", [1], slow) == 7
+    first = ctx.stage_seconds[f"s-{inputs_hash([1])}"]
+    assert 0.3 <= first < 1.0
+    again = RunContext(tmp_path, quiet=True)
+    assert again.stage("s", [1], slow) == 7
+    assert again.stage_seconds == ctx.stage_seconds  # cached: recorded time, not re-run
 
 
 def test_report_renders_every_estimate_with_its_ci(tmp_path):

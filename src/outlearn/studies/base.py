@@ -12,12 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from outlearn.atomic import atomic_write_bytes
+from outlearn.atomic import atomic_write_bytes, atomic_write_text
 from outlearn.config import Config
 from outlearn.report.section import Section
 
@@ -42,12 +43,23 @@ def inputs_hash(inputs: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def _read_seconds(path: Path) -> float:
+    """Seconds recorded for a stage (0 where none were: a stage from an older version)."""
+    try:
+        return float(path.read_text())
+    except (OSError, ValueError):
+        return 0.0
+
+
 @dataclass
 class RunContext:
     """Where a study runs: its directory, and the stage cache."""
 
     run_dir: Path
     quiet: bool = False
+    #: seconds each stage of this run has cost, summed over every invocation that ran it
+    #: (an interrupted stage's time counts too), cached stages included
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
     def stage_dir(self, name: str, inputs: Any) -> Path:
         d = self.run_dir / "stages" / f"{name}-{inputs_hash(inputs)}"
@@ -63,11 +75,19 @@ class RunContext:
         """
         d = self.stage_dir(name, inputs)
         done = d / "result.pkl"
+        clock = d / "seconds.txt"
         if done.exists():
+            self.stage_seconds[d.name] = _read_seconds(clock)
             with open(done, "rb") as f:
                 return pickle.load(f)
         self.log(f"stage {name}: running ({d.name})")
-        result = fn(d)
+        t0 = time.perf_counter()
+        try:
+            result = fn(d)
+        finally:  # an interrupted stage's time is kept and added to on resume
+            spent = round(_read_seconds(clock) + time.perf_counter() - t0, 3)
+            atomic_write_text(clock, f"{spent}\n")
+            self.stage_seconds[d.name] = spent
         atomic_write_bytes(done, pickle.dumps(result))
         return result
 

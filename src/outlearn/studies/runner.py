@@ -8,6 +8,7 @@ validated by that study's config model. The run directory is
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shlex
 import sys
@@ -74,10 +75,13 @@ def run_study(name: str, data: dict, out: Path, source: str = "<dict>",
     resolved = {"study": name, **cfg.model_dump(mode="json")}
     atomic_write_text(run_dir / "config.json", json.dumps(resolved, indent=2, sort_keys=True))
     t0 = time.time()
-    sections = study.run(cfg, RunContext(run_dir, quiet=quiet))
+    ctx = RunContext(run_dir, quiet=quiet)
+    sections = study.run(cfg, ctx)
     meta = {"outlearn": __version__, "python": platform.python_version(),
             "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-            "run_dir": str(run_dir), "seconds": round(time.time() - t0, 1)}
+            "cpus": os.cpu_count(), "run_dir": str(run_dir),
+            "seconds (this invocation)": round(time.time() - t0, 1),
+            "seconds (all stages, every invocation)": round(sum(ctx.stage_seconds.values()), 1)}
     report = render_report(run_dir / "report.html", f"outlearn: {study.description}",
                            sections, command, resolved, meta)
     summary = summary_text(sections)
