@@ -222,3 +222,22 @@ def test_the_claim1_verdict_follows_synthetic_curves_either_way(tmp_path, level,
     section = cutoff.claim1_section(res, res.figure(tmp_path / "fig.png"))
     assert section.verdict == verdict
     assert (tmp_path / "fig.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("env, teacher, episodes", [
+    ({"name": "darkroom", "kwargs": {"size": 3, "episode_len": 5}},
+     {"name": "ppo", "kwargs": {"n_steps": 10, "num_minibatches": 2}}, 8),
+    ({"name": "keydoor", "kwargs": {"size": 3, "episode_len": 6}},
+     {"name": "qlearning", "kwargs": {}}, 8),
+    ({"name": "bernoulli-bandit", "kwargs": {"num_arms": 3}}, {"name": "thompson"}, 30),
+], ids=["ppo-darkroom", "qlearning-keydoor", "thompson-bandit"])
+def test_the_study_runs_with_every_named_teacher(tmp_path, env, teacher, episodes):
+    """The issue's teachers (PPO on Dark Room, Q-learning on Key-to-Door, Thompson on a
+    bandit) go through the same study: collect, cut, train, evaluate, report."""
+    data = _cfg(env=env, teacher=teacher, teacher_episodes=episodes, cuts=["uncut"],
+                train_seeds=[0, 1], eval={"episodes": 3 * episodes, "seeds": [0]},
+                horizon_extrapolation=None)
+    report = run_study("cutoff", data, tmp_path, quiet=True)
+    page = report.read_text()
+    assert "Claim 1" in page and "Verdict" in page
+    assert page.count("src='data:image/png;base64,") == 1
