@@ -1,6 +1,9 @@
 """Training throughput of the default AD student on this CPU: tokens/s at 2 threads vs 1.
 
 Run: ``.venv/bin/python benchmarks/train.py [--steps 5 --reps 5 --context 100 --batch 32]``
+GPU: ``... benchmarks/train.py --device cuda --batch 256``: tokens/s on the device against
+the CPU at 1 thread, same model and batch, intervals alternating (needs a CUDA build of torch;
+the pinned CPU wheel refuses with the fix).
 
 Each interval times ``--steps`` full training steps (forward, backward, clip, AdamW) on
 fixed synthetic Dark-Room-sized batches (81 observations, 5 actions); the figure is the
@@ -37,11 +40,13 @@ def batch(b: int, t: int, num_obs: int, num_actions: int) -> dict[str, torch.Ten
 class Bench:
     """One model, optimiser and batch; :meth:`interval` times ``steps`` training steps."""
 
-    def __init__(self, context: int, bsz: int):
+    def __init__(self, context: int, bsz: int, device: torch.device | None = None):
         torch.manual_seed(0)
+        self.device = device or torch.device("cpu")
         self.model = ADTransformer(ADConfig.preset("small", context_len=context), 81, 5)
+        self.model.to(self.device)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=3e-4)
-        self.x = batch(bsz, context, 81, 5)
+        self.x = {k: v.to(self.device) for k, v in batch(bsz, context, 81, 5).items()}
         self.target = self.x.pop("target")
         self.mask = torch.ones_like(self.target, dtype=torch.bool)
         self.tokens = bsz * context
@@ -56,6 +61,8 @@ class Bench:
             loss.backward()
             nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
             self.opt.step()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
         return steps * self.tokens / (time.perf_counter() - t0)
 
 
@@ -71,13 +78,40 @@ def measure(steps: int, reps: int, context: int, bsz: int) -> tuple[float, float
     return statistics.median(two), statistics.median(one)
 
 
+def measure_device(device: torch.device, steps: int, reps: int, context: int,
+                   bsz: int) -> tuple[float, float]:
+    """Median tokens/s on ``device`` and on the CPU at 1 thread (same model and batch)."""
+    dev, cpu = Bench(context, bsz, device), Bench(context, bsz)
+    dev.interval(1, 3), cpu.interval(1, 1)  # warm-up (kernels, allocator)
+    on_dev, on_cpu = [], []
+    for _ in range(reps):
+        on_dev.append(dev.interval(1, steps))
+        on_cpu.append(cpu.interval(1, steps))
+    return statistics.median(on_dev), statistics.median(on_cpu)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--context", type=int, default=100)
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--device", default=None, help="cuda, cuda:N, mps: compare with the CPU")
     a = ap.parse_args()
+    if a.device:
+        from outlearn.errors import ConfigError
+        from outlearn.students.device import resolve_device
+
+        try:
+            device = resolve_device(a.device)
+        except ConfigError as err:
+            raise SystemExit(f"error: {err}") from None
+        on_dev, on_cpu = measure_device(device, a.steps, a.reps, a.context, a.batch)
+        print(f"AD small, context {a.context}, batch {a.batch}")
+        print(f"{device}: {on_dev:12,.0f} tokens/s")
+        print(f"cpu, 1 thread: {on_cpu:12,.0f} tokens/s (reference)")
+        print(f"ratio: {on_dev / on_cpu:.1f}x")
+        return
     two, one = measure(a.steps, a.reps, a.context, a.batch)
     print(f"AD small (2 layers, d 64, ff 256), context {a.context}, batch {a.batch}")
     print(f"threads 2: {two:10,.0f} tokens/s")

@@ -29,6 +29,7 @@ from outlearn.evaluation.baselines import BASELINES, make_baseline, make_teacher
 from outlearn.evaluation.metrics import asymptote, episode_returns_from_traj, mean_curve_ci
 from outlearn.rollout import Trajectory, rollout_scan, rollout_steps
 from outlearn.stats import bootstrap_ci
+from outlearn.students.device import check_device_name
 from outlearn.students.threads import configure_threads
 from outlearn.teachers.base import Learner
 
@@ -68,9 +69,13 @@ class LearnerSpec(Config):
     teacher: str | None = None
     baseline: str | None = None
     kwargs: dict[str, Any] = {}
+    device: str | None = Field(
+        None, description="students: torch device ('cpu', 'cuda', 'auto'...); unset: "
+        "$OUTLEARN_DEVICE or cpu")
 
     @model_validator(mode="after")
     def _check_kind(self) -> LearnerSpec:
+        check_device_name(self.device)
         need = {"student": "checkpoint", "teacher": "teacher", "baseline": "baseline"}[self.kind]
         if getattr(self, need) is None:
             raise ValueError(f"learner {self.name!r} of kind {self.kind!r} needs '{need}': add it")
@@ -156,7 +161,7 @@ def _student_factory(spec: LearnerSpec, family: TaskFamily, mode: str
     from outlearn.students import StudentLearner, load_student
 
     configure_threads()
-    model, _ = load_student(spec.checkpoint)
+    model, _ = load_student(spec.checkpoint, spec.device)
     if (model.num_actions, model.num_obs) != (family.num_actions, family.num_obs):
         raise CheckpointError(
             f"learner {spec.name!r}: checkpoint {spec.checkpoint} was trained for "

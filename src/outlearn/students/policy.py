@@ -104,13 +104,15 @@ class StudentLearner:
     @torch.no_grad()
     def logits(self, obs: Any) -> np.ndarray:
         """Logits (B, A) at the current step."""
-        w = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in self.window(obs).items()}
+        dev = next(self.model.parameters()).device
+        w = {k: torch.from_numpy(np.ascontiguousarray(v)).to(dev)
+             for k, v in self.window(obs).items()}
         if self.set:
             out = self.model(w["ctx_obs"], w["ctx_action"], w["ctx_reward"],
                              w["ctx_next_obs"], w["query_obs"])
         else:
             out = self.model(w["obs"], w["prev_action"], w["prev_reward"], w["new_episode"])
-        return out[:, -1].float().numpy()
+        return out[:, -1].float().cpu().numpy()
 
     def policy(self, obs: Any, t: int) -> np.ndarray:
         """Action probabilities (B, A), float32."""

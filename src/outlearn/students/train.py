@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from outlearn.atomic import atomic_write_text
@@ -33,6 +33,7 @@ from outlearn.students.checkpoint import (
     save_checkpoint,
 )
 from outlearn.students.data import HistorySource, Labels, WindowSampler
+from outlearn.students.device import check_device_name, resolve_device
 from outlearn.students.threads import configure_threads
 
 
@@ -88,10 +89,17 @@ class TrainConfig(Config):
     checkpoint_every: int = Field(500, ge=1)
     val_every: int = Field(250, ge=1)
     threads: int | None = Field(None, ge=1)
+    device: str | None = Field(
+        None, description="'cpu', 'cuda', 'cuda:N', 'mps', 'auto'; unset: $OUTLEARN_DEVICE or cpu")
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, v: str | None) -> str | None:
+        return check_device_name(v)
 
     def resume_json(self) -> str:
-        """The fields that decide the weights (not out dir, threads, checkpoint/val cadence)."""
-        skip = {"out", "threads", "checkpoint_every", "val_every"}
+        """The fields that decide the weights (not out dir, threads, device, cadences)."""
+        skip = {"out", "threads", "device", "checkpoint_every", "val_every"}
         d = self.model_dump(mode="json", exclude=skip)
         return json.dumps(d, sort_keys=True)
 
@@ -131,8 +139,9 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, frac)))
 
 
-def to_tensors(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in batch.items()}
+def to_tensors(batch: dict[str, np.ndarray], device: torch.device | None = None
+               ) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in batch.items()}
 
 
 def forward_batch(model: nn.Module, b: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -214,7 +223,8 @@ class _Run:
         torch.manual_seed(cfg.seed)
         self.mcfg = model_config(cfg.student, cfg.data.context_len)
         self.dims = {"num_obs": src.num_obs, "num_actions": src.num_actions}
-        self.model = self.kind(self.mcfg, src.num_obs, src.num_actions)
+        self.device = resolve_device(cfg.device)
+        self.model = self.kind(self.mcfg, src.num_obs, src.num_actions).to(self.device)
         o = cfg.optim
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=o.lr,
                                      weight_decay=o.weight_decay)
@@ -230,6 +240,8 @@ class _Run:
             "dims": self.dims, "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
             "torch_rng": torch.get_rng_state(), "sampler_rng": self.sampler.state(),
+            **({"cuda_rng": torch.cuda.get_rng_state(self.device)}
+               if self.device.type == "cuda" else {}),
         }
 
     def restore(self, ck: dict[str, Any]) -> None:
@@ -237,12 +249,14 @@ class _Run:
         self.opt.load_state_dict(ck["optimizer"])
         self.sched.load_state_dict(ck["scheduler"])
         torch.set_rng_state(ck["torch_rng"])
+        if self.device.type == "cuda" and "cuda_rng" in ck:
+            torch.cuda.set_rng_state(ck["cuda_rng"], self.device)
         self.sampler.set_state(ck["sampler_rng"])
         self.step = int(ck["step"])
 
     def train_step(self) -> float:
         self.model.train()
-        b = to_tensors(self.sampler.sample())
+        b = to_tensors(self.sampler.sample(), self.device)
         loss = loss_fn(forward_batch(self.model, b), b["target"], b["mask"])
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -260,7 +274,7 @@ class _Run:
         self.model.eval()
         losses = []
         for nb in batches:
-            b = to_tensors(nb)
+            b = to_tensors(nb, self.device)
             losses.append(float(loss_fn(forward_batch(self.model, b), b["target"], b["mask"])))
         return float(np.mean(losses))
 
@@ -343,9 +357,9 @@ def train_from_toml(path: str | Path) -> Path:
     return train(load_toml(TrainConfig, path))
 
 
-def load_student(path: str | Path) -> tuple[nn.Module, TrainConfig]:
-    """A trained student (eval mode, frozen) and its config, from a checkpoint file or an
-    out dir (its latest checkpoint)."""
+def load_student(path: str | Path, device: str | None = None) -> tuple[nn.Module, TrainConfig]:
+    """A trained student (eval mode, frozen, on ``device``: see :mod:`.device`) and its
+    config, from a checkpoint file or an out dir (its latest checkpoint)."""
     ck = load_checkpoint(path)
     cfg = parse_config(TrainConfig, json.loads(ck["train_config"]), f"checkpoint {path}")
     try:
@@ -357,4 +371,4 @@ def load_student(path: str | Path) -> tuple[nn.Module, TrainConfig]:
             f"({err}): retrain with this version"
         ) from None
     model.eval().requires_grad_(False)
-    return model, cfg
+    return model.to(resolve_device(device)), cfg
