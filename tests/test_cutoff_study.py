@@ -241,3 +241,16 @@ def test_the_study_runs_with_every_named_teacher(tmp_path, env, teacher, episode
     page = report.read_text()
     assert "Claim 1" in page and "Verdict" in page
     assert page.count("src='data:image/png;base64,") == 1
+
+
+@pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")  # Ray starts its processes
+def test_parallel_workers_give_the_same_results_as_one(tiny, tmp_path):
+    """`outlearn run --workers 2` runs the students and their evaluations as Ray tasks of a
+    local Ray; every number in the summary is the same as the serial run's."""
+    out, _ = tiny
+    serial = (_run_dir(out, _cfg()) / "summary.txt").read_text()
+    report = run_study("cutoff", _cfg(), tmp_path, quiet=True, workers=2)
+    assert (report.parent / "summary.txt").read_text() == serial
+    assert "&quot;workers&quot;: 2" in report.read_text()
+    with pytest.raises(ConfigError, match="--workers 0"):
+        run_study("cutoff", _cfg(), tmp_path, quiet=True, workers=0)

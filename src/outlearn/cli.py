@@ -56,12 +56,17 @@ def evaluate(config: Path) -> None:
 
 
 @app.command()
-def run(config: Path, out: Path = typer.Option(Path("runs"), help="parent of run dirs")) -> None:
+def run(
+    config: Path,
+    out: Path = typer.Option(Path("runs"), help="parent of run dirs"),
+    workers: int = typer.Option(1, help="independent stages at once (local Ray when > 1)"),
+    address: str = typer.Option(None, help="a Ray cluster (HOST:PORT or auto) to run them on"),
+) -> None:
     """Run a study end to end (collect, train, evaluate, report), resuming cached stages."""
     from outlearn.studies.runner import run_from_toml
 
     try:
-        path = run_from_toml(config, out)
+        path = run_from_toml(config, out, workers=workers, address=address)
     except OutlearnError as err:
         _fail(err)
     typer.echo(f"report: {path}")

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from outlearn.atomic import atomic_write_bytes, atomic_write_text
 from outlearn.config import Config
 from outlearn.report.section import Section
+from outlearn.studies.parallel import Executor, Serial
 
 T = TypeVar("T")
 
@@ -51,6 +52,20 @@ def _read_seconds(path: Path) -> float:
         return 0.0
 
 
+def run_stage(d: Path, fn: Callable[[Path], T]) -> T:
+    """Run one stage in ``d`` (in this process or a worker): its result is written
+    atomically when ``fn`` returns; the seconds it took are added to ``d/seconds.txt``
+    even when it is interrupted, so a resumed stage's time is whole."""
+    clock = d / "seconds.txt"
+    t0 = time.perf_counter()
+    try:
+        result = fn(d)
+    finally:
+        atomic_write_text(clock, f"{round(_read_seconds(clock) + time.perf_counter() - t0, 3)}\n")
+    atomic_write_bytes(d / "result.pkl", pickle.dumps(result))
+    return result
+
+
 @dataclass
 class RunContext:
     """Where a study runs: its directory, and the stage cache."""
@@ -60,6 +75,11 @@ class RunContext:
     #: seconds each stage of this run has cost, summed over every invocation that ran it
     #: (an interrupted stage's time counts too), cached stages included
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    #: runs independent stages (:meth:`stages`): serially here, or as Ray tasks
+    executor: Executor = field(default_factory=Serial, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:  # a stage's closure may capture the context
+        return {**self.__dict__, "executor": Serial()}
 
     def stage_dir(self, name: str, inputs: Any) -> Path:
         d = self.run_dir / "stages" / f"{name}-{inputs_hash(inputs)}"
@@ -73,23 +93,26 @@ class RunContext:
         is re-run on the next call; ``fn`` itself may resume from files it left in
         ``stage_dir`` (training resumes from its checkpoints).
         """
-        d = self.stage_dir(name, inputs)
-        done = d / "result.pkl"
-        clock = d / "seconds.txt"
-        if done.exists():
-            self.stage_seconds[d.name] = _read_seconds(clock)
-            with open(done, "rb") as f:
-                return pickle.load(f)
-        self.log(f"stage {name}: running ({d.name})")
-        t0 = time.perf_counter()
-        try:
-            result = fn(d)
-        finally:  # an interrupted stage's time is kept and added to on resume
-            spent = round(_read_seconds(clock) + time.perf_counter() - t0, 3)
-            atomic_write_text(clock, f"{spent}\n")
-            self.stage_seconds[d.name] = spent
-        atomic_write_bytes(done, pickle.dumps(result))
-        return result
+        return self.stages(name, [inputs], [fn])[0]
+
+    def stages(self, name: str, inputs: list[Any], fns: list[Callable[[Path], T]]) -> list[T]:
+        """:meth:`stage` for several independent stages: the ones not cached yet run through
+        :attr:`executor` (at once, when it has several workers); results in input order."""
+        dirs = [self.stage_dir(name, i) for i in inputs]
+        todo = [k for k, d in enumerate(dirs) if not (d / "result.pkl").exists()]
+        if todo:
+            where = f" on {self.executor.workers} workers" if self.executor.workers > 1 else ""
+            self.log(f"stage {name}: running {', '.join(dirs[k].name for k in todo)}{where}")
+            calls = [lambda d=dirs[k], fn=fns[k]: run_stage(d, fn) for k in todo]
+            done = lambda j: self.executor.workers > 1 and self.log(  # noqa: E731
+                f"stage {name}: {dirs[todo[j]].name} done")
+            self.executor.map(calls, done)
+        out = []
+        for d in dirs:
+            self.stage_seconds[d.name] = _read_seconds(d / "seconds.txt")
+            with open(d / "result.pkl", "rb") as f:
+                out.append(pickle.load(f))
+        return out
 
     def log(self, msg: str) -> None:
         if not self.quiet:

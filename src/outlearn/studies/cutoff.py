@@ -75,13 +75,20 @@ def run(cfg: CutoffConfig, ctx: RunContext) -> list[Section]:
     ev = [cfg.env, cfg.tasks, cfg.eval]
     base = ctx.stage("baselines", [*ev, cfg.teacher],
                      lambda d: run_references(cfg, family, test_ids))
-    students = {}
-    for name, cut in cuts.items():
-        ckpts = [ctx.stage("train", [str(cut.path), cut.context_len, cfg.student, s, cfg.env],
-                           lambda d, cut=cut, s=s: train_student(cfg, cut, s, d, ctx.quiet))
-                 for s in cfg.train_seeds]
-        students[name] = ctx.stage("evaluate", [*ev, [str(p) for p in ckpts]],
-                                   lambda d, k=ckpts: eval_students(cfg, family, test_ids, k))
+    # one student per (cut, seed), then each cut's students in context: independent
+    # stages, run at once with `outlearn run --workers N`
+    quiet = ctx.quiet or ctx.executor.workers > 1
+    runs = [(cut, s) for cut in cuts.values() for s in cfg.train_seeds]
+    ckpts = ctx.stages(
+        "train", [[str(cut.path), cut.context_len, cfg.student, s, cfg.env] for cut, s in runs],
+        [lambda d, cut=cut, s=s: train_student(cfg, cut, s, d, quiet) for cut, s in runs])
+    per_cut = {name: ckpts[i * len(cfg.train_seeds):(i + 1) * len(cfg.train_seeds)]
+               for i, name in enumerate(cuts)}
+    evals = ctx.stages(
+        "evaluate", [[*ev, [str(p) for p in per_cut[name]]] for name in cuts],
+        [lambda d, k=per_cut[name]: eval_students(cfg, make_family(cfg.env), test_ids, k)
+         for name in cuts])
+    students = dict(zip(cuts, evals, strict=True))
     res = Results(cfg, family, test_ids, cuts, students, base)
     sections = [claim1_section(res, res.figure(ctx.run_dir / "cutoff.png"))]
     if "early" in cuts:

@@ -22,6 +22,7 @@ from outlearn.errors import ConfigError
 from outlearn.registry import ENVS, STUDENTS, STUDIES, TEACHERS
 from outlearn.report.html import render_report, summary_text
 from outlearn.studies.base import RunContext
+from outlearn.studies.parallel import RayPool, make_executor
 
 
 def load_components() -> None:
@@ -62,8 +63,10 @@ def read_study_toml(path: Path) -> tuple[str, dict]:
 
 
 def run_study(name: str, data: dict, out: Path, source: str = "<dict>",
-              command: str | None = None, quiet: bool = False) -> Path:
-    """Validate, run and report a study; returns the report path."""
+              command: str | None = None, quiet: bool = False, workers: int = 1,
+              address: str | None = None) -> Path:
+    """Validate, run and report a study; returns the report path. ``workers`` > 1 or a Ray
+    ``address`` run independent stages at once (:mod:`outlearn.studies.parallel`)."""
     load_components()
     study = STUDIES.get(name)
     cfg = parse_config(study.config_model, data, source)
@@ -75,11 +78,16 @@ def run_study(name: str, data: dict, out: Path, source: str = "<dict>",
     resolved = {"study": name, **cfg.model_dump(mode="json")}
     atomic_write_text(run_dir / "config.json", json.dumps(resolved, indent=2, sort_keys=True))
     t0 = time.time()
-    ctx = RunContext(run_dir, quiet=quiet)
-    sections = study.run(cfg, ctx)
+    executor = make_executor(workers, address)
+    ctx = RunContext(run_dir, quiet=quiet, executor=executor)
+    try:
+        sections = study.run(cfg, ctx)
+    finally:
+        if isinstance(executor, RayPool):
+            executor.close()
     meta = {"outlearn": __version__, "python": platform.python_version(),
             "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-            "cpus": os.cpu_count(), "run_dir": str(run_dir),
+            "cpus": os.cpu_count(), "workers": address or workers, "run_dir": str(run_dir),
             "seconds (this invocation)": round(time.time() - t0, 1),
             "seconds (all stages, every invocation)": round(sum(ctx.stage_seconds.values()), 1)}
     report = render_report(run_dir / "report.html", f"outlearn: {study.description}",
@@ -91,6 +99,7 @@ def run_study(name: str, data: dict, out: Path, source: str = "<dict>",
     return report
 
 
-def run_from_toml(path: Path, out: Path = Path("runs")) -> Path:
+def run_from_toml(path: Path, out: Path = Path("runs"), workers: int = 1,
+                  address: str | None = None) -> Path:
     name, data = read_study_toml(path)
-    return run_study(name, data, out, source=str(path))
+    return run_study(name, data, out, source=str(path), workers=workers, address=address)
