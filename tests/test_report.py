@@ -9,7 +9,7 @@ from outlearn.registry import STUDIES, Registry
 from outlearn.report.html import format_cell, render_report, summary_text
 from outlearn.report.section import Section
 from outlearn.stats import Estimate
-from outlearn.studies.base import RunContext, inputs_hash
+from outlearn.studies.base import RunContext, inputs_hash, total_seconds
 from outlearn.studies.runner import read_study_toml
 
 
@@ -75,6 +75,11 @@ def test_stage_time_is_kept_across_an_interruption(tmp_path):
     again = RunContext(tmp_path, quiet=True)
     assert again.stage("s", [1], slow) == 7
     assert again.stage_seconds == ctx.stage_seconds  # cached: recorded time, not re-run
+    assert total_seconds(again.stage_seconds) == f"{first:.1f} over 1 stages"
+    (tmp_path / "stages" / f"s-{inputs_hash([1])}" / "seconds.txt").unlink()  # an old run
+    assert again.stage("s", [1], slow) == 7
+    want = "0.0 over 0 stages (1 more ran without a time record)"
+    assert total_seconds(again.stage_seconds) == want
 
 
 def test_report_renders_every_estimate_with_its_ci(tmp_path):

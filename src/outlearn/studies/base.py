@@ -44,12 +44,12 @@ def inputs_hash(inputs: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _read_seconds(path: Path) -> float:
-    """Seconds recorded for a stage (0 where none were: a stage from an older version)."""
+def _read_seconds(path: Path) -> float | None:
+    """Seconds recorded for a stage (None where none were: a stage from an older version)."""
     try:
         return float(path.read_text())
     except (OSError, ValueError):
-        return 0.0
+        return None
 
 
 def run_stage(d: Path, fn: Callable[[Path], T]) -> T:
@@ -61,7 +61,8 @@ def run_stage(d: Path, fn: Callable[[Path], T]) -> T:
     try:
         result = fn(d)
     finally:
-        atomic_write_text(clock, f"{round(_read_seconds(clock) + time.perf_counter() - t0, 3)}\n")
+        before = _read_seconds(clock) or 0.0
+        atomic_write_text(clock, f"{round(before + time.perf_counter() - t0, 3)}\n")
     atomic_write_bytes(d / "result.pkl", pickle.dumps(result))
     return result
 
@@ -73,8 +74,9 @@ class RunContext:
     run_dir: Path
     quiet: bool = False
     #: seconds each stage of this run has cost, summed over every invocation that ran it
-    #: (an interrupted stage's time counts too), cached stages included
-    stage_seconds: dict[str, float] = field(default_factory=dict)
+    #: (an interrupted stage's time counts too), cached stages included; None: not recorded
+    #: (a stage run by a version before this record existed)
+    stage_seconds: dict[str, float | None] = field(default_factory=dict)
     #: runs independent stages (:meth:`stages`): serially here, or as Ray tasks
     executor: Executor = field(default_factory=Serial, repr=False, compare=False)
 
@@ -119,6 +121,14 @@ class RunContext:
             from rich.console import Console
 
             Console(stderr=True).print(f"[dim]{msg}[/dim]")
+
+
+def total_seconds(stage_seconds: dict[str, float | None]) -> str:
+    """The run's compute time over its stages, saying how many have no record."""
+    known = [v for v in stage_seconds.values() if v is not None]
+    missing = len(stage_seconds) - len(known)
+    text = f"{sum(known):.1f} over {len(known)} stages"
+    return text + (f" ({missing} more ran without a time record)" if missing else "")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from outlearn.config import parse_config
 from outlearn.errors import ConfigError
 from outlearn.registry import ENVS, STUDENTS, STUDIES, TEACHERS
 from outlearn.report.html import render_report, summary_text
-from outlearn.studies.base import RunContext
+from outlearn.studies.base import RunContext, total_seconds
 from outlearn.studies.parallel import RayPool, make_executor
 
 
@@ -89,7 +89,7 @@ def run_study(name: str, data: dict, out: Path, source: str = "<dict>",
             "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
             "cpus": os.cpu_count(), "workers": address or workers, "run_dir": str(run_dir),
             "seconds (this invocation)": round(time.time() - t0, 1),
-            "seconds (all stages, every invocation)": round(sum(ctx.stage_seconds.values()), 1)}
+            "seconds (all stages, every invocation)": total_seconds(ctx.stage_seconds)}
     report = render_report(run_dir / "report.html", f"outlearn: {study.description}",
                            sections, command, resolved, meta)
     summary = summary_text(sections)
