@@ -125,16 +125,21 @@ def test_ad_learns_darkroom_in_context(tmp_path):
     t_norm = mean_curve_ci(teacher / opt[None, :, None]).mean
     t_eps = episodes_to_threshold(t_norm, 0.8)
     # cells embedded from (row, col) and the previous observation in each token, as in
-    # configs/demo.toml (tests/test_ad_consistency.py measures what each buys)
-    ckpt = _train(tmp_path, hist, "darkroom", "ad", 80, "actions", 12000, lr=3e-3, batch=32,
+    # configs/demo.toml (tests/test_ad_consistency.py measures what each buys); a context of
+    # 16 episodes: the student must remember where it has already looked. Measured (best
+    # share of optimal within the budget / episodes to 0.8): context 4 episodes 0.59 / never
+    # in 200; 8 episodes 0.70 / never; 16 episodes (batch 16, not 32) 0.73 / 164 (teacher:
+    # 65, budget 98). About 25 min on one core.
+    ckpt = _train(tmp_path, hist, "darkroom", "ad", 320, "actions", 12000, lr=3e-3, batch=16,
                   model={"d_model": 64, "d_ff": 256, "obs_factors": [9, 9], "prev_obs": True})
     budget = int(np.ceil(1.5 * t_eps)) if np.isfinite(t_eps) else horizon
     student = run_learner(fam, LearnerSpec(name="ad", kind="student", checkpoint=ckpt), ids,
-                          SEEDS, budget, "sample")[0]
+                          SEEDS, horizon, "sample")[0]
     s_norm = mean_curve_ci(student / opt[None, :, None]).mean
     s_eps = episodes_to_threshold(s_norm, 0.8)
     _report("AD on Dark Room 9x9", teacher_episodes_to_80=t_eps, student_episodes_to_80=s_eps,
-            budget=budget, student_best=float(s_norm.max()),
-            student_last10=float(s_norm[-10:].mean()), teacher_last10=float(t_norm[-10:].mean()))
+            budget=budget, student_best_in_budget=float(s_norm[:budget].max()),
+            student_best=float(s_norm.max()), student_last10=float(s_norm[-10:].mean()),
+            teacher_last10=float(t_norm[-10:].mean()))
     assert np.isfinite(t_eps), "the teacher itself never reached 80% of optimal"
     assert np.isfinite(s_eps) and s_eps <= 1.5 * t_eps
