@@ -347,9 +347,10 @@ def horizon_section(cfg: CutoffConfig, h: HorizonSection, ctx: RunContext) -> Se
     hin = [h, cfg.seed, cfg.tasks.seed, cfg.learners_per_task]
     full = ctx.stage("h-collect", hin, lambda d: collect_histories(sub, d, ctx.quiet))
     cut = CutInfo("T", full, T, T, T, M.data_ceiling(np.zeros((1, 1))))
-    ckpts = [ctx.stage("h-train", [h, st, s, str(full)],
-                       lambda d, s=s: train_student(sub, cut, s, d, ctx.quiet))
-             for s in cfg.train_seeds]
+    quiet = ctx.quiet or ctx.executor.workers > 1
+    ckpts = ctx.stages("h-train", [[h, st, s, str(full)] for s in cfg.train_seeds],
+                       [lambda d, s=s: train_student(sub, cut, s, d, quiet)
+                        for s in cfg.train_seeds])
     ids = test_tasks(family, tasks)
     student = ctx.stage("h-evaluate", [*hin, cfg.eval, [str(p) for p in ckpts]],
                         lambda d: eval_students(sub, family, ids, ckpts, F * T, regret=True))
