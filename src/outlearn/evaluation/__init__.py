@@ -1,5 +1,6 @@
 """Evaluation: metrics with confidence intervals, baselines and the ``outlearn eval`` run."""
 
+from outlearn.evaluation import metrics
 from outlearn.evaluation.baselines import (
     BASELINES,
     NoOpLearner,
@@ -19,21 +20,7 @@ from outlearn.evaluation.evaluate import (
     select_tasks,
     unit_keys,
 )
-from outlearn.evaluation.metrics import (
-    CurveCI,
-    DataCeiling,
-    asymptote,
-    asymptote_units,
-    continuation_gap,
-    cumulative_regret,
-    data_ceiling,
-    data_ceiling_from_history,
-    episode_returns_from_traj,
-    episodes_to_threshold,
-    exceedance,
-    iqm_ci,
-    mean_curve_ci,
-)
+from outlearn.evaluation.metrics import *  # noqa: F403  (every metric; its __all__ below)
 
 __all__ = [
     "BASELINES",
@@ -51,17 +38,5 @@ __all__ = [
     "select_tasks",
     "stay_action",
     "unit_keys",
-    "CurveCI",
-    "DataCeiling",
-    "asymptote",
-    "asymptote_units",
-    "continuation_gap",
-    "cumulative_regret",
-    "data_ceiling",
-    "data_ceiling_from_history",
-    "episode_returns_from_traj",
-    "episodes_to_threshold",
-    "exceedance",
-    "iqm_ci",
-    "mean_curve_ci",
+    *metrics.__all__,
 ]
