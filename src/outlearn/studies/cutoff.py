@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from outlearn.collect import CollectConfig, TasksSection, collect
+from outlearn.collect import TasksSection
 from outlearn.errors import ConfigError
 from outlearn.evaluation import metrics as M
-from outlearn.evaluation.baselines import make_baseline, make_teacher, stay_action
+from outlearn.evaluation.baselines import make_baseline, make_teacher
 from outlearn.evaluation.evaluate import run_learner
 from outlearn.histories.io import History
 from outlearn.histories.transforms import cut_at_performance, cut_at_step
@@ -36,6 +36,13 @@ from outlearn.report.section import Section
 from outlearn.stats import Estimate, bootstrap_ci
 from outlearn.students.threads import configure_threads
 from outlearn.studies.base import RunContext, Study
+from outlearn.studies.common import (
+    collect_histories,
+    eval_students,
+    run_references,
+    test_tasks,
+    train_student,
+)
 from outlearn.studies.cutoff_config import (
     Cut,
     CutoffConfig,
@@ -81,7 +88,8 @@ def run(cfg: CutoffConfig, ctx: RunContext) -> list[Section]:
     runs = [(cut, s) for cut in cuts.values() for s in cfg.train_seeds]
     ckpts = ctx.stages(
         "train", [[str(cut.path), cut.context_len, cfg.student, s, cfg.env] for cut, s in runs],
-        [lambda d, cut=cut, s=s: train_student(cfg, cut, s, d, quiet) for cut, s in runs])
+        [lambda d, cut=cut, s=s: train_student(cfg, cut.path, cut.context_len, s, d, quiet)
+         for cut, s in runs])
     per_cut = {name: ckpts[i * len(cfg.train_seeds):(i + 1) * len(cfg.train_seeds)]
                for i, name in enumerate(cuts)}
     evals = ctx.stages(
@@ -108,20 +116,6 @@ class CutInfo:
     episodes: int
     context_len: int
     ceiling: M.DataCeiling
-
-
-def test_tasks(family: Any, tasks: TasksSection) -> np.ndarray:
-    from outlearn.envs.base import split_tasks
-
-    return split_tasks(family, tasks.seed, tasks.n_train, tasks.n_test)[1]
-
-
-def collect_histories(cfg: CutoffConfig, d: Path, quiet: bool) -> Path:
-    """The teacher's full histories on the train and test tasks: one HDF5 file."""
-    cc = CollectConfig(env=cfg.env, teacher=cfg.teacher, tasks=cfg.tasks,
-                       learners_per_task=cfg.learners_per_task,
-                       num_episodes=cfg.teacher_episodes, seed=cfg.seed, out=d / "full.h5")
-    return collect(cc, progress=not quiet, created_by="outlearn study cutoff")
 
 
 def cut_history(cfg: CutoffConfig, family: Any, full: Path, c: Cut, d: Path) -> CutInfo:
@@ -170,43 +164,6 @@ def check_eval_horizon(cfg: CutoffConfig, cuts: dict[str, CutInfo]) -> None:
                 f"for at least 3 x {cut.episodes} = {3 * cut.episodes} episodes, but "
                 f"eval.episodes = {cfg.eval.episodes}: raise eval.episodes to "
                 f"{3 * cut.episodes} or lower the cut")
-
-
-def train_student(cfg: CutoffConfig, cut: CutInfo, seed: int, d: Path, quiet: bool) -> Path:
-    """One student on one cut; resumes from the checkpoints in ``d``."""
-    from outlearn.students.train import train
-
-    tc = cfg.student.train_config(cut.path, cfg.env.name, seed, d / "student",
-                                  cut.context_len, cfg.threads)
-    return train(tc, quiet=quiet)
-
-
-def eval_students(cfg: CutoffConfig, family: Any, ids: np.ndarray, ckpts: list[Path],
-                  num_episodes: int | None = None, regret: bool = False) -> np.ndarray:
-    """Returns (or per-episode regret) of every student on (eval seeds, tasks), stacked:
-    (len(ckpts) * len(eval.seeds), tasks, episodes)."""
-    from outlearn.students import StudentLearner, load_student
-
-    out = []
-    for ck in ckpts:
-        model, tc = load_student(ck)
-        make = lambda n, seed, m=model, c=tc.data.context_len: StudentLearner(  # noqa: E731
-            m, num_envs=n, context_len=c, mode=cfg.eval.mode, seed=seed)
-        r = run_learner(family, make, ids, cfg.eval.seeds, num_episodes or cfg.eval.episodes)
-        out.append(r[1] if regret else r[0])
-    return np.concatenate(out, axis=0)
-
-
-def run_references(cfg: CutoffConfig, family: Any, ids: np.ndarray) -> dict[str, np.ndarray]:
-    """The teacher run fresh (its unseen continuation) and the baselines, each
-    (eval seeds, tasks, episodes) on the same tasks and seeds as the students."""
-    learners = {"teacher": make_teacher(cfg.teacher.name, family, **cfg.teacher.kwargs),
-                "random": make_baseline("random", family),
-                "optimum": make_baseline("oracle", family)}
-    if stay_action(family) is not None:
-        learners["no-op"] = make_baseline("noop", family)
-    return {n: run_learner(family, lr, ids, cfg.eval.seeds, cfg.eval.episodes)[0]
-            for n, lr in learners.items()}
 
 
 # ------------------------------------------------------------------------------ the numbers
@@ -346,10 +303,9 @@ def horizon_section(cfg: CutoffConfig, h: HorizonSection, ctx: RunContext) -> Se
                                  "teacher_episodes": T, "student": st, "smoothing": 1})
     hin = [h, cfg.seed, cfg.tasks.seed, cfg.learners_per_task]
     full = ctx.stage("h-collect", hin, lambda d: collect_histories(sub, d, ctx.quiet))
-    cut = CutInfo("T", full, T, T, T, M.data_ceiling(np.zeros((1, 1))))
     quiet = ctx.quiet or ctx.executor.workers > 1
     ckpts = ctx.stages("h-train", [[h, st, s, str(full)] for s in cfg.train_seeds],
-                       [lambda d, s=s: train_student(sub, cut, s, d, quiet)
+                       [lambda d, s=s: train_student(sub, full, T, s, d, quiet)
                         for s in cfg.train_seeds])
     ids = test_tasks(family, tasks)
     student = ctx.stage("h-evaluate", [*hin, cfg.eval, [str(p) for p in ckpts]],

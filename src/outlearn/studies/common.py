@@ -1,0 +1,168 @@
+"""What every study of students trained on teacher histories shares.
+
+The config sections (task family, teacher, tasks, the student and its training, the
+in-context evaluation) and the stages built from them: collect the teacher's histories,
+train a student on a history file, run students and references in context on the
+held-out tasks. A study (cut-off, context length, ...) composes these through
+:class:`~outlearn.studies.base.RunContext` stages and adds only what its claim needs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from outlearn.collect import CollectConfig, EnvSection, TasksSection, TeacherSection, collect
+from outlearn.config import Config
+from outlearn.evaluation.baselines import make_baseline, make_teacher, stay_action
+from outlearn.evaluation.evaluate import run_learner
+from outlearn.registry import ENVS
+
+__all__ = [
+    "EvalSection", "StudentSection", "TeacherStudyConfig", "collect_histories",
+    "eval_students", "make_family", "run_references", "test_tasks", "train_student",
+]
+
+
+class StudentSection(Config):
+    """The student and its training (see :class:`outlearn.students.TrainConfig`)."""
+
+    kind: str = "ad"
+    preset: str = "small"
+    model: dict[str, Any] = Field(default_factory=dict)
+    context_len: int = Field(60, ge=2, description="steps; cut to the history's length")
+    labels: str = "actions"
+    train_steps: int = Field(500, ge=1)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    warmup_steps: int = Field(50, ge=0)
+    val_fraction: float = Field(0.0, ge=0, lt=1)
+    checkpoint_every: int = Field(100, ge=1)
+
+    def train_config(self, history: Path, env: str, seed: int, out: Path,
+                     context_len: int, threads: int | None) -> Any:
+        from outlearn.students.train import TrainConfig
+
+        return TrainConfig.model_validate({
+            "history": history, "env": env, "seed": seed, "out": out, "threads": threads,
+            "student": {"kind": self.kind, "preset": self.preset, "model": self.model},
+            "data": {"context_len": context_len, "labels": self.labels,
+                     "batch_size": self.batch_size, "val_fraction": self.val_fraction},
+            "optim": {"lr": self.lr, "total_steps": self.train_steps,
+                      "warmup_steps": min(self.warmup_steps, self.train_steps)},
+            "checkpoint_every": self.checkpoint_every, "val_every": self.train_steps})
+
+    def check(self, context_len: int | None = None) -> None:
+        """Refuse an unknown kind, preset, model key or label now, not after collection."""
+        from outlearn.students.train import model_config
+
+        n = context_len or self.context_len
+        tc = self.train_config(Path("unused.h5"), "unused", 0, Path("unused"), n, None)
+        model_config(tc.student, n)
+
+
+class EvalSection(Config):
+    episodes: int = Field(ge=1, description=">= 3x every cut and >= teacher_episodes")
+    seeds: list[int] = Field(default=[0], min_length=1)
+    last_n: int | None = Field(None, ge=1, description="episodes of the asymptote (10%)")
+    mode: Literal["sample", "greedy"] = "sample"
+
+
+class TeacherStudyConfig(Config):
+    """Teacher histories on train tasks, students trained on them (one per seed), run in
+    context on held-out tasks next to the teacher run fresh and the baselines."""
+
+    env: EnvSection
+    teacher: TeacherSection
+    tasks: TasksSection
+    learners_per_task: int = Field(1, ge=1)
+    teacher_episodes: int = Field(ge=2, description="the full horizon of the histories")
+    seed: int = Field(0, ge=0)
+    student: StudentSection = Field(default_factory=StudentSection)
+    eval: EvalSection
+    train_seeds: list[int]
+    resolution: float = Field(0.1, gt=0, le=1, description="fraction of optimal that matters")
+    threads: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _check_common(self) -> TeacherStudyConfig:
+        if len(set(self.train_seeds)) < 2:
+            raise ValueError(f"train_seeds={self.train_seeds}: give at least 2 distinct seeds "
+                             "(one student per seed), e.g. train_seeds = [0, 1]")
+        if self.tasks.n_train < 1 or self.tasks.n_test < 1:
+            raise ValueError("tasks.n_train and tasks.n_test must both be >= 1 (students train "
+                             "on train tasks and are evaluated on held-out test tasks)")
+        if self.eval.episodes < self.teacher_episodes:
+            raise ValueError(
+                f"eval.episodes={self.eval.episodes} is shorter than the teacher's horizon "
+                f"teacher_episodes={self.teacher_episodes}: raise eval.episodes to at least "
+                f"{self.teacher_episodes}")
+        if self.eval.last_n is not None and self.eval.last_n > self.eval.episodes:
+            raise ValueError(f"eval.last_n={self.eval.last_n} > eval.episodes: lower it")
+        family = make_family(self.env)  # unknown names: the registries' ConfigError
+        make_teacher(self.teacher.name, family, **self.teacher.kwargs)
+        self.student.check()
+        return self
+
+
+def make_family(env: EnvSection) -> Any:
+    import outlearn.envs  # noqa: F401  (registers the families)
+
+    return ENVS.get(env.name)(**env.kwargs)
+
+
+def test_tasks(family: Any, tasks: TasksSection) -> np.ndarray:
+    from outlearn.envs.base import split_tasks
+
+    return split_tasks(family, tasks.seed, tasks.n_train, tasks.n_test)[1]
+
+
+def collect_histories(cfg: TeacherStudyConfig, d: Path, quiet: bool,
+                      study: str = "cutoff") -> Path:
+    """The teacher's full histories on the train and test tasks: one HDF5 file."""
+    cc = CollectConfig(env=cfg.env, teacher=cfg.teacher, tasks=cfg.tasks,
+                       learners_per_task=cfg.learners_per_task,
+                       num_episodes=cfg.teacher_episodes, seed=cfg.seed, out=d / "full.h5")
+    return collect(cc, progress=not quiet, created_by=f"outlearn study {study}")
+
+
+def train_student(cfg: TeacherStudyConfig, history: Path, context_len: int, seed: int,
+                  d: Path, quiet: bool) -> Path:
+    """One student on one history file; resumes from the checkpoints in ``d``."""
+    from outlearn.students.train import train
+
+    tc = cfg.student.train_config(history, cfg.env.name, seed, d / "student", context_len,
+                                  cfg.threads)
+    return train(tc, quiet=quiet)
+
+
+def eval_students(cfg: TeacherStudyConfig, family: Any, ids: np.ndarray, ckpts: list[Path],
+                  num_episodes: int | None = None, regret: bool = False) -> np.ndarray:
+    """Returns (or per-episode regret) of every student on (eval seeds, tasks), stacked:
+    (len(ckpts) * len(eval.seeds), tasks, episodes)."""
+    from outlearn.students import StudentLearner, load_student
+
+    out = []
+    for ck in ckpts:
+        model, tc = load_student(ck)
+        make = lambda n, seed, m=model, c=tc.data.context_len: StudentLearner(  # noqa: E731
+            m, num_envs=n, context_len=c, mode=cfg.eval.mode, seed=seed)
+        r = run_learner(family, make, ids, cfg.eval.seeds, num_episodes or cfg.eval.episodes)
+        out.append(r[1] if regret else r[0])
+    return np.concatenate(out, axis=0)
+
+
+def run_references(cfg: TeacherStudyConfig, family: Any,
+                   ids: np.ndarray) -> dict[str, np.ndarray]:
+    """The teacher run fresh (its unseen continuation) and the baselines, each
+    (eval seeds, tasks, episodes) on the same tasks and seeds as the students."""
+    learners = {"teacher": make_teacher(cfg.teacher.name, family, **cfg.teacher.kwargs),
+                "random": make_baseline("random", family),
+                "optimum": make_baseline("oracle", family)}
+    if stay_action(family) is not None:
+        learners["no-op"] = make_baseline("noop", family)
+    return {n: run_learner(family, lr, ids, cfg.eval.seeds, cfg.eval.episodes)[0]
+            for n, lr in learners.items()}
