@@ -209,6 +209,20 @@ def continuation_gap(
     return _diff_ci(a, b, paired, confidence, n_resamples, seed)
 
 
+def in_context_improvement(curves: np.ndarray, n: int, seed: int = 0) -> Estimate:
+    """How much a learner improves within its run: each unit's mean return over its last
+    ``n`` episodes minus over its first ``n``, averaged over units, with its CI.
+
+    A frozen student whose context never spans an episode behaves alike in every episode,
+    so its improvement is 0 up to noise; a learner that learns has a positive one.
+    """
+    u = units(curves)
+    if not 1 <= n <= u.shape[1] // 2:
+        raise ValueError(f"n={n} must be in [1, {u.shape[1] // 2}]: the first and last n of "
+                         f"{u.shape[1]} episodes may not overlap")
+    return bootstrap_ci(u[:, -n:].mean(axis=1) - u[:, :n].mean(axis=1), seed=seed)
+
+
 def episodes_to_threshold(curve: np.ndarray, threshold: float) -> np.ndarray | float:
     """Number of episodes until ``curve`` first reaches ``threshold`` (>=), 1-based.
 
@@ -233,6 +247,7 @@ __all__ = [
     "episode_returns_from_traj",
     "episodes_to_threshold",
     "exceedance",
+    "in_context_improvement",
     "iqm",
     "iqm_ci",
     "mean_curve_ci",

@@ -186,6 +186,47 @@ def tracks_reference_verdict(ratio: Estimate, within: float = 0.2,
     return Verdict(INCONCLUSIVE, f"{why}: the CI straddles the bar; too wide to tell")
 
 
+def in_context_verdict(improvement: Estimate, tol: float) -> Verdict:
+    """Does a learner improve within its run? (last episodes - first episodes, with CI).
+
+    Lower end above ``tol``: "learns in context". Upper end at or below ``tol`` (the CI
+    rules out an improvement that matters): "does not learn in context". Else inconclusive.
+    """
+    _check_tol(tol)
+    why = f"improvement (last - first episodes) {_ci(improvement)}"
+    if improvement.low > tol:
+        return Verdict("learns in context", f"{why}: the whole CI is above {tol:.3g}")
+    if improvement.high <= tol:
+        return Verdict("does not learn in context",
+                       f"{why}: the CI rules out an improvement above {tol:.3g}")
+    return Verdict(INCONCLUSIVE, f"{why}: the CI straddles {tol:.3g}; too wide to tell")
+
+
+def context_span_verdict(per_context: dict[float, Verdict]) -> Verdict:
+    """Claim 9 from each context's :func:`in_context_verdict` (contexts in episodes).
+
+    Confirmed when every context under one episode does not learn in context and every
+    context of two or more episodes does; refuted when one of them does the opposite;
+    inconclusive when a side is missing or undecided, or when no student learns at all
+    (then the training, not the context, is what failed).
+    """
+    short = {c: v for c, v in per_context.items() if c < 1}
+    long = {c: v for c, v in per_context.items() if c >= 2}
+    reason = "; ".join(f"{c:g} episodes: {v.label}" for c, v in sorted(per_context.items()))
+    if not short or not long:
+        return Verdict(INCONCLUSIVE, f"{reason}: the claim needs contexts under 1 episode and "
+                                     "of 2 or more; add them to contexts")
+    if not any(v.label == "learns in context" for v in per_context.values()):
+        return Verdict(f"{INCONCLUSIVE}: no student learns in context",
+                       f"{reason}: train longer or on more tasks before reading the context")
+    if any(v.label == "learns in context" for v in short.values()) or any(
+            v.label == "does not learn in context" for v in long.values()):
+        return Verdict("refuted", reason)
+    if any(v.inconclusive for v in (*short.values(), *long.values())):
+        return Verdict(INCONCLUSIVE, reason)
+    return Verdict("confirmed", reason)
+
+
 def difference_of_means(a: np.ndarray, b: np.ndarray, confidence: float = 0.95,
                         n_resamples: int = 2000, seed: int = 0) -> Estimate:
     """mean(a) - mean(b) with a percentile-bootstrap CI; a (n,), b (m,) independent units

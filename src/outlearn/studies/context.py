@@ -1,0 +1,165 @@
+"""The context-length study: must a student's context span episodes to learn in context?
+
+Claim 9 (AD's finding): with a context shorter than one episode there is no in-context
+learning; with 2-4 episodes there is. One student per context length (in episodes of
+the task) and seed, all on the same teacher histories; each runs in context on held-out
+tasks, and its in-context improvement is its mean return over its last ``n`` episodes
+minus over its first ``n``. A student that cannot see past its own episode behaves alike
+in every episode, so its improvement is 0 up to noise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from outlearn.evaluation import metrics as M
+from outlearn.registry import STUDIES
+from outlearn.report.figures import curves_figure
+from outlearn.report.section import Section
+from outlearn.students.threads import configure_threads
+from outlearn.studies.base import RunContext, Study
+from outlearn.studies.common import (
+    TeacherStudyConfig,
+    collect_histories,
+    eval_students,
+    make_family,
+    run_references,
+    test_tasks,
+    train_student,
+)
+from outlearn.studies.verdicts import context_span_verdict, in_context_verdict
+
+
+class ContextConfig(TeacherStudyConfig):
+    """``contexts``: the students' context lengths in episodes (0.5 = half an episode);
+    ``compare_n``: episodes at each end of the run whose returns are compared
+    (default a tenth of ``eval.episodes``)."""
+
+    contexts: list[float] = Field(min_length=1)
+    compare_n: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> ContextConfig:
+        if "context_len" in self.student.model_fields_set:
+            raise ValueError("student.context_len is set by contexts in this study: remove it "
+                             "and list the lengths (in episodes) in contexts")
+        ep_len = make_family(self.env).episode_len
+        steps = [context_steps(c, ep_len) for c in self.contexts]
+        for c, n in zip(self.contexts, steps, strict=True):
+            if n < 2:
+                raise ValueError(f"context {c:g} episodes is {n} step(s) of this env (episode "
+                                 f"length {ep_len}); a student needs at least 2: raise it")
+            if n > self.teacher_episodes * ep_len:
+                raise ValueError(f"context {c:g} episodes ({n} steps) is longer than the "
+                                 f"teacher's histories ({self.teacher_episodes} episodes): "
+                                 "raise teacher_episodes or shorten the context")
+            self.student.check(n)
+        if len(set(steps)) != len(steps):
+            raise ValueError(f"contexts={self.contexts} give duplicate step counts {steps} "
+                             f"(episode length {ep_len}): remove the duplicates")
+        if 2 * compare_episodes(self) > self.eval.episodes:
+            raise ValueError(f"compare_n={self.compare_n}: the first and last compare_n of "
+                             f"eval.episodes={self.eval.episodes} overlap; lower it")
+        return self
+
+
+def context_steps(episodes: float, episode_len: int) -> int:
+    if not episodes > 0:
+        raise ValueError(f"context {episodes} must be a positive number of episodes")
+    return int(round(episodes * episode_len))
+
+
+def compare_episodes(cfg: ContextConfig) -> int:
+    return cfg.compare_n or max(1, cfg.eval.episodes // 10)
+
+
+def run(cfg: ContextConfig, ctx: RunContext) -> list[Section]:
+    """Collect, train one student per (context, seed), run each in context, judge."""
+    configure_threads(cfg.threads)
+    family = make_family(cfg.env)
+    ids = test_tasks(family, cfg.tasks)
+    history = ctx.stage("collect", [cfg.env, cfg.teacher, cfg.tasks, cfg.learners_per_task,
+                                    cfg.teacher_episodes, cfg.seed],
+                        lambda d: collect_histories(cfg, d, ctx.quiet, "context"))
+    steps = {c: context_steps(c, family.episode_len) for c in cfg.contexts}
+    quiet = ctx.quiet or ctx.executor.workers > 1
+    runs = [(c, s) for c in cfg.contexts for s in cfg.train_seeds]
+    ckpts = ctx.stages(
+        "train", [[str(history), steps[c], cfg.student, s, cfg.env] for c, s in runs],
+        [lambda d, c=c, s=s: train_student(cfg, history, steps[c], s, d, quiet)
+         for c, s in runs])
+    k = len(cfg.train_seeds)
+    per_context = {c: ckpts[i * k:(i + 1) * k] for i, c in enumerate(cfg.contexts)}
+    ev = [cfg.env, cfg.tasks, cfg.eval]
+    curves = dict(zip(cfg.contexts, ctx.stages(
+        "evaluate", [[*ev, [str(p) for p in per_context[c]]] for c in cfg.contexts],
+        [lambda d, p=per_context[c]: eval_students(cfg, make_family(cfg.env), ids, p)
+         for c in cfg.contexts]), strict=True))
+    base = ctx.stage("baselines", [*ev, cfg.teacher],
+                     lambda d: run_references(cfg, family, ids))
+    return [context_section(cfg, family, ids, steps, curves, base,
+                            ctx.run_dir / "context.png")]
+
+
+def context_section(cfg: ContextConfig, family, ids: np.ndarray, steps: dict[float, int],
+                    curves: dict[float, np.ndarray], base: dict[str, np.ndarray],
+                    fig_path: Path) -> Section:
+    import jax
+
+    optimum = float(np.mean(np.asarray(jax.vmap(family.optimal_return)(
+        family.task_params(ids)))))
+    tol, n = cfg.resolution * optimum, compare_episodes(cfg)
+    ends = lambda c: (M.asymptote(c[..., :n], n), M.asymptote(c, n))  # noqa: E731
+    verdicts, rows = {}, []
+    for c, cur in curves.items():
+        imp = M.in_context_improvement(cur, n)
+        verdicts[c] = v = in_context_verdict(imp, tol)
+        first, last = ends(cur)
+        rows.append({"learner": f"student, context {c:g} episodes ({steps[c]} steps)",
+                     f"first {n} episodes": first, f"last {n} episodes": last,
+                     "improvement": imp, "verdict": v.label})
+    for name in ("teacher", "random"):
+        first, last = ends(base[name])
+        label = "teacher run fresh" if name == "teacher" else name
+        rows.append({"learner": label, f"first {n} episodes": first,
+                     f"last {n} episodes": last,
+                     "improvement": M.in_context_improvement(base[name], n)})
+    verdict = context_span_verdict(verdicts)
+    lines = {f"context {c:g} ep.": M.mean_curve_ci(cur) for c, cur in curves.items()}
+    lines["teacher"] = M.mean_curve_ci(base["teacher"])
+    lines["random"] = M.mean_curve_ci(base["random"])
+    fig = curves_figure(fig_path, lines, "episode", "return", None,
+                        f"{cfg.env.name}: students by context length (95% CI)")
+    s = cfg.student
+    return Section(
+        key="context", title="Claim 9: context must span episodes",
+        claim="A student whose context is shorter than one episode does not learn in "
+              "context; with a context of 2-4 episodes it does.",
+        setting=f"{cfg.env.name} {cfg.env.kwargs or ''} (episodes of {family.episode_len} "
+                f"steps), teacher {cfg.teacher.name} {cfg.teacher.kwargs or ''}: "
+                f"{cfg.tasks.n_train} train / {cfg.tasks.n_test} held-out tasks x "
+                f"{cfg.learners_per_task} teacher learners, {cfg.teacher_episodes} episodes. "
+                f"Students {s.kind} ({s.preset}), {s.train_steps} steps, seeds "
+                f"{cfg.train_seeds}; run in context for {cfg.eval.episodes} episodes x eval "
+                f"seeds {cfg.eval.seeds}.",
+        columns=["learner", f"first {n} episodes", f"last {n} episodes", "improvement",
+                 "verdict"],
+        rows=rows, verdict=verdict.label, verdict_reason=verdict.reason, figures=[fig],
+        notes=[f"Improvement: each (student seed x eval seed x task) unit's mean return over "
+               f"its last {n} episodes minus its first {n}, averaged, with a 95% bootstrap "
+               f"CI. Resolution: {tol:.3g} = {cfg.resolution:g} x the mean optimal return "
+               f"{optimum:.3g}; a student learns in context when the CI's lower end is "
+               "above it."])
+
+
+STUDIES.register("context")(Study(
+    name="context",
+    description="context-length study: must a student's context span episodes?",
+    config_model=ContextConfig,
+    run=run,
+))
+
+__all__ = ["ContextConfig", "context_steps", "run"]
