@@ -1,4 +1,5 @@
-"""Task families (JAX): bandits, Dark Room and its presets, Dark Key-to-Door.
+"""Task families (JAX): bandits, Dark Room and its presets, Dark Key-to-Door, and any
+of them with its actions permuted per task.
 
 Importing this package registers every family in :data:`outlearn.registry.ENVS`;
 :func:`make_env` builds one by name.
@@ -18,6 +19,7 @@ from outlearn.envs.bandits import (
 from outlearn.envs.base import StepOut, TaskFamily, id_key, split_tasks
 from outlearn.envs.darkroom import DarkRoom, DarkRoomConfig, DarkRoomParams, DarkRoomState
 from outlearn.envs.keydoor import KeyDoor, KeyDoorConfig, KeyDoorParams, KeyDoorState
+from outlearn.envs.permuted import PermutedActions, PermutedParams
 from outlearn.registry import ENVS
 
 
@@ -42,6 +44,8 @@ __all__ = [
     "KeyDoorConfig",
     "KeyDoorParams",
     "KeyDoorState",
+    "PermutedActions",
+    "PermutedParams",
     "StepOut",
     "TaskFamily",
     "id_key",

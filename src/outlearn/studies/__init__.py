@@ -1,5 +1,6 @@
 """Built-in studies; importing this package registers them (see :mod:`outlearn.studies.base`)."""
 
+import outlearn.studies.actions  # noqa: F401  (actions)
 import outlearn.studies.context  # noqa: F401  (context)
 import outlearn.studies.cutoff  # noqa: F401  (cutoff)
 import outlearn.studies.selfdistill  # noqa: F401  (selfdistill-categorical, selfdistill-lm)

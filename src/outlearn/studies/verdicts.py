@@ -227,6 +227,27 @@ def context_span_verdict(per_context: dict[float, Verdict]) -> Verdict:
     return Verdict("confirmed", reason)
 
 
+def action_semantics_verdict(student_drop: Estimate, teacher_drop: Estimate, bar: float,
+                             tol: float) -> Verdict:
+    """Claim 11 from the relative drops (1 - permuted / original return) with CIs.
+
+    Needs the fresh teacher unaffected: its drop's CI within ``[-tol, tol]``; otherwise the
+    permutation changed the tasks, not just the labels, and the test says nothing. Then
+    confirmed when the student's drop CI lies at or above ``bar``, refuted when it lies
+    below, inconclusive when it straddles it.
+    """
+    _check_tol(tol)
+    why = (f"student's drop {_ci(student_drop)} (bar {bar:g}); fresh teacher's drop "
+           f"{_ci(teacher_drop)} (must lie within +-{tol:g})")
+    if position(teacher_drop, tol) != "zero":
+        return Verdict(f"{INCONCLUSIVE}: the permutation affects the fresh teacher too", why)
+    if student_drop.low >= bar:
+        return Verdict("confirmed", f"{why}: the student's whole CI is at or above the bar")
+    if student_drop.high < bar:
+        return Verdict("refuted", f"{why}: the student's whole CI is below the bar")
+    return Verdict(INCONCLUSIVE, f"{why}: the student's CI straddles the bar")
+
+
 def difference_of_means(a: np.ndarray, b: np.ndarray, confidence: float = 0.95,
                         n_resamples: int = 2000, seed: int = 0) -> Estimate:
     """mean(a) - mean(b) with a percentile-bootstrap CI; a (n,), b (m,) independent units

@@ -1,0 +1,160 @@
+"""The action-semantics study: does a student rely on what the actions meant in training?
+
+Claim 11: with the actions permuted at test time (in every held-out task each action
+does what another did; :mod:`outlearn.envs.permuted`), the student's return falls by at
+least half, while a fresh real learner (the teacher, learning from scratch) is
+unaffected. Returns are each unit's mean over the whole evaluation run, so both the
+learning and where it ends count; the drop is 1 - permuted / original, paired over the
+same (seed, task) units.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from pydantic import Field
+
+from outlearn.envs.permuted import PermutedActions
+from outlearn.evaluation import metrics as M
+from outlearn.registry import STUDIES
+from outlearn.report.figures import curves_figure
+from outlearn.report.section import Section
+from outlearn.stats import Estimate, bootstrap_ci
+from outlearn.students.threads import configure_threads
+from outlearn.studies.base import RunContext, Study
+from outlearn.studies.common import (
+    TeacherStudyConfig,
+    collect_histories,
+    eval_students,
+    make_family,
+    run_references,
+    test_tasks,
+    train_student,
+)
+from outlearn.studies.verdicts import (
+    INCONCLUSIVE,
+    Verdict,
+    action_semantics_verdict,
+    difference_of_means,
+    ratio_of_means,
+    reference_learns,
+)
+
+SETTINGS = ("original", "permuted")
+
+
+class ActionsConfig(TeacherStudyConfig):
+    """``permutation_seed``: draws each held-out task's relabelling; ``drop_bar``: the
+    relative drop of the student's return that confirms the claim."""
+
+    permutation_seed: int = Field(0, ge=0)
+    drop_bar: float = Field(0.5, gt=0, lt=1)
+
+
+def run(cfg: ActionsConfig, ctx: RunContext) -> list[Section]:
+    """Collect, train students, run them and the references on original and permuted tasks."""
+    configure_threads(cfg.threads)
+    family = make_family(cfg.env)
+    ids = test_tasks(family, cfg.tasks)
+    history = ctx.stage("collect", [cfg.env, cfg.teacher, cfg.tasks, cfg.learners_per_task,
+                                    cfg.teacher_episodes, cfg.seed],
+                        lambda d: collect_histories(cfg, d, ctx.quiet, "actions"))
+    n = min(cfg.student.context_len, cfg.teacher_episodes * family.episode_len)
+    quiet = ctx.quiet or ctx.executor.workers > 1
+    ckpts = ctx.stages("train", [[str(history), n, cfg.student, s, cfg.env]
+                                 for s in cfg.train_seeds],
+                       [lambda d, s=s: train_student(cfg, history, n, s, d, quiet)
+                        for s in cfg.train_seeds])
+    ev = [cfg.env, cfg.tasks, cfg.eval, cfg.permutation_seed]
+    students = dict(zip(SETTINGS, ctx.stages(
+        "evaluate", [[*ev, w, [str(p) for p in ckpts]] for w in SETTINGS],
+        [lambda d, w=w: eval_students(cfg, families(cfg)[w], ids, ckpts) for w in SETTINGS]),
+        strict=True))
+    refs = dict(zip(SETTINGS, ctx.stages(
+        "baselines", [[*ev, w, cfg.teacher] for w in SETTINGS],
+        [lambda d, w=w: run_references(cfg, families(cfg)[w], ids) for w in SETTINGS]),
+        strict=True))
+    return [actions_section(cfg, family, ids, students, refs, ctx.run_dir / "actions.png")]
+
+
+def families(cfg: ActionsConfig) -> dict[str, object]:
+    base = make_family(cfg.env)
+    return {"original": base, "permuted": PermutedActions(base, seed=cfg.permutation_seed)}
+
+
+def run_means(curves: np.ndarray) -> np.ndarray:
+    """Each unit's mean return over the whole run: (seeds, tasks, E) -> (seeds * tasks,)."""
+    return M.units(curves).mean(axis=1)
+
+
+def relative_drop(original: np.ndarray, permuted: np.ndarray) -> Estimate | None:
+    """1 - mean(permuted) / mean(original) over paired units, with its CI (None when the
+    original mean return is not positive: there is nothing to fall from)."""
+    if run_means(original).mean() <= 0:
+        return None
+    r = ratio_of_means(run_means(permuted), run_means(original), paired=True)
+    return Estimate(1.0 - r.value, 1.0 - r.high, 1.0 - r.low, r.confidence)
+
+
+def actions_section(cfg: ActionsConfig, family, ids: np.ndarray,
+                    students: dict[str, np.ndarray], refs: dict[str, dict[str, np.ndarray]],
+                    fig_path: Path) -> Section:
+    import jax
+
+    optimum = float(np.mean(np.asarray(jax.vmap(family.optimal_return)(
+        family.task_params(ids)))))
+    curves = {"student": students, **{name: {w: refs[w][name] for w in SETTINGS}
+                                      for name in ("teacher", "random")}}
+    drops = {name: relative_drop(c["original"], c["permuted"]) for name, c in curves.items()}
+    if drops["student"] is None or drops["teacher"] is None:
+        verdict = Verdict(INCONCLUSIVE, "the student's or the teacher's mean return on the "
+                                        "original tasks is 0, so there is no drop to measure")
+    else:
+        verdict = action_semantics_verdict(drops["student"], drops["teacher"], cfg.drop_bar,
+                                           cfg.resolution)
+    guard = reference_learns(difference_of_means(run_means(students["original"]),
+                                                 run_means(refs["original"]["random"])),
+                             cfg.resolution * optimum)
+    if guard is not None:
+        verdict = Verdict(guard.label, f"{guard.reason}. {verdict.reason}")
+    labels = {"student": f"student ({cfg.student.kind})", "teacher": "teacher run fresh",
+              "random": "random"}
+    rows = [{"learner": labels[name], "original": bootstrap_ci(run_means(c["original"])),
+             "permuted": bootstrap_ci(run_means(c["permuted"])),
+             **({"drop": drops[name]} if drops[name] is not None else {})}
+            for name, c in curves.items()]
+    lines = {f"{name}, {w}": M.mean_curve_ci(c[w]) for name, c in curves.items()
+             if name != "random" for w in SETTINGS}
+    fig = curves_figure(fig_path, lines, "episode", "return", None,
+                        f"{cfg.env.name}: original vs permuted actions (95% CI)")
+    s = cfg.student
+    return Section(
+        key="actions", title="Claim 11: action semantics",
+        claim=f"With the actions permuted at test time the student's return falls by at least "
+              f"{cfg.drop_bar:.0%}, while a fresh real learner is unaffected.",
+        setting=f"{cfg.env.name} {cfg.env.kwargs or ''}, teacher {cfg.teacher.name} "
+                f"{cfg.teacher.kwargs or ''}: {cfg.tasks.n_train} train / {cfg.tasks.n_test} "
+                f"held-out tasks x {cfg.learners_per_task} teacher learners, "
+                f"{cfg.teacher_episodes} episodes. Student {s.kind} ({s.preset}), context "
+                f"{s.context_len} steps, {s.train_steps} steps, seeds {cfg.train_seeds}; "
+                f"everyone runs {cfg.eval.episodes} episodes x eval seeds {cfg.eval.seeds} on "
+                f"the held-out tasks, as they are and with each task's actions deranged "
+                f"(permutation seed {cfg.permutation_seed}).",
+        columns=["learner", "original", "permuted", "drop"], rows=rows,
+        verdict=verdict.label, verdict_reason=verdict.reason, figures=[fig],
+        notes=["original / permuted: mean return over the whole run (mean over units of each "
+               "unit's mean over its episodes), 95% bootstrap CIs. Drop: 1 - permuted / "
+               "original, paired over the same units. Every action of a permuted task does "
+               "what another action did (a derangement drawn from the task id); goals and "
+               "optimal returns are unchanged."])
+
+
+STUDIES.register("actions")(Study(
+    name="actions",
+    description="action-semantics study: does a student fail when the actions are permuted?",
+    config_model=ActionsConfig,
+    run=run,
+))
+
+__all__ = ["ActionsConfig", "relative_drop", "run"]
