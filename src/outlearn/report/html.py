@@ -89,5 +89,5 @@ def summary_text(sections: list[Section]) -> str:
         lines.append(f"== {s.title}")
         lines.append(f"   verdict: {s.verdict}  ({s.verdict_reason})")
         for r in s.rows:
-            lines.append("   " + "  ".join(f"{c}={format_cell(r.get(c, ''))}" for c in s.columns))
+            lines.append("   " + "  ".join(f"{c}={format_cell(r[c])}" for c in s.columns if c in r))
     return "\n".join(lines)
