@@ -21,6 +21,7 @@ from outlearn.histories import (
     cut_at_step,
     episode_returns,
     keep_every_kth_episode,
+    keep_train_tasks,
     write_history,
 )
 from outlearn.rollout import Trajectory
@@ -371,3 +372,26 @@ def test_keep_every_kth_with_varying_lengths_cuts_to_the_fewest_steps(tmp_path):
         assert np.array_equal(h.window(0, 0, 4)["rewards"], [0, 3, 4, 5])
         assert np.array_equal(h.window(1, 0, 4)["rewards"], [8, 9, 12, 13])
         assert np.array_equal(h.episode_returns, [[0, 12], [17, 25]])
+
+
+def test_keep_train_tasks_keeps_the_first_train_tasks_and_every_test_learner(tmp_path):
+    # 6 learners: train tasks 10, 10, 11, 12 (two learners on task 10), test tasks 20, 21
+    info = LearnerInfo(
+        task_ids=np.array([10, 10, 11, 12, 20, 21], np.int64),
+        split=np.array([0, 0, 0, 0, 1, 1], np.uint8),
+        optimal_return=np.arange(6, dtype=np.float32), learner_seeds=np.arange(6, dtype=np.uint32),
+        task_params={"goal": np.arange(6, dtype=np.int32)})
+    traj = make_traj(1, L=6)
+    src = write_history(tmp_path / "src.h5", traj, make_meta(), info, chunk_steps=16)
+    with keep_train_tasks(src, 2, tmp_path / "k.h5") as h:
+        assert list(h.task_ids) == [10, 10, 11, 20, 21] and list(h.split) == [0, 0, 0, 1, 1]
+        assert list(h.task_params["goal"]) == [0, 1, 2, 4, 5]
+        kept = [0, 1, 2, 4, 5]
+        assert np.array_equal(h.dataset("obs")[:], traj.obs[kept])
+        assert np.array_equal(h.dataset("probs")[:], traj.probs[kept])
+        with History(src) as full:
+            assert np.array_equal(h.episode_returns, full.episode_returns[kept], equal_nan=True)
+        (prov,) = h.meta.provenance
+        assert prov["transform"] == "keep_train_tasks" and prov["args"] == {"n": 2}
+    with pytest.raises(ConfigError, match="has 3 train tasks"):
+        keep_train_tasks(src, 4, tmp_path / "x.h5")

@@ -12,6 +12,7 @@ from outlearn.histories.transforms import (
     cut_at_performance,
     cut_at_step,
     keep_every_kth_episode,
+    keep_train_tasks,
     performance_curve,
 )
 
@@ -26,6 +27,7 @@ __all__ = [
     "episode_returns",
     "flatten_task_params",
     "keep_every_kth_episode",
+    "keep_train_tasks",
     "performance_curve",
     "write_history",
 ]

@@ -19,10 +19,11 @@ import numpy as np
 
 from outlearn.errors import ConfigError
 from outlearn.histories.io import History, write_history
-from outlearn.histories.schema import PROBS, STEP_DATASETS, code_version, read_guard
+from outlearn.histories.schema import PROBS, STEP_DATASETS, code_version, read_guard, split_code
 from outlearn.rollout import Trajectory
 
-__all__ = ["cut_at_performance", "cut_at_step", "keep_every_kth_episode", "performance_curve"]
+__all__ = ["cut_at_performance", "cut_at_step", "keep_every_kth_episode", "keep_train_tasks",
+           "performance_curve"]
 
 Source = str | Path | History
 
@@ -37,11 +38,14 @@ def _chunk_steps(h: History) -> int:
     return int(chunks[1]) if chunks else h.num_steps
 
 
-def _read_steps(h: History, sel: slice = slice(None)) -> dict[str, np.ndarray]:
-    """Every per-step field, steps ``sel`` of every learner: (L, S') or (L, S', A)."""
+def _read_steps(h: History, sel: slice = slice(None),
+                learners: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Every per-step field, steps ``sel`` of every learner (or of the increasing indices
+    ``learners``): (L, S') or (L, S', A)."""
     names = [*STEP_DATASETS, *([PROBS] if h.has_probs else [])]
+    rows = slice(None) if learners is None else learners
     with read_guard(h.path):
-        return {k: h.dataset(k)[:, sel] for k in names}
+        return {k: h.dataset(k)[rows, sel] for k in names}
 
 
 def _traj(a: dict[str, np.ndarray]) -> Trajectory:
@@ -50,14 +54,16 @@ def _traj(a: dict[str, np.ndarray]) -> Trajectory:
 
 
 def _write_derived(h: History, dst: str | Path, arrays: dict[str, np.ndarray],
-                   transform: str, args: dict[str, Any]) -> History:
+                   transform: str, args: dict[str, Any],
+                   learners: np.ndarray | None = None) -> History:
     source = str(Path(h.path).resolve()) if isinstance(h.path, Path) else repr(h.path)
     if isinstance(h.path, Path) and Path(dst).resolve() == Path(h.path).resolve():
         raise ConfigError(f"{transform}: the destination {dst} is the source file; "
                           "write the result to a new path")
     step = {"transform": transform, "source": source, "args": args}
     meta = replace(h.meta, provenance=(*h.meta.provenance, step), code_version=code_version())
-    path = write_history(dst, _traj(arrays), meta, h.learner_info(), chunk_steps=_chunk_steps(h))
+    info = h.learner_info() if learners is None else h.learner_info().select(learners)
+    path = write_history(dst, _traj(arrays), meta, info, chunk_steps=_chunk_steps(h))
     return History(path)
 
 
@@ -173,3 +179,24 @@ def keep_every_kth_episode(src: Source, k: int, dst: str | Path, *, offset: int 
         if owned:
             h.close()
 
+
+
+def keep_train_tasks(src: Source, n: int, dst: str | Path) -> History:
+    """Keep the learners of the first ``n`` train tasks (in the order the file lists them)
+    and every test learner: fewer training tasks, the same held-out ones."""
+    h, owned = _open(src)
+    try:
+        train = h.learners("train")
+        order = list(dict.fromkeys(h.task_ids[train].tolist()))
+        if not 1 <= n <= len(order):
+            raise ConfigError(f"keep_train_tasks(n={n}): {h.path} has {len(order)} train tasks; "
+                              f"choose 1 <= n <= {len(order)}")
+        keep = set(order[:n])
+        test = split_code("test")
+        idx = np.flatnonzero([(s == test) or (int(t) in keep)
+                              for t, s in zip(h.task_ids, h.split, strict=True)]).astype(np.int64)
+        return _write_derived(h, dst, _read_steps(h, learners=idx), "keep_train_tasks",
+                              {"n": int(n)}, learners=idx)
+    finally:
+        if owned:
+            h.close()

@@ -28,6 +28,7 @@ from outlearn.studies.common import (
     collect_histories,
     eval_students,
     make_family,
+    mean_optimum,
     run_references,
     test_tasks,
     train_student,
@@ -100,10 +101,7 @@ def relative_drop(original: np.ndarray, permuted: np.ndarray) -> Estimate | None
 def actions_section(cfg: ActionsConfig, family, ids: np.ndarray,
                     students: dict[str, np.ndarray], refs: dict[str, dict[str, np.ndarray]],
                     fig_path: Path) -> Section:
-    import jax
-
-    optimum = float(np.mean(np.asarray(jax.vmap(family.optimal_return)(
-        family.task_params(ids)))))
+    optimum = mean_optimum(family, ids)
     curves = {"student": students, **{name: {w: refs[w][name] for w in SETTINGS}
                                       for name in ("teacher", "random")}}
     drops = {name: relative_drop(c["original"], c["permuted"]) for name, c in curves.items()}

@@ -17,13 +17,18 @@ from pydantic import Field, model_validator
 
 from outlearn.collect import CollectConfig, EnvSection, TasksSection, TeacherSection, collect
 from outlearn.config import Config
+from outlearn.evaluation import metrics as M
 from outlearn.evaluation.baselines import make_baseline, make_teacher, stay_action
 from outlearn.evaluation.evaluate import run_learner
 from outlearn.registry import ENVS
+from outlearn.report.figures import curves_figure
+from outlearn.report.section import Cell
+from outlearn.studies.verdicts import Verdict, in_context_verdict
 
 __all__ = [
     "EvalSection", "StudentSection", "TeacherStudyConfig", "collect_histories",
-    "eval_students", "make_family", "run_references", "test_tasks", "train_student",
+    "compare_episodes", "eval_students", "improvement_row", "make_family", "mean_optimum",
+    "run_references", "students_figure", "test_tasks", "train_student",
 ]
 
 
@@ -166,3 +171,40 @@ def run_references(cfg: TeacherStudyConfig, family: Any,
         learners["no-op"] = make_baseline("noop", family)
     return {n: run_learner(family, lr, ids, cfg.eval.seeds, cfg.eval.episodes)[0]
             for n, lr in learners.items()}
+
+
+def mean_optimum(family: Any, ids: np.ndarray) -> float:
+    """The mean optimal episode return over tasks ``ids``."""
+    import jax
+
+    return float(np.mean(np.asarray(jax.vmap(family.optimal_return)(family.task_params(ids)))))
+
+
+def improvement_row(label: str, curves: np.ndarray, n: int,
+                    tol: float | None = None) -> tuple[dict[str, Cell], Verdict | None]:
+    """A table row of a learner's first ``n`` and last ``n`` episodes and its in-context
+    improvement (last - first, with CIs); with a resolution ``tol``, also its
+    :func:`~outlearn.studies.verdicts.in_context_verdict` (column "verdict")."""
+    imp = M.in_context_improvement(curves, n)
+    row: dict[str, Cell] = {"learner": label,
+                            f"first {n} episodes": M.asymptote(curves[..., :n], n),
+                            f"last {n} episodes": M.asymptote(curves, n), "improvement": imp}
+    if tol is None:
+        return row, None
+    v = in_context_verdict(imp, tol)
+    row["verdict"] = v.label
+    return row, v
+
+
+def compare_episodes(compare_n: int | None, episodes: int) -> int:
+    """Episodes at each end of a run of ``episodes`` whose returns are compared (the
+    configured ``compare_n``, default a tenth of the run)."""
+    return compare_n or max(1, episodes // 10)
+
+
+def students_figure(path: Path, students: dict[str, np.ndarray], base: dict[str, np.ndarray],
+                    title: str) -> Path:
+    """Mean return curves with 95% bands: each student setting, the teacher, random."""
+    lines = {label: M.mean_curve_ci(c) for label, c in students.items()}
+    lines.update({name: M.mean_curve_ci(base[name]) for name in ("teacher", "random")})
+    return curves_figure(path, lines, "episode", "return", None, title)

@@ -15,22 +15,24 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field, model_validator
 
-from outlearn.evaluation import metrics as M
 from outlearn.registry import STUDIES
-from outlearn.report.figures import curves_figure
 from outlearn.report.section import Section
 from outlearn.students.threads import configure_threads
 from outlearn.studies.base import RunContext, Study
 from outlearn.studies.common import (
     TeacherStudyConfig,
     collect_histories,
+    compare_episodes,
     eval_students,
+    improvement_row,
     make_family,
+    mean_optimum,
     run_references,
+    students_figure,
     test_tasks,
     train_student,
 )
-from outlearn.studies.verdicts import context_span_verdict, in_context_verdict
+from outlearn.studies.verdicts import context_span_verdict
 
 
 class ContextConfig(TeacherStudyConfig):
@@ -60,7 +62,7 @@ class ContextConfig(TeacherStudyConfig):
         if len(set(steps)) != len(steps):
             raise ValueError(f"contexts={self.contexts} give duplicate step counts {steps} "
                              f"(episode length {ep_len}): remove the duplicates")
-        if 2 * compare_episodes(self) > self.eval.episodes:
+        if 2 * compare_episodes(self.compare_n, self.eval.episodes) > self.eval.episodes:
             raise ValueError(f"compare_n={self.compare_n}: the first and last compare_n of "
                              f"eval.episodes={self.eval.episodes} overlap; lower it")
         return self
@@ -70,10 +72,6 @@ def context_steps(episodes: float, episode_len: int) -> int:
     if not episodes > 0:
         raise ValueError(f"context {episodes} must be a positive number of episodes")
     return int(round(episodes * episode_len))
-
-
-def compare_episodes(cfg: ContextConfig) -> int:
-    return cfg.compare_n or max(1, cfg.eval.episodes // 10)
 
 
 def run(cfg: ContextConfig, ctx: RunContext) -> list[Section]:
@@ -107,32 +105,18 @@ def run(cfg: ContextConfig, ctx: RunContext) -> list[Section]:
 def context_section(cfg: ContextConfig, family, ids: np.ndarray, steps: dict[float, int],
                     curves: dict[float, np.ndarray], base: dict[str, np.ndarray],
                     fig_path: Path) -> Section:
-    import jax
-
-    optimum = float(np.mean(np.asarray(jax.vmap(family.optimal_return)(
-        family.task_params(ids)))))
-    tol, n = cfg.resolution * optimum, compare_episodes(cfg)
-    ends = lambda c: (M.asymptote(c[..., :n], n), M.asymptote(c, n))  # noqa: E731
+    optimum = mean_optimum(family, ids)
+    tol, n = cfg.resolution * optimum, compare_episodes(cfg.compare_n, cfg.eval.episodes)
     verdicts, rows = {}, []
     for c, cur in curves.items():
-        imp = M.in_context_improvement(cur, n)
-        verdicts[c] = v = in_context_verdict(imp, tol)
-        first, last = ends(cur)
-        rows.append({"learner": f"student, context {c:g} episodes ({steps[c]} steps)",
-                     f"first {n} episodes": first, f"last {n} episodes": last,
-                     "improvement": imp, "verdict": v.label})
-    for name in ("teacher", "random"):
-        first, last = ends(base[name])
-        label = "teacher run fresh" if name == "teacher" else name
-        rows.append({"learner": label, f"first {n} episodes": first,
-                     f"last {n} episodes": last,
-                     "improvement": M.in_context_improvement(base[name], n)})
+        row, verdicts[c] = improvement_row(
+            f"student, context {c:g} episodes ({steps[c]} steps)", cur, n, tol)
+        rows.append(row)
+    rows += [improvement_row(label, base[name], n)[0]
+             for name, label in (("teacher", "teacher run fresh"), ("random", "random"))]
     verdict = context_span_verdict(verdicts)
-    lines = {f"context {c:g} ep.": M.mean_curve_ci(cur) for c, cur in curves.items()}
-    lines["teacher"] = M.mean_curve_ci(base["teacher"])
-    lines["random"] = M.mean_curve_ci(base["random"])
-    fig = curves_figure(fig_path, lines, "episode", "return", None,
-                        f"{cfg.env.name}: students by context length (95% CI)")
+    fig = students_figure(fig_path, {f"context {c:g} ep.": cur for c, cur in curves.items()},
+                          base, f"{cfg.env.name}: students by context length (95% CI)")
     s = cfg.student
     return Section(
         key="context", title="Claim 9: context must span episodes",

@@ -202,29 +202,48 @@ def in_context_verdict(improvement: Estimate, tol: float) -> Verdict:
     return Verdict(INCONCLUSIVE, f"{why}: the CI straddles {tol:.3g}; too wide to tell")
 
 
-def context_span_verdict(per_context: dict[float, Verdict]) -> Verdict:
-    """Claim 9 from each context's :func:`in_context_verdict` (contexts in episodes).
+def learning_split_verdict(per_setting: dict[float, Verdict], none_side: set[float],
+                           learn_side: set[float], need: str, unit: str = "") -> Verdict:
+    """A claim that some settings give no in-context learning and others do, from each
+    setting's :func:`in_context_verdict`.
 
-    Confirmed when every context under one episode does not learn in context and every
-    context of two or more episodes does; refuted when one of them does the opposite;
-    inconclusive when a side is missing or undecided, or when no student learns at all
-    (then the training, not the context, is what failed).
+    Confirmed when every setting in ``none_side`` does not learn in context and every one
+    in ``learn_side`` does; refuted when one of them does the opposite; inconclusive when a
+    side is empty (``need`` says which settings to add) or undecided, or when no student
+    learns at all (then the training, not the setting, is what failed).
     """
-    short = {c: v for c, v in per_context.items() if c < 1}
-    long = {c: v for c, v in per_context.items() if c >= 2}
-    reason = "; ".join(f"{c:g} episodes: {v.label}" for c, v in sorted(per_context.items()))
-    if not short or not long:
-        return Verdict(INCONCLUSIVE, f"{reason}: the claim needs contexts under 1 episode and "
-                                     "of 2 or more; add them to contexts")
-    if not any(v.label == "learns in context" for v in per_context.values()):
+    reason = "; ".join(f"{c:g}{unit}: {v.label}" for c, v in sorted(per_setting.items()))
+    if not none_side or not learn_side:
+        return Verdict(INCONCLUSIVE, f"{reason}: {need}")
+    if not any(v.label == "learns in context" for v in per_setting.values()):
         return Verdict(f"{INCONCLUSIVE}: no student learns in context",
-                       f"{reason}: train longer or on more tasks before reading the context")
-    if any(v.label == "learns in context" for v in short.values()) or any(
-            v.label == "does not learn in context" for v in long.values()):
+                       f"{reason}: train longer or on more tasks before reading the setting")
+    if any(per_setting[c].label == "learns in context" for c in none_side) or any(
+            per_setting[c].label == "does not learn in context" for c in learn_side):
         return Verdict("refuted", reason)
-    if any(v.inconclusive for v in (*short.values(), *long.values())):
+    if any(per_setting[c].inconclusive for c in none_side | learn_side):
         return Verdict(INCONCLUSIVE, reason)
     return Verdict("confirmed", reason)
+
+
+def context_span_verdict(per_context: dict[float, Verdict]) -> Verdict:
+    """Claim 9 (contexts in episodes): under one episode no in-context learning, 2 or
+    more episodes learn (:func:`learning_split_verdict`)."""
+    return learning_split_verdict(
+        per_context, {c for c in per_context if c < 1}, {c for c in per_context if c >= 2},
+        "the claim needs contexts under 1 episode and of 2 or more; add them to contexts",
+        " episodes")
+
+
+def task_count_verdict(per_count: dict[float, Verdict], none_up_to: int,
+                       learns_from: int) -> Verdict:
+    """Claim 10 (numbers of training tasks): none at ``<= none_up_to``, learning from
+    ``learns_from`` on (:func:`learning_split_verdict`)."""
+    return learning_split_verdict(
+        per_count, {c for c in per_count if c <= none_up_to},
+        {c for c in per_count if c >= learns_from},
+        f"the claim needs counts of at most {none_up_to} and of at least {learns_from}; add "
+        "them to train_tasks", " tasks")
 
 
 def action_semantics_verdict(student_drop: Estimate, teacher_drop: Estimate, bar: float,
