@@ -5,6 +5,7 @@ import outlearn.studies.context  # noqa: F401  (context)
 import outlearn.studies.cutoff  # noqa: F401  (cutoff)
 import outlearn.studies.selfdistill  # noqa: F401  (selfdistill-categorical, selfdistill-lm)
 import outlearn.studies.selftrain  # noqa: F401  (selftrain-addition)
+import outlearn.studies.taskcount  # noqa: F401  (taskcount)
 from outlearn.studies.base import RunContext, Study
 
 __all__ = ["RunContext", "Study"]

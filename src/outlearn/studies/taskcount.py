@@ -1,0 +1,148 @@
+"""The task-count study: how many training tasks does a student need to learn in context?
+
+Claim 10 (AD's finding on Key-to-Door): no in-context learning with 18 or fewer training
+tasks, some with 37-151, the best with about 1,200-2,400. The teacher's histories are
+collected once, on the most tasks; each count keeps the learners of its first tasks
+(:func:`~outlearn.histories.keep_train_tasks`), so every student is run on the same
+held-out tasks. One student per count and seed; its in-context improvement (mean return
+over its last ``n`` episodes - over its first ``n``) decides whether it learns.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from outlearn.histories import keep_train_tasks
+from outlearn.registry import STUDIES
+from outlearn.report.section import Section
+from outlearn.students.threads import configure_threads
+from outlearn.studies.base import RunContext, Study
+from outlearn.studies.common import (
+    TeacherStudyConfig,
+    collect_histories,
+    compare_episodes,
+    eval_students,
+    improvement_row,
+    make_family,
+    mean_optimum,
+    run_references,
+    students_figure,
+    test_tasks,
+    train_student,
+)
+from outlearn.studies.verdicts import task_count_verdict
+
+
+class TaskCountConfig(TeacherStudyConfig):
+    """``train_tasks``: the numbers of training tasks, each at most ``tasks.n_train``;
+    ``none_up_to`` / ``learns_from``: the claim's bounds (AD: 18 and 37); ``compare_n``:
+    episodes at each end of the run (default a tenth of ``eval.episodes``)."""
+
+    train_tasks: list[int] = Field(min_length=1)
+    none_up_to: int = Field(18, ge=1)
+    learns_from: int = Field(37, ge=1)
+    compare_n: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> TaskCountConfig:
+        bad = [n for n in self.train_tasks if not 1 <= n <= self.tasks.n_train]
+        if bad:
+            raise ValueError(f"train_tasks {bad} must lie in [1, tasks.n_train="
+                             f"{self.tasks.n_train}]: raise tasks.n_train or lower them")
+        if len(set(self.train_tasks)) != len(self.train_tasks):
+            raise ValueError(f"train_tasks={self.train_tasks} has duplicates: remove them")
+        if self.learns_from <= self.none_up_to:
+            raise ValueError(f"learns_from={self.learns_from} must exceed none_up_to="
+                             f"{self.none_up_to}")
+        if 2 * compare_episodes(self.compare_n, self.eval.episodes) > self.eval.episodes:
+            raise ValueError(f"compare_n={self.compare_n}: the first and last compare_n of "
+                             f"eval.episodes={self.eval.episodes} overlap; lower it")
+        return self
+
+
+def subset(full: Path, n: int, n_all: int, d: Path) -> Path:
+    """The history of the first ``n`` train tasks (the full file when ``n`` is all)."""
+    if n == n_all:
+        return full
+    with keep_train_tasks(full, n, d / "tasks.h5") as h:
+        return Path(h.path)
+
+
+def run(cfg: TaskCountConfig, ctx: RunContext) -> list[Section]:
+    """Collect on the most tasks, keep the first n per count, train, run in context, judge."""
+    configure_threads(cfg.threads)
+    family = make_family(cfg.env)
+    ids = test_tasks(family, cfg.tasks)
+    full = ctx.stage("collect", [cfg.env, cfg.teacher, cfg.tasks, cfg.learners_per_task,
+                                 cfg.teacher_episodes, cfg.seed],
+                     lambda d: collect_histories(cfg, d, ctx.quiet, "taskcount"))
+    counts = sorted(cfg.train_tasks)
+    hists = {n: ctx.stage("subset", [str(full), n],
+                          lambda d, n=n: subset(full, n, cfg.tasks.n_train, d))
+             for n in counts}
+    steps = min(cfg.student.context_len, cfg.teacher_episodes * family.episode_len)
+    quiet = ctx.quiet or ctx.executor.workers > 1
+    runs = [(n, s) for n in counts for s in cfg.train_seeds]
+    ckpts = ctx.stages(
+        "train", [[str(hists[n]), steps, cfg.student, s, cfg.env] for n, s in runs],
+        [lambda d, n=n, s=s: train_student(cfg, hists[n], steps, s, d, quiet)
+         for n, s in runs])
+    k = len(cfg.train_seeds)
+    per_count = {n: ckpts[i * k:(i + 1) * k] for i, n in enumerate(counts)}
+    ev = [cfg.env, cfg.tasks, cfg.eval]
+    curves = dict(zip(counts, ctx.stages(
+        "evaluate", [[*ev, [str(p) for p in per_count[n]]] for n in counts],
+        [lambda d, p=per_count[n]: eval_students(cfg, make_family(cfg.env), ids, p)
+         for n in counts]), strict=True))
+    base = ctx.stage("baselines", [*ev, cfg.teacher],
+                     lambda d: run_references(cfg, family, ids))
+    return [taskcount_section(cfg, family, ids, curves, base, ctx.run_dir / "taskcount.png")]
+
+
+def taskcount_section(cfg: TaskCountConfig, family, ids: np.ndarray,
+                      curves: dict[int, np.ndarray], base: dict[str, np.ndarray],
+                      fig_path: Path) -> Section:
+    optimum = mean_optimum(family, ids)
+    tol, n = cfg.resolution * optimum, compare_episodes(cfg.compare_n, cfg.eval.episodes)
+    verdicts, rows = {}, []
+    for count, cur in curves.items():
+        row, verdicts[count] = improvement_row(f"student, {count} train tasks", cur, n, tol)
+        rows.append(row)
+    rows += [improvement_row(label, base[name], n)[0]
+             for name, label in (("teacher", "teacher run fresh"), ("random", "random"))]
+    verdict = task_count_verdict(verdicts, cfg.none_up_to, cfg.learns_from)
+    fig = students_figure(fig_path, {f"{c} tasks": cur for c, cur in curves.items()}, base,
+                          f"{cfg.env.name}: students by number of training tasks (95% CI)")
+    s = cfg.student
+    return Section(
+        key="taskcount", title="Claim 10: task count",
+        claim=f"A student trained on {cfg.none_up_to} or fewer tasks does not learn in "
+              f"context; from {cfg.learns_from} tasks on it does.",
+        setting=f"{cfg.env.name} {cfg.env.kwargs or ''}, teacher {cfg.teacher.name} "
+                f"{cfg.teacher.kwargs or ''}: histories on the first {sorted(curves)} of "
+                f"{cfg.tasks.n_train} train tasks x {cfg.learners_per_task} teacher learners, "
+                f"{cfg.teacher_episodes} episodes; {cfg.tasks.n_test} held-out tasks. Students "
+                f"{s.kind} ({s.preset}), context {s.context_len} steps, {s.train_steps} steps, "
+                f"seeds {cfg.train_seeds}; run in context for {cfg.eval.episodes} episodes x "
+                f"eval seeds {cfg.eval.seeds}.",
+        columns=["learner", f"first {n} episodes", f"last {n} episodes", "improvement",
+                 "verdict"],
+        rows=rows, verdict=verdict.label, verdict_reason=verdict.reason, figures=[fig],
+        notes=[f"Improvement: each (student seed x eval seed x task) unit's mean return over "
+               f"its last {n} episodes minus its first {n}, averaged, with a 95% bootstrap "
+               f"CI. Resolution: {tol:.3g} = {cfg.resolution:g} x the mean optimal return "
+               f"{optimum:.3g}; a student learns in context when the CI's lower end is "
+               "above it. Every count trains for the same number of steps."])
+
+
+STUDIES.register("taskcount")(Study(
+    name="taskcount",
+    description="task-count study: how many training tasks before a student learns in context?",
+    config_model=TaskCountConfig,
+    run=run,
+))
+
+__all__ = ["TaskCountConfig", "run"]
