@@ -76,7 +76,9 @@ def test_action_semantics_verdict():
     assert action_semantics_verdict(_est(0.1, 0.4), calm, 0.5, 0.1).label == "refuted"
     assert action_semantics_verdict(_est(0.3, 0.7), calm, 0.5, 0.1).inconclusive
     v = action_semantics_verdict(_est(0.6, 0.9), _est(0.2, 0.4), 0.5, 0.1)
-    assert v.inconclusive and "fresh teacher" in v.label
+    assert v.inconclusive and "affects the fresh teacher" in v.label
+    v = action_semantics_verdict(_est(0.6, 0.9), _est(-0.04, 0.29), 0.5, 0.1)
+    assert v.inconclusive and "too uncertain" in v.label
 
 
 def test_relative_drop_is_paired_and_undefined_from_zero():

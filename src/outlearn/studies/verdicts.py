@@ -258,8 +258,14 @@ def action_semantics_verdict(student_drop: Estimate, teacher_drop: Estimate, bar
     _check_tol(tol)
     why = (f"student's drop {_ci(student_drop)} (bar {bar:g}); fresh teacher's drop "
            f"{_ci(teacher_drop)} (must lie within +-{tol:g})")
-    if position(teacher_drop, tol) != "zero":
-        return Verdict(f"{INCONCLUSIVE}: the permutation affects the fresh teacher too", why)
+    teacher = position(teacher_drop, tol)
+    if teacher in ("above", "below"):
+        return Verdict(f"{INCONCLUSIVE}: the permutation affects the fresh teacher too",
+                       f"{why}: the teacher's CI excludes 0")
+    if teacher == "wide":
+        return Verdict(f"{INCONCLUSIVE}: the fresh teacher's drop is too uncertain",
+                       f"{why}: the teacher's CI contains 0 but reaches past +-{tol:g}; "
+                       "more tasks or seeds would narrow it")
     if student_drop.low >= bar:
         return Verdict("confirmed", f"{why}: the student's whole CI is at or above the bar")
     if student_drop.high < bar:
