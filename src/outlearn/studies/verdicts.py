@@ -273,6 +273,20 @@ def action_semantics_verdict(student_drop: Estimate, teacher_drop: Estimate, bar
     return Verdict(INCONCLUSIVE, f"{why}: the student's CI straddles the bar")
 
 
+def beats_data_verdict(ratio: Estimate, bar: float) -> Verdict:
+    """Claim 4: student asymptote / best return in its data, with its CI, against ``bar``.
+
+    The whole CI at or above ``bar``: confirmed; the whole CI below it: refuted; else
+    inconclusive.
+    """
+    why = f"student / best in data {_ci(ratio)}, bar {bar:g}"
+    if ratio.low >= bar:
+        return Verdict("confirmed", f"{why}: the whole CI is at or above the bar")
+    if ratio.high < bar:
+        return Verdict("refuted", f"{why}: the whole CI is below the bar")
+    return Verdict(INCONCLUSIVE, f"{why}: the CI straddles the bar; too wide to tell")
+
+
 def difference_of_means(a: np.ndarray, b: np.ndarray, confidence: float = 0.95,
                         n_resamples: int = 2000, seed: int = 0) -> Estimate:
     """mean(a) - mean(b) with a percentile-bootstrap CI; a (n,), b (m,) independent units
