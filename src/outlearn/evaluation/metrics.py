@@ -235,6 +235,55 @@ def episodes_to_threshold(curve: np.ndarray, threshold: float) -> np.ndarray | f
     return float(out) if out.ndim == 0 else out
 
 
+def episodes_to_threshold_ci(curves: np.ndarray, threshold: float, confidence: float = 0.95,
+                             n_resamples: int = 2000, seed: int = 0) -> Estimate:
+    """Episodes until the mean curve over units first reaches ``threshold`` (1-based), with
+    a percentile-bootstrap CI over units (resampled once; the same draws for every episode).
+
+    A mean curve (or a resample's) that never reaches it counts as infinitely slow: the
+    value or an end of the CI is then ``inf``.
+    """
+    u = units(curves)
+    value = episodes_to_threshold(u.mean(axis=0), threshold)
+    point = float("inf") if np.isnan(value) else float(value)
+    n = u.shape[0]
+    if n < 2:
+        return Estimate(point, point, point, confidence)
+    boot = _resample_counts(n, n_resamples, seed) @ u / n
+    hits = episodes_to_threshold(boot, threshold)
+    hits = np.where(np.isnan(hits), np.inf, hits)
+    alpha = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(hits, [alpha, 1.0 - alpha], method="lower")
+    return Estimate(point, min(float(lo), point), max(float(hi), point), confidence)
+
+
+def speedup_ci(reference: np.ndarray, curves: np.ndarray, threshold: float,
+               confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0) -> Estimate:
+    """How many times faster ``curves`` reach ``threshold`` than ``reference`` does:
+    (reference's episodes to threshold) / (theirs), each from the mean curve over its own
+    units, with a percentile-bootstrap CI resampling the two sets of units independently.
+    A curve that never reaches the threshold is infinitely slow (ratio 0 or inf)."""
+    a, b = units(reference), units(curves)
+
+    def ratio(ta: np.ndarray, tb: np.ndarray) -> np.ndarray:
+        ta, tb = np.where(np.isnan(ta), np.inf, ta), np.where(np.isnan(tb), np.inf, tb)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = ta / tb
+        return np.where(np.isinf(ta) & np.isinf(tb), np.nan, r)
+
+    value = float(ratio(np.asarray(episodes_to_threshold(a.mean(axis=0), threshold)),
+                        np.asarray(episodes_to_threshold(b.mean(axis=0), threshold))))
+    ra = _resample_counts(a.shape[0], n_resamples, seed) @ a / a.shape[0]
+    rb = _resample_counts(b.shape[0], n_resamples, seed + 1) @ b / b.shape[0]
+    boot = ratio(episodes_to_threshold(ra, threshold), episodes_to_threshold(rb, threshold))
+    boot = boot[~np.isnan(boot)]
+    if np.isnan(value) or boot.size == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"), confidence)
+    alpha = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(boot, [alpha, 1.0 - alpha], method="lower")
+    return Estimate(value, min(float(lo), value), max(float(hi), value), confidence)
+
+
 __all__ = [
     "CurveCI",
     "DataCeiling",
@@ -246,10 +295,12 @@ __all__ = [
     "data_ceiling_from_history",
     "episode_returns_from_traj",
     "episodes_to_threshold",
+    "episodes_to_threshold_ci",
     "exceedance",
     "in_context_improvement",
     "iqm",
     "iqm_ci",
     "mean_curve_ci",
+    "speedup_ci",
     "units",
 ]

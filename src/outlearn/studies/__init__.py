@@ -3,6 +3,7 @@
 import outlearn.studies.actions  # noqa: F401  (actions)
 import outlearn.studies.context  # noqa: F401  (context)
 import outlearn.studies.cutoff  # noqa: F401  (cutoff)
+import outlearn.studies.gap  # noqa: F401  (gap)
 import outlearn.studies.noise  # noqa: F401  (noise)
 import outlearn.studies.selfdistill  # noqa: F401  (selfdistill-categorical, selfdistill-lm)
 import outlearn.studies.selftrain  # noqa: F401  (selftrain-addition)

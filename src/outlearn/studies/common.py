@@ -48,14 +48,15 @@ class StudentSection(Config):
     checkpoint_every: int = Field(100, ge=1)
 
     def train_config(self, history: Path, env: str, seed: int, out: Path,
-                     context_len: int, threads: int | None) -> Any:
+                     context_len: int, threads: int | None, gap_episodes: int = 1) -> Any:
         from outlearn.students.train import TrainConfig
 
         return TrainConfig.model_validate({
             "history": history, "env": env, "seed": seed, "out": out, "threads": threads,
             "student": {"kind": self.kind, "preset": self.preset, "model": self.model},
             "data": {"context_len": context_len, "labels": self.labels,
-                     "batch_size": self.batch_size, "val_fraction": self.val_fraction},
+                     "batch_size": self.batch_size, "val_fraction": self.val_fraction,
+                     "gap_episodes": gap_episodes},
             "optim": {"lr": self.lr, "total_steps": self.train_steps,
                       "warmup_steps": min(self.warmup_steps, self.train_steps)},
             "checkpoint_every": self.checkpoint_every, "val_every": self.train_steps})
@@ -135,12 +136,13 @@ def collect_histories(cfg: TeacherStudyConfig, d: Path, quiet: bool,
 
 
 def train_student(cfg: TeacherStudyConfig, history: Path, context_len: int, seed: int,
-                  d: Path, quiet: bool) -> Path:
-    """One student on one history file; resumes from the checkpoints in ``d``."""
+                  d: Path, quiet: bool, gap_episodes: int = 1) -> Path:
+    """One student on one history file; resumes from the checkpoints in ``d``.
+    ``gap_episodes``: g of gap-g labels (used when ``cfg.student.labels`` is "gap")."""
     from outlearn.students.train import train
 
     tc = cfg.student.train_config(history, cfg.env.name, seed, d / "student", context_len,
-                                  cfg.threads)
+                                  cfg.threads, gap_episodes)
     return train(tc, quiet=quiet)
 
 

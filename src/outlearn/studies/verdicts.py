@@ -287,6 +287,28 @@ def beats_data_verdict(ratio: Estimate, bar: float) -> Verdict:
     return Verdict(INCONCLUSIVE, f"{why}: the CI straddles the bar; too wide to tell")
 
 
+def gap_verdict(speedups: dict[int, Estimate], ceilings: dict[int, Verdict]) -> Verdict:
+    """Claim 6 from each g's speed-up over g = 1 and its :func:`exceedance_verdict`.
+
+    Refuted when some g exceeds its data or the largest g is not faster (its speed-up CI
+    at or below 1); confirmed when the largest g is faster (CI above 1) and every g
+    plateaus at or below its data; inconclusive otherwise.
+    """
+    reason = "; ".join(f"gap {g}: speed-up {_ci(speedups[g])}, {ceilings[g].label}"
+                       for g in sorted(speedups))
+    g = max(speedups)
+    sp = speedups[g]
+    if any(v.label.startswith("exceeds") for v in ceilings.values()):
+        return Verdict("refuted (a gap-g student exceeds its data)", reason)
+    if np.isnan(sp.value):
+        return Verdict(f"{INCONCLUSIVE}: no student reaches the timing level", reason)
+    if sp.high <= 1:
+        return Verdict(f"refuted (gap {g} is not faster than gap 1)", reason)
+    if sp.low > 1 and not any(v.inconclusive for v in ceilings.values()):
+        return Verdict("confirmed", reason)
+    return Verdict(INCONCLUSIVE, reason)
+
+
 def difference_of_means(a: np.ndarray, b: np.ndarray, confidence: float = 0.95,
                         n_resamples: int = 2000, seed: int = 0) -> Estimate:
     """mean(a) - mean(b) with a percentile-bootstrap CI; a (n,), b (m,) independent units

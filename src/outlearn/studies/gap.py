@@ -1,0 +1,145 @@
+"""The gap-g study: do labels from g episodes ahead speed learning, or lift the ceiling?
+
+Claim 6: a student labelled with the action its teacher took in the same state g episodes
+later (gap-g labels, GLA) learns in context faster, roughly g times, but never rises past
+the best return in its data. One student per g and seed on the same histories; each is
+run on held-out tasks. Speed: episodes until its mean return reaches a fraction of the
+best in the data, against g = 1. Ceiling: its asymptote minus the best in the data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from outlearn.evaluation import metrics as M
+from outlearn.histories import History
+from outlearn.registry import STUDIES
+from outlearn.report.section import Cell, Section
+from outlearn.students.threads import configure_threads
+from outlearn.studies.base import RunContext, Study
+from outlearn.studies.common import (
+    TeacherStudyConfig,
+    collect_histories,
+    eval_students,
+    make_family,
+    mean_optimum,
+    run_references,
+    students_figure,
+    test_tasks,
+    train_student,
+)
+from outlearn.studies.verdicts import Verdict, exceedance_verdict, gap_verdict
+
+
+class GapConfig(TeacherStudyConfig):
+    """``gaps``: the g values (1 included, the reference); ``threshold``: the fraction of
+    the best return in the data that times the learning; ``smoothing``: episodes in the
+    teacher's trailing mean (the best in data). The student's labels are gap-g."""
+
+    gaps: list[int] = Field(min_length=2)
+    threshold: float = Field(0.8, gt=0, le=1)
+    smoothing: int = Field(3, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> GapConfig:
+        if 1 not in self.gaps or min(self.gaps) < 1 or len(set(self.gaps)) != len(self.gaps):
+            raise ValueError(f"gaps={self.gaps}: give distinct g >= 1, including 1 (the "
+                             "reference the speed-ups are measured against)")
+        if "labels" in self.student.model_fields_set and self.student.labels != "gap":
+            raise ValueError(f"student.labels={self.student.labels!r}: this study trains on "
+                             "gap-g labels; remove the key")
+        if max(self.gaps) >= self.teacher_episodes:
+            raise ValueError(f"g={max(self.gaps)} needs more than {max(self.gaps)} teacher "
+                             f"episodes (teacher_episodes={self.teacher_episodes}): raise it")
+        return self
+
+
+def run(cfg: GapConfig, ctx: RunContext) -> list[Section]:
+    """Collect, train one gap-g student per (g, seed), run each in context, compare."""
+    configure_threads(cfg.threads)
+    family = make_family(cfg.env)
+    ids = test_tasks(family, cfg.tasks)
+    history = ctx.stage("collect", [cfg.env, cfg.teacher, cfg.tasks, cfg.learners_per_task,
+                                    cfg.teacher_episodes, cfg.seed],
+                        lambda d: collect_histories(cfg, d, ctx.quiet, "gap"))
+    gcfg = cfg.model_copy(update={"student": cfg.student.model_copy(update={"labels": "gap"})})
+    steps = min(cfg.student.context_len, cfg.teacher_episodes * family.episode_len)
+    quiet = ctx.quiet or ctx.executor.workers > 1
+    gaps = sorted(cfg.gaps)
+    runs = [(g, s) for g in gaps for s in cfg.train_seeds]
+    ckpts = ctx.stages(
+        "train", [[str(history), steps, gcfg.student, s, cfg.env, g] for g, s in runs],
+        [lambda d, g=g, s=s: train_student(gcfg, history, steps, s, d, quiet, g)
+         for g, s in runs])
+    k = len(cfg.train_seeds)
+    per_gap = {g: ckpts[i * k:(i + 1) * k] for i, g in enumerate(gaps)}
+    ev = [cfg.env, cfg.tasks, cfg.eval]
+    curves = dict(zip(gaps, ctx.stages(
+        "evaluate", [[*ev, [str(p) for p in per_gap[g]]] for g in gaps],
+        [lambda d, p=per_gap[g]: eval_students(cfg, make_family(cfg.env), ids, p)
+         for g in gaps]), strict=True))
+    base = ctx.stage("baselines", [*ev, cfg.teacher],
+                     lambda d: run_references(cfg, family, ids))
+    with History(history) as h:
+        ceiling = M.data_ceiling_from_history(h, "train", window=cfg.smoothing)
+    return [gap_section(cfg, family, ids, ceiling, curves, base, ctx.run_dir / "gap.png")]
+
+
+def gap_section(cfg: GapConfig, family, ids: np.ndarray, ceiling: M.DataCeiling,
+                curves: dict[int, np.ndarray], base: dict[str, np.ndarray],
+                fig_path: Path) -> Section:
+    tol = cfg.resolution * mean_optimum(family, ids)
+    last_n = cfg.eval.last_n or max(1, cfg.eval.episodes // 10)
+    level = cfg.threshold * ceiling.best.value
+    speed = f"episodes to {cfg.threshold:g} x best in data"
+    rows: list[dict[str, Cell]] = []
+    ceilings: dict[int, Verdict] = {}
+    speedups = {}
+    for g, cur in curves.items():
+        ex = M.exceedance(cur, ceiling, last_n)
+        ceilings[g] = exceedance_verdict(ex, tol)
+        speedups[g] = M.speedup_ci(curves[1], cur, level)
+        rows.append({"learner": f"student, gap {g}", "asymptote": M.asymptote(cur, last_n),
+                     "exceedance": ex, speed: M.episodes_to_threshold_ci(cur, level),
+                     "speed-up vs gap 1": speedups[g], "ceiling": ceilings[g].label})
+    rows.append({"learner": f"best in data (episode {ceiling.best_episode + 1})",
+                 "asymptote": ceiling.best})
+    for name, label in (("teacher", "teacher run fresh"), ("random", "random")):
+        rows.append({"learner": label, "asymptote": M.asymptote(base[name], last_n),
+                     speed: M.episodes_to_threshold_ci(base[name], level)})
+    verdict = gap_verdict(speedups, ceilings)
+    fig = students_figure(fig_path, {f"gap {g}": cur for g, cur in curves.items()}, base,
+                          f"{cfg.env.name}: gap-g students (95% CI)")
+    s = cfg.student
+    return Section(
+        key="gap", title="Claim 6: gap g speeds learning but does not lift the ceiling",
+        claim="Students trained on gap-g labels learn in context faster as g grows (about g "
+              "times), and none rises past the best return in its data.",
+        setting=f"{cfg.env.name} {cfg.env.kwargs or ''}, teacher {cfg.teacher.name} "
+                f"{cfg.teacher.kwargs or ''}: {cfg.tasks.n_train} train / {cfg.tasks.n_test} "
+                f"held-out tasks x {cfg.learners_per_task} learners, {cfg.teacher_episodes} "
+                f"episodes. Students {s.kind} ({s.preset}) on gap-g labels, g in {sorted(curves)}, "
+                f"context {s.context_len} steps, {s.train_steps} steps, seeds "
+                f"{cfg.train_seeds}; run in context for {cfg.eval.episodes} episodes x eval "
+                f"seeds {cfg.eval.seeds}.",
+        columns=["learner", "asymptote", "exceedance", speed, "speed-up vs gap 1", "ceiling"],
+        rows=rows, verdict=verdict.label, verdict_reason=verdict.reason, figures=[fig],
+        notes=[f"Best in data: the peak of the train learners' mean return smoothed over "
+               f"{cfg.smoothing} episodes, {ceiling.best.value:.3g}; the timing level is "
+               f"{cfg.threshold:g} x that = {level:.3g} (inf: never reached). Speed-up: gap "
+               f"1's episodes to that level / gap g's, bootstrapped over each one's units. "
+               f"Asymptote: the last {last_n} of {cfg.eval.episodes} episodes; exceedance = "
+               f"asymptote - best in data; resolution {tol:.3g}."])
+
+
+STUDIES.register("gap")(Study(
+    name="gap",
+    description="gap-g study: do labels from g episodes ahead speed learning or lift the ceiling?",
+    config_model=GapConfig,
+    run=run,
+))
+
+__all__ = ["GapConfig", "run"]

@@ -1,0 +1,96 @@
+"""The gap-g study (claim 6): its speed metrics, its verdict, its config, a tiny run."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+
+from outlearn.config import parse_config
+from outlearn.errors import ConfigError
+from outlearn.evaluation.metrics import episodes_to_threshold_ci, speedup_ci
+from outlearn.stats import Estimate
+from outlearn.studies.base import RunContext
+from outlearn.studies.gap import GapConfig, run
+from outlearn.studies.verdicts import Verdict, gap_verdict
+
+TINY = {
+    "env": {"name": "darkroom", "kwargs": {"size": 3, "episode_len": 5}},
+    "teacher": {"name": "qlearning", "kwargs": {}},
+    "tasks": {"seed": 0, "n_train": 5, "n_test": 3},
+    "learners_per_task": 2,
+    "teacher_episodes": 8,
+    "gaps": [1, 2],
+    "student": {"kind": "ad", "model": {"n_layers": 1, "n_heads": 1, "d_model": 16, "d_ff": 32},
+                "context_len": 15, "train_steps": 20, "batch_size": 8, "warmup_steps": 5,
+                "checkpoint_every": 10},
+    "eval": {"episodes": 10, "seeds": [0]},
+    "train_seeds": [0, 1],
+    "threads": 1,
+}
+
+
+def _cfg(**over) -> dict:
+    d = copy.deepcopy(TINY)
+    d.update(over)
+    return d
+
+
+def test_episodes_to_threshold_ci_and_speedup_by_hand():
+    # mean curve 0.25, 0.5, 0.75, 1 reaches 0.5 at episode 2
+    c = np.array([[[0, 0, 1, 1], [0, 1, 1, 1]], [[0, 0, 0, 1], [1, 1, 1, 1]]], float)
+    e = episodes_to_threshold_ci(c, 0.5)
+    assert e.value == 2 and e.low <= 2 <= e.high
+    assert math.isinf(episodes_to_threshold_ci(np.zeros((1, 3, 4)), 0.5).value)
+    slow = np.tile([0, 0, 0, 1, 1, 1, 1, 1.0], (1, 6, 1))  # episode 4
+    fast = np.tile([0, 1, 1, 1, 1, 1, 1, 1.0], (1, 6, 1))  # episode 2
+    assert speedup_ci(slow, fast, 0.5).value == 2 and speedup_ci(fast, slow, 0.5).value == 0.5
+    assert speedup_ci(slow, np.zeros((1, 6, 8)), 0.5).value == 0  # never: infinitely slow
+    assert np.isnan(speedup_ci(np.zeros((1, 6, 8)), np.zeros((1, 6, 8)), 0.5).value)
+
+
+def test_gap_verdict():
+    plateau, exceeds = Verdict("plateaus at its data", ""), Verdict("exceeds its data", "")
+    wide = Verdict("inconclusive (exceedance)", "")
+    one, fast = Estimate(1.0, 1.0, 1.0), Estimate(5, 3, 8)
+    assert gap_verdict({1: one, 8: fast}, {1: plateau, 8: plateau}).label == "confirmed"
+    assert gap_verdict({1: one, 8: fast}, {1: plateau, 8: exceeds}).label.startswith("refuted")
+    assert gap_verdict({1: one, 8: Estimate(0.9, 0.5, 1.0)}, {1: plateau, 8: plateau}
+                       ).label.startswith("refuted")
+    assert gap_verdict({1: one, 8: Estimate(2, 0.8, 3)}, {1: plateau, 8: plateau}).inconclusive
+    assert gap_verdict({1: one, 8: Estimate(5, 3, 8)}, {1: plateau, 8: wide}).inconclusive
+
+
+@pytest.mark.parametrize("over, match", [
+    ({"gaps": [2, 4]}, "including 1"),
+    ({"gaps": [1, 1]}, "distinct"),
+    ({"gaps": [1, 8]}, "teacher_episodes"),
+    ({"student": {**TINY["student"], "labels": "actions"}}, "gap-g labels"),
+])
+def test_config_refuses_impossible_settings(over, match):
+    with pytest.raises(ConfigError, match=match):
+        parse_config(GapConfig, _cfg(**over))
+
+
+def test_tiny_run_trains_gap_students_and_reports_with_cis(tmp_path):
+    cfg = parse_config(GapConfig, _cfg())
+    (section,) = run(cfg, RunContext(tmp_path, quiet=True))
+    learners = [r["learner"] for r in section.rows]
+    assert learners[:2] == ["student, gap 1", "student, gap 2"]
+    assert learners[2].startswith("best in data") and learners[3:] == ["teacher run fresh",
+                                                                        "random"]
+    for row in section.rows:
+        for col, v in row.items():
+            assert not isinstance(v, float | int), f"{col}: a number without CI"
+            if isinstance(v, Estimate) and np.isfinite(v.value):
+                assert v.low <= v.value <= v.high
+    own = section.rows[0]["speed-up vs gap 1"].value  # gap 1 against itself
+    assert own == 1.0 or np.isnan(own)
+    # the students really trained on gap labels, with their own g
+    from outlearn.students import load_student
+
+    data = [load_student(p)[1].data for p in (tmp_path / "stages").glob("train-*/student")]
+    assert sorted(d.gap_episodes for d in data) == [1, 1, 2, 2]
+    assert {d.labels for d in data} == {"gap"}
