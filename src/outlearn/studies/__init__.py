@@ -7,6 +7,7 @@ import outlearn.studies.gap  # noqa: F401  (gap)
 import outlearn.studies.noise  # noqa: F401  (noise)
 import outlearn.studies.selfdistill  # noqa: F401  (selfdistill-categorical, selfdistill-lm)
 import outlearn.studies.selftrain  # noqa: F401  (selftrain-addition)
+import outlearn.studies.subsample  # noqa: F401  (subsample)
 import outlearn.studies.taskcount  # noqa: F401  (taskcount)
 from outlearn.studies.base import RunContext, Study
 

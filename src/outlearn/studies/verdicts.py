@@ -309,6 +309,36 @@ def gap_verdict(speedups: dict[int, Estimate], ceilings: dict[int, Verdict]) -> 
     return Verdict(INCONCLUSIVE, reason)
 
 
+def speedup_about_verdict(speedup: Estimate, k: float) -> Verdict:
+    """Is a speed-up (with its CI) about ``k``? "About" = ``k`` lies inside the CI."""
+    why = f"speed-up {_ci(speedup)} vs k = {k:g}"
+    if np.isnan(speedup.value):
+        return Verdict(f"{INCONCLUSIVE}: neither reaches the level", why)
+    if speedup.low <= k <= speedup.high:
+        return Verdict(f"about {k:g}x", f"{why}: k lies inside the CI")
+    side = "faster" if speedup.low > k else "slower"
+    return Verdict(f"{side} than {k:g}x", f"{why}: the CI excludes k")
+
+
+def subsample_verdict(speedups: dict[int, Estimate]) -> Verdict:
+    """Claim 5: every k's speed-up over the teacher is about k.
+
+    Confirmed when every k lies inside its speed-up's CI and the largest k > 1 is told
+    apart from 1 (its CI excludes 1); refuted when some CI excludes its k; inconclusive
+    otherwise (a level never reached, or CIs too wide to separate k from 1).
+    """
+    per = {k: speedup_about_verdict(sp, k) for k, sp in speedups.items()}
+    reason = "; ".join(f"k = {k}: {v.reason}" for k, v in sorted(per.items()))
+    if any(v.label.startswith(("faster", "slower")) for v in per.values()):
+        return Verdict("refuted", reason)
+    if any(v.inconclusive for v in per.values()):
+        return Verdict(INCONCLUSIVE, reason)
+    top = max(speedups)
+    if top > 1 and speedups[top].low <= 1:
+        return Verdict(f"{INCONCLUSIVE}: k = {top}'s CI does not exclude 1", reason)
+    return Verdict("confirmed", reason)
+
+
 def difference_of_means(a: np.ndarray, b: np.ndarray, confidence: float = 0.95,
                         n_resamples: int = 2000, seed: int = 0) -> Estimate:
     """mean(a) - mean(b) with a percentile-bootstrap CI; a (n,), b (m,) independent units

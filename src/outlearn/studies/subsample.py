@@ -1,0 +1,139 @@
+"""The subsampling study: is AD's data efficiency an artefact of skipping episodes?
+
+Claim 5 (AD's own text: the gain "is a byproduct of distilling a multi-stream algorithm
+into a single-stream one"; its single-stream result kept every 10th of 2,000 episodes):
+train a student on the teacher's histories with only every k-th episode kept, and it
+learns about k times faster than the teacher, and at the teacher's pace when k = 1. Speed:
+episodes until the mean return reaches a fraction of the optimal return; the speed-up is
+the teacher's episodes / the student's, bootstrapped over each one's units.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from outlearn.evaluation import metrics as M
+from outlearn.histories import History, keep_every_kth_episode
+from outlearn.registry import STUDIES
+from outlearn.report.section import Cell, Section
+from outlearn.students.threads import configure_threads
+from outlearn.studies.base import RunContext, Study
+from outlearn.studies.common import (
+    TeacherStudyConfig,
+    collect_histories,
+    eval_students,
+    make_family,
+    mean_optimum,
+    run_references,
+    students_figure,
+    test_tasks,
+    train_student,
+)
+from outlearn.studies.verdicts import speedup_about_verdict, subsample_verdict
+
+
+class SubsampleConfig(TeacherStudyConfig):
+    """``factors``: the k values (keep every k-th episode; 1 keeps all); ``threshold``: the
+    fraction of the optimal return that times the learning."""
+
+    factors: list[int] = Field(min_length=1)
+    threshold: float = Field(0.8, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> SubsampleConfig:
+        if min(self.factors) < 1 or len(set(self.factors)) != len(self.factors):
+            raise ValueError(f"factors={self.factors}: give distinct k >= 1")
+        if self.teacher_episodes // max(self.factors) < 2:
+            raise ValueError(f"k={max(self.factors)} keeps fewer than 2 of the "
+                             f"{self.teacher_episodes} teacher episodes: raise teacher_episodes")
+        return self
+
+
+def subsample(full: Path, k: int, d: Path) -> tuple[Path, int]:
+    """The history with every k-th episode kept (the full file for k = 1) and its steps."""
+    if k == 1:
+        with History(full) as h:
+            return full, h.num_steps
+    with keep_every_kth_episode(full, k, d / "subsampled.h5") as h:
+        return Path(h.path), h.num_steps
+
+
+def run(cfg: SubsampleConfig, ctx: RunContext) -> list[Section]:
+    """Collect, subsample per k, train one student per (k, seed), run each in context."""
+    configure_threads(cfg.threads)
+    family = make_family(cfg.env)
+    ids = test_tasks(family, cfg.tasks)
+    full = ctx.stage("collect", [cfg.env, cfg.teacher, cfg.tasks, cfg.learners_per_task,
+                                 cfg.teacher_episodes, cfg.seed],
+                     lambda d: collect_histories(cfg, d, ctx.quiet, "subsample"))
+    factors = sorted(cfg.factors)
+    hists = {k: ctx.stage("subsample", [str(full), k], lambda d, k=k: subsample(full, k, d))
+             for k in factors}
+    quiet = ctx.quiet or ctx.executor.workers > 1
+    runs = [(k, s) for k in factors for s in cfg.train_seeds]
+    steps = {k: min(cfg.student.context_len, hists[k][1]) for k in factors}
+    ckpts = ctx.stages(
+        "train", [[str(hists[k][0]), steps[k], cfg.student, s, cfg.env] for k, s in runs],
+        [lambda d, k=k, s=s: train_student(cfg, hists[k][0], steps[k], s, d, quiet)
+         for k, s in runs])
+    n = len(cfg.train_seeds)
+    per_k = {k: ckpts[i * n:(i + 1) * n] for i, k in enumerate(factors)}
+    ev = [cfg.env, cfg.tasks, cfg.eval]
+    curves = dict(zip(factors, ctx.stages(
+        "evaluate", [[*ev, [str(p) for p in per_k[k]]] for k in factors],
+        [lambda d, p=per_k[k]: eval_students(cfg, make_family(cfg.env), ids, p)
+         for k in factors]), strict=True))
+    base = ctx.stage("baselines", [*ev, cfg.teacher],
+                     lambda d: run_references(cfg, family, ids))
+    return [subsample_section(cfg, family, ids, curves, base, ctx.run_dir / "subsample.png")]
+
+
+def subsample_section(cfg: SubsampleConfig, family, ids: np.ndarray,
+                      curves: dict[int, np.ndarray], base: dict[str, np.ndarray],
+                      fig_path: Path) -> Section:
+    level = cfg.threshold * mean_optimum(family, ids)
+    speed = f"episodes to {cfg.threshold:g} x optimal"
+    teacher = base["teacher"]
+    rows: list[dict[str, Cell]] = []
+    speedups = {}
+    for k, cur in curves.items():
+        speedups[k] = sp = M.speedup_ci(teacher, cur, level)
+        rows.append({"learner": f"student, one episode in k = {k}" if k > 1 else
+                     "student, every episode", speed: M.episodes_to_threshold_ci(cur, level),
+                     "speed-up vs teacher": sp, "verdict": speedup_about_verdict(sp, k).label})
+    rows += [{"learner": label, speed: M.episodes_to_threshold_ci(base[name], level)}
+             for name, label in (("teacher", "teacher run fresh"), ("random", "random"))]
+    verdict = subsample_verdict(speedups)
+    fig = students_figure(fig_path, {f"k = {k}": cur for k, cur in curves.items()}, base,
+                          f"{cfg.env.name}: students on every k-th episode (95% CI)")
+    s = cfg.student
+    return Section(
+        key="subsample", title="Claim 5: AD's data efficiency is a subsampling artefact",
+        claim="A student trained on every k-th episode of its teacher's histories learns "
+              "about k times faster than the teacher, and at its pace when k = 1.",
+        setting=f"{cfg.env.name} {cfg.env.kwargs or ''}, teacher {cfg.teacher.name} "
+                f"{cfg.teacher.kwargs or ''}: {cfg.tasks.n_train} train / {cfg.tasks.n_test} "
+                f"held-out tasks x {cfg.learners_per_task} learners, {cfg.teacher_episodes} "
+                f"episodes, k in {sorted(curves)}. Students {s.kind} ({s.preset}), context "
+                f"{s.context_len} steps (at most the kept history), {s.train_steps} steps, seeds "
+                f"{cfg.train_seeds}; run in context for {cfg.eval.episodes} episodes x eval "
+                f"seeds {cfg.eval.seeds}.",
+        columns=["learner", speed, "speed-up vs teacher", "verdict"], rows=rows,
+        verdict=verdict.label, verdict_reason=verdict.reason, figures=[fig],
+        notes=[f"Timing level: {cfg.threshold:g} x the mean optimal return = {level:.3g} "
+               "(inf: never reached). Speed-up: the teacher's episodes to that level / the "
+               "student's, each from the mean curve over its units, bootstrapped "
+               "independently. 'About k': k lies inside the speed-up's 95% CI."])
+
+
+STUDIES.register("subsample")(Study(
+    name="subsample",
+    description="subsampling study: is AD's data efficiency an artefact of skipping episodes?",
+    config_model=SubsampleConfig,
+    run=run,
+))
+
+__all__ = ["SubsampleConfig", "run"]
