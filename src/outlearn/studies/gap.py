@@ -84,7 +84,8 @@ def run(cfg: GapConfig, ctx: RunContext) -> list[Section]:
     base = ctx.stage("baselines", [*ev, cfg.teacher],
                      lambda d: run_references(cfg, family, ids))
     with History(history) as h:
-        ceiling = M.data_ceiling_from_history(h, "train", window=cfg.smoothing)
+        # the teacher's histories on the held-out tasks the students run on: task for task
+        ceiling = M.data_ceiling_from_history(h, "test", window=cfg.smoothing)
     return [gap_section(cfg, family, ids, ceiling, curves, base, ctx.run_dir / "gap.png")]
 
 
@@ -127,8 +128,10 @@ def gap_section(cfg: GapConfig, family, ids: np.ndarray, ceiling: M.DataCeiling,
                 f"seeds {cfg.eval.seeds}.",
         columns=["learner", "asymptote", "exceedance", speed, "speed-up vs gap 1", "ceiling"],
         rows=rows, verdict=verdict.label, verdict_reason=verdict.reason, figures=[fig],
-        notes=[f"Best in data: the peak of the train learners' mean return smoothed over "
-               f"{cfg.smoothing} episodes, {ceiling.best.value:.3g}; the timing level is "
+        notes=[f"Best in data: the peak of the teacher's mean return on the held-out tasks "
+               f"(the same tasks the students run on; they trained on the train tasks' "
+               f"histories), smoothed over {cfg.smoothing} episodes: "
+               f"{ceiling.best.value:.3g}; the timing level is "
                f"{cfg.threshold:g} x that = {level:.3g} (inf: never reached). Speed-up: gap "
                f"1's episodes to that level / gap g's, bootstrapped over each one's units. "
                f"Asymptote: the last {last_n} of {cfg.eval.episodes} episodes; exceedance = "

@@ -50,11 +50,12 @@ class NoiseStudyConfig(TeacherStudyConfig):
 
 
 def data_summary(path: Path, smoothing: int) -> tuple[M.DataCeiling, float]:
-    """The best in the data (train learners) and the share of their steps that take the
-    task's optimal action."""
+    """The best in the data on the held-out tasks (the teacher's histories there: the
+    tasks the students run on, task for task) and the share of the training data's steps
+    that take the task's optimal action."""
     with History(path) as h:
         idx = h.learners("train")
-        ceiling = M.data_ceiling_from_history(h, "train", window=smoothing)
+        ceiling = M.data_ceiling_from_history(h, "test", window=smoothing)
         taken = np.mean(h.dataset("actions")[idx] == h.dataset("optimal_actions")[idx])
     return ceiling, float(taken)
 
@@ -122,8 +123,10 @@ def noise_section(cfg: NoiseStudyConfig, family, ids: np.ndarray, ceiling: M.Dat
         columns=["learner", "asymptote", "share of optimal", "ratio to best in data"],
         rows=rows, verdict=verdict.label, verdict_reason=verdict.reason, figures=[fig],
         notes=[f"Asymptote: mean return over the last {last_n} episodes on held-out tasks. "
-               f"Best in data: the peak of the train learners' mean return, smoothed over "
-               f"{cfg.smoothing} episodes (its units: each learner's mean over that window). "
+               f"Best in data: the peak of the teacher's mean return on the held-out tasks (the "
+               f"tasks the students run on; they trained on the train tasks' histories), "
+               f"smoothed over {cfg.smoothing} episodes (units: each learner's mean over that "
+               f"window). "
                f"The optimal action is in the data's support: the data takes it on "
                f"{optimal_share:.1%} of its steps."])
 
