@@ -36,6 +36,8 @@ def test_speedup_verdicts():
     assert speedup_about_verdict(Estimate(2, 1.5, 3), 10).label == "slower than 10x"
     assert speedup_about_verdict(Estimate(1, 0.7, 1.5), 1).label == "about 1x"
     assert speedup_about_verdict(Estimate(np.nan, np.nan, np.nan), 2).inconclusive
+    assert "never reaches" in speedup_about_verdict(Estimate(0, 0, 0), 1).label
+    assert "0 or infinity" in speedup_about_verdict(Estimate(0.15, 0, np.inf), 2).label
     about = {1: Estimate(1, 0.8, 1.3), 10: Estimate(9, 6, 14)}
     assert subsample_verdict(about).label == "confirmed"
     slow = {1: Estimate(1, 0.8, 1.3), 10: Estimate(2, 1.5, 3)}

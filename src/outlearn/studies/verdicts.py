@@ -310,10 +310,19 @@ def gap_verdict(speedups: dict[int, Estimate], ceilings: dict[int, Verdict]) -> 
 
 
 def speedup_about_verdict(speedup: Estimate, k: float) -> Verdict:
-    """Is a speed-up (with its CI) about ``k``? "About" = ``k`` lies inside the CI."""
+    """Is a speed-up (with its CI) about ``k``? "About" = ``k`` lies inside the CI.
+
+    Inconclusive when the student never reaches the level (speed-up 0), or when some
+    bootstrap resamples never do (a CI reaching 0 or infinity says nothing about k).
+    """
     why = f"speed-up {_ci(speedup)} vs k = {k:g}"
     if np.isnan(speedup.value):
         return Verdict(f"{INCONCLUSIVE}: neither reaches the level", why)
+    if speedup.value == 0:
+        return Verdict(f"{INCONCLUSIVE}: the student never reaches the level", why)
+    if speedup.low == 0 or np.isinf(speedup.high):
+        return Verdict(f"{INCONCLUSIVE}: the CI reaches 0 or infinity",
+                       f"{why}: some resamples never reach the level")
     if speedup.low <= k <= speedup.high:
         return Verdict(f"about {k:g}x", f"{why}: k lies inside the CI")
     side = "faster" if speedup.low > k else "slower"
