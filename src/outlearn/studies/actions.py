@@ -25,7 +25,7 @@ from outlearn.students.threads import configure_threads
 from outlearn.studies.base import RunContext, Study
 from outlearn.studies.common import (
     TeacherStudyConfig,
-    collect_histories,
+    collect_stage,
     eval_students,
     make_family,
     mean_optimum,
@@ -58,9 +58,7 @@ def run(cfg: ActionsConfig, ctx: RunContext) -> list[Section]:
     configure_threads(cfg.threads)
     family = make_family(cfg.env)
     ids = test_tasks(family, cfg.tasks)
-    history = ctx.stage("collect", [cfg.env, cfg.teacher, cfg.tasks, cfg.learners_per_task,
-                                    cfg.teacher_episodes, cfg.seed],
-                        lambda d: collect_histories(cfg, d, ctx.quiet, "actions"))
+    history = collect_stage(cfg, ctx, "actions")
     n = min(cfg.student.context_len, cfg.teacher_episodes * family.episode_len)
     quiet = ctx.quiet or ctx.executor.workers > 1
     ckpts = ctx.stages("train", [[str(history), n, cfg.student, s, cfg.env]

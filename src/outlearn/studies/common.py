@@ -9,8 +9,10 @@ held-out tasks. A study (cut-off, context length, ...) composes these through
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -25,9 +27,14 @@ from outlearn.report.figures import curves_figure
 from outlearn.report.section import Cell
 from outlearn.studies.verdicts import Verdict, in_context_verdict
 
+if TYPE_CHECKING:
+    from outlearn.studies.base import RunContext
+
 __all__ = [
-    "EvalSection", "StudentSection", "TeacherStudyConfig", "collect_histories",
-    "compare_episodes", "eval_students", "improvement_row", "make_family", "mean_optimum",
+    "EvalSection", "Setting", "StudentSection", "TeacherStudyConfig", "collect_histories",
+    "collect_stage", "references_stage", "students_by_setting",
+    "compare_episodes", "eval_students", "improvement_notes", "improvement_row",
+    "make_family", "mean_optimum",
     "run_references", "students_figure", "test_tasks", "train_student",
 ]
 
@@ -210,3 +217,59 @@ def students_figure(path: Path, students: dict[str, np.ndarray], base: dict[str,
     lines = {label: M.mean_curve_ci(c) for label, c in students.items()}
     lines.update({name: M.mean_curve_ci(base[name]) for name in ("teacher", "random")})
     return curves_figure(path, lines, "episode", "return", None, title)
+
+
+# ------------------------------------------------------------------ stages, composed
+def collect_stage(cfg: TeacherStudyConfig, ctx: RunContext, study: str) -> Path:
+    """The teacher's histories (train and held-out tasks), collected once per run."""
+    return ctx.stage("collect", [cfg.env, cfg.teacher, cfg.tasks, cfg.learners_per_task,
+                                 cfg.teacher_episodes, cfg.seed],
+                     lambda d: collect_histories(cfg, d, ctx.quiet, study))
+
+
+def references_stage(cfg: TeacherStudyConfig, ctx: RunContext, family: Any,
+                     ids: np.ndarray) -> dict[str, np.ndarray]:
+    """The teacher run fresh and the baselines on the held-out tasks (:func:`run_references`)."""
+    return ctx.stage("baselines", [cfg.env, cfg.tasks, cfg.eval, cfg.teacher],
+                     lambda d: run_references(cfg, family, ids))
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One student setting of a study: the history it trains on, its context (steps), the
+    g of its gap-g labels, and extra stage inputs that tell settings apart."""
+
+    history: Path
+    context_len: int
+    gap_episodes: int = 1
+    extra: tuple[Any, ...] = field(default_factory=tuple)
+
+
+def students_by_setting(cfg: TeacherStudyConfig, ctx: RunContext, ids: np.ndarray,
+                        settings: dict[Hashable, Setting]) -> dict[Hashable, np.ndarray]:
+    """One student per (setting, train seed), then each setting's students in context on
+    the held-out tasks ``ids``: independent stages (run at once with ``--workers``).
+    Returns each setting's returns, (students x eval seeds, tasks, episodes)."""
+    quiet = ctx.quiet or ctx.executor.workers > 1
+    runs = [(key, seed) for key in settings for seed in cfg.train_seeds]
+    ckpts = ctx.stages(
+        "train", [[str(settings[k].history), settings[k].context_len, cfg.student, seed,
+                   cfg.env, *settings[k].extra] for k, seed in runs],
+        [lambda d, st=settings[k], seed=seed: train_student(
+            cfg, st.history, st.context_len, seed, d, quiet, st.gap_episodes)
+         for k, seed in runs])
+    n = len(cfg.train_seeds)
+    per = {k: ckpts[i * n:(i + 1) * n] for i, k in enumerate(settings)}
+    keys = list(settings)
+    curves = ctx.stages(
+        "evaluate", [[cfg.env, cfg.tasks, cfg.eval, [str(p) for p in per[k]]] for k in keys],
+        [lambda d, p=per[k]: eval_students(cfg, make_family(cfg.env), ids, p) for k in keys])
+    return dict(zip(keys, curves, strict=True))
+
+
+def improvement_notes(n: int, tol: float, resolution: float, optimum: float) -> str:
+    """The note that explains :func:`improvement_row` 's columns and verdict."""
+    return (f"Improvement: each (student seed x eval seed x task) unit's mean return over its "
+            f"last {n} episodes minus its first {n}, averaged, with a 95% bootstrap CI. "
+            f"Resolution: {tol:.3g} = {resolution:g} x the mean optimal return {optimum:.3g}; "
+            "a student learns in context when the CI's lower end is above it.")

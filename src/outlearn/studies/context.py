@@ -20,17 +20,18 @@ from outlearn.report.section import Section
 from outlearn.students.threads import configure_threads
 from outlearn.studies.base import RunContext, Study
 from outlearn.studies.common import (
+    Setting,
     TeacherStudyConfig,
-    collect_histories,
+    collect_stage,
     compare_episodes,
-    eval_students,
+    improvement_notes,
     improvement_row,
     make_family,
     mean_optimum,
-    run_references,
+    references_stage,
+    students_by_setting,
     students_figure,
     test_tasks,
-    train_student,
 )
 from outlearn.studies.verdicts import context_span_verdict
 
@@ -79,25 +80,11 @@ def run(cfg: ContextConfig, ctx: RunContext) -> list[Section]:
     configure_threads(cfg.threads)
     family = make_family(cfg.env)
     ids = test_tasks(family, cfg.tasks)
-    history = ctx.stage("collect", [cfg.env, cfg.teacher, cfg.tasks, cfg.learners_per_task,
-                                    cfg.teacher_episodes, cfg.seed],
-                        lambda d: collect_histories(cfg, d, ctx.quiet, "context"))
+    history = collect_stage(cfg, ctx, "context")
     steps = {c: context_steps(c, family.episode_len) for c in cfg.contexts}
-    quiet = ctx.quiet or ctx.executor.workers > 1
-    runs = [(c, s) for c in cfg.contexts for s in cfg.train_seeds]
-    ckpts = ctx.stages(
-        "train", [[str(history), steps[c], cfg.student, s, cfg.env] for c, s in runs],
-        [lambda d, c=c, s=s: train_student(cfg, history, steps[c], s, d, quiet)
-         for c, s in runs])
-    k = len(cfg.train_seeds)
-    per_context = {c: ckpts[i * k:(i + 1) * k] for i, c in enumerate(cfg.contexts)}
-    ev = [cfg.env, cfg.tasks, cfg.eval]
-    curves = dict(zip(cfg.contexts, ctx.stages(
-        "evaluate", [[*ev, [str(p) for p in per_context[c]]] for c in cfg.contexts],
-        [lambda d, p=per_context[c]: eval_students(cfg, make_family(cfg.env), ids, p)
-         for c in cfg.contexts]), strict=True))
-    base = ctx.stage("baselines", [*ev, cfg.teacher],
-                     lambda d: run_references(cfg, family, ids))
+    curves = students_by_setting(cfg, ctx, ids,
+                                 {c: Setting(history, steps[c]) for c in cfg.contexts})
+    base = references_stage(cfg, ctx, family, ids)
     return [context_section(cfg, family, ids, steps, curves, base,
                             ctx.run_dir / "context.png")]
 
@@ -132,11 +119,7 @@ def context_section(cfg: ContextConfig, family, ids: np.ndarray, steps: dict[flo
         columns=["learner", f"first {n} episodes", f"last {n} episodes", "improvement",
                  "verdict"],
         rows=rows, verdict=verdict.label, verdict_reason=verdict.reason, figures=[fig],
-        notes=[f"Improvement: each (student seed x eval seed x task) unit's mean return over "
-               f"its last {n} episodes minus its first {n}, averaged, with a 95% bootstrap "
-               f"CI. Resolution: {tol:.3g} = {cfg.resolution:g} x the mean optimal return "
-               f"{optimum:.3g}; a student learns in context when the CI's lower end is "
-               "above it."])
+        notes=[improvement_notes(n, tol, cfg.resolution, optimum)])
 
 
 STUDIES.register("context")(Study(

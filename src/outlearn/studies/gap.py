@@ -21,15 +21,15 @@ from outlearn.report.section import Cell, Section
 from outlearn.students.threads import configure_threads
 from outlearn.studies.base import RunContext, Study
 from outlearn.studies.common import (
+    Setting,
     TeacherStudyConfig,
-    collect_histories,
-    eval_students,
+    collect_stage,
     make_family,
     mean_optimum,
-    run_references,
+    references_stage,
+    students_by_setting,
     students_figure,
     test_tasks,
-    train_student,
 )
 from outlearn.studies.verdicts import Verdict, exceedance_verdict, gap_verdict
 
@@ -62,27 +62,12 @@ def run(cfg: GapConfig, ctx: RunContext) -> list[Section]:
     configure_threads(cfg.threads)
     family = make_family(cfg.env)
     ids = test_tasks(family, cfg.tasks)
-    history = ctx.stage("collect", [cfg.env, cfg.teacher, cfg.tasks, cfg.learners_per_task,
-                                    cfg.teacher_episodes, cfg.seed],
-                        lambda d: collect_histories(cfg, d, ctx.quiet, "gap"))
+    history = collect_stage(cfg, ctx, "gap")
     gcfg = cfg.model_copy(update={"student": cfg.student.model_copy(update={"labels": "gap"})})
     steps = min(cfg.student.context_len, cfg.teacher_episodes * family.episode_len)
-    quiet = ctx.quiet or ctx.executor.workers > 1
-    gaps = sorted(cfg.gaps)
-    runs = [(g, s) for g in gaps for s in cfg.train_seeds]
-    ckpts = ctx.stages(
-        "train", [[str(history), steps, gcfg.student, s, cfg.env, g] for g, s in runs],
-        [lambda d, g=g, s=s: train_student(gcfg, history, steps, s, d, quiet, g)
-         for g, s in runs])
-    k = len(cfg.train_seeds)
-    per_gap = {g: ckpts[i * k:(i + 1) * k] for i, g in enumerate(gaps)}
-    ev = [cfg.env, cfg.tasks, cfg.eval]
-    curves = dict(zip(gaps, ctx.stages(
-        "evaluate", [[*ev, [str(p) for p in per_gap[g]]] for g in gaps],
-        [lambda d, p=per_gap[g]: eval_students(cfg, make_family(cfg.env), ids, p)
-         for g in gaps]), strict=True))
-    base = ctx.stage("baselines", [*ev, cfg.teacher],
-                     lambda d: run_references(cfg, family, ids))
+    curves = students_by_setting(gcfg, ctx, ids, {g: Setting(history, steps, g, (g,))
+                                                  for g in sorted(cfg.gaps)})
+    base = references_stage(cfg, ctx, family, ids)
     with History(history) as h:
         # the teacher's histories on the held-out tasks the students run on: task for task
         ceiling = M.data_ceiling_from_history(h, "test", window=cfg.smoothing)

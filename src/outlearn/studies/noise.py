@@ -23,15 +23,15 @@ from outlearn.stats import bootstrap_ci
 from outlearn.students.threads import configure_threads
 from outlearn.studies.base import RunContext, Study
 from outlearn.studies.common import (
+    Setting,
     TeacherStudyConfig,
-    collect_histories,
-    eval_students,
+    collect_stage,
     make_family,
     mean_optimum,
-    run_references,
+    references_stage,
+    students_by_setting,
     students_figure,
     test_tasks,
-    train_student,
 )
 from outlearn.studies.verdicts import (
     INCONCLUSIVE,
@@ -65,21 +65,12 @@ def run(cfg: NoiseStudyConfig, ctx: RunContext) -> list[Section]:
     configure_threads(cfg.threads)
     family = make_family(cfg.env)
     ids = test_tasks(family, cfg.tasks)
-    history = ctx.stage("collect", [cfg.env, cfg.teacher, cfg.tasks, cfg.learners_per_task,
-                                    cfg.teacher_episodes, cfg.seed],
-                        lambda d: collect_histories(cfg, d, ctx.quiet, "noise"))
+    history = collect_stage(cfg, ctx, "noise")
     ceiling, optimal_share = data_summary(history, cfg.smoothing)
     steps = min(cfg.student.context_len, cfg.teacher_episodes * family.episode_len)
-    quiet = ctx.quiet or ctx.executor.workers > 1
-    ckpts = ctx.stages("train", [[str(history), steps, cfg.student, s, cfg.env]
-                                 for s in cfg.train_seeds],
-                       [lambda d, s=s: train_student(cfg, history, steps, s, d, quiet)
-                        for s in cfg.train_seeds])
-    ev = [cfg.env, cfg.tasks, cfg.eval]
-    student = ctx.stage("evaluate", [*ev, [str(p) for p in ckpts]],
-                        lambda d: eval_students(cfg, family, ids, ckpts))
-    base = ctx.stage("baselines", [*ev, cfg.teacher],
-                     lambda d: run_references(cfg, family, ids))
+    student = students_by_setting(cfg, ctx, ids, {"students": Setting(history, steps)})[
+        "students"]
+    base = references_stage(cfg, ctx, family, ids)
     return [noise_section(cfg, family, ids, ceiling, optimal_share, student, base,
                           ctx.run_dir / "noise.png")]
 

@@ -22,15 +22,15 @@ from outlearn.report.section import Cell, Section
 from outlearn.students.threads import configure_threads
 from outlearn.studies.base import RunContext, Study
 from outlearn.studies.common import (
+    Setting,
     TeacherStudyConfig,
-    collect_histories,
-    eval_students,
+    collect_stage,
     make_family,
     mean_optimum,
-    run_references,
+    references_stage,
+    students_by_setting,
     students_figure,
     test_tasks,
-    train_student,
 )
 from outlearn.studies.verdicts import speedup_about_verdict, subsample_verdict
 
@@ -66,28 +66,13 @@ def run(cfg: SubsampleConfig, ctx: RunContext) -> list[Section]:
     configure_threads(cfg.threads)
     family = make_family(cfg.env)
     ids = test_tasks(family, cfg.tasks)
-    full = ctx.stage("collect", [cfg.env, cfg.teacher, cfg.tasks, cfg.learners_per_task,
-                                 cfg.teacher_episodes, cfg.seed],
-                     lambda d: collect_histories(cfg, d, ctx.quiet, "subsample"))
+    full = collect_stage(cfg, ctx, "subsample")
     factors = sorted(cfg.factors)
     hists = {k: ctx.stage("subsample", [str(full), k], lambda d, k=k: subsample(full, k, d))
              for k in factors}
-    quiet = ctx.quiet or ctx.executor.workers > 1
-    runs = [(k, s) for k in factors for s in cfg.train_seeds]
-    steps = {k: min(cfg.student.context_len, hists[k][1]) for k in factors}
-    ckpts = ctx.stages(
-        "train", [[str(hists[k][0]), steps[k], cfg.student, s, cfg.env] for k, s in runs],
-        [lambda d, k=k, s=s: train_student(cfg, hists[k][0], steps[k], s, d, quiet)
-         for k, s in runs])
-    n = len(cfg.train_seeds)
-    per_k = {k: ckpts[i * n:(i + 1) * n] for i, k in enumerate(factors)}
-    ev = [cfg.env, cfg.tasks, cfg.eval]
-    curves = dict(zip(factors, ctx.stages(
-        "evaluate", [[*ev, [str(p) for p in per_k[k]]] for k in factors],
-        [lambda d, p=per_k[k]: eval_students(cfg, make_family(cfg.env), ids, p)
-         for k in factors]), strict=True))
-    base = ctx.stage("baselines", [*ev, cfg.teacher],
-                     lambda d: run_references(cfg, family, ids))
+    curves = students_by_setting(cfg, ctx, ids, {
+        k: Setting(hists[k][0], min(cfg.student.context_len, hists[k][1])) for k in factors})
+    base = references_stage(cfg, ctx, family, ids)
     return [subsample_section(cfg, family, ids, curves, base, ctx.run_dir / "subsample.png")]
 
 

@@ -21,17 +21,18 @@ from outlearn.report.section import Section
 from outlearn.students.threads import configure_threads
 from outlearn.studies.base import RunContext, Study
 from outlearn.studies.common import (
+    Setting,
     TeacherStudyConfig,
-    collect_histories,
+    collect_stage,
     compare_episodes,
-    eval_students,
+    improvement_notes,
     improvement_row,
     make_family,
     mean_optimum,
-    run_references,
+    references_stage,
+    students_by_setting,
     students_figure,
     test_tasks,
-    train_student,
 )
 from outlearn.studies.verdicts import task_count_verdict
 
@@ -76,29 +77,14 @@ def run(cfg: TaskCountConfig, ctx: RunContext) -> list[Section]:
     configure_threads(cfg.threads)
     family = make_family(cfg.env)
     ids = test_tasks(family, cfg.tasks)
-    full = ctx.stage("collect", [cfg.env, cfg.teacher, cfg.tasks, cfg.learners_per_task,
-                                 cfg.teacher_episodes, cfg.seed],
-                     lambda d: collect_histories(cfg, d, ctx.quiet, "taskcount"))
+    full = collect_stage(cfg, ctx, "taskcount")
     counts = sorted(cfg.train_tasks)
     hists = {n: ctx.stage("subset", [str(full), n],
                           lambda d, n=n: subset(full, n, cfg.tasks.n_train, d))
              for n in counts}
     steps = min(cfg.student.context_len, cfg.teacher_episodes * family.episode_len)
-    quiet = ctx.quiet or ctx.executor.workers > 1
-    runs = [(n, s) for n in counts for s in cfg.train_seeds]
-    ckpts = ctx.stages(
-        "train", [[str(hists[n]), steps, cfg.student, s, cfg.env] for n, s in runs],
-        [lambda d, n=n, s=s: train_student(cfg, hists[n], steps, s, d, quiet)
-         for n, s in runs])
-    k = len(cfg.train_seeds)
-    per_count = {n: ckpts[i * k:(i + 1) * k] for i, n in enumerate(counts)}
-    ev = [cfg.env, cfg.tasks, cfg.eval]
-    curves = dict(zip(counts, ctx.stages(
-        "evaluate", [[*ev, [str(p) for p in per_count[n]]] for n in counts],
-        [lambda d, p=per_count[n]: eval_students(cfg, make_family(cfg.env), ids, p)
-         for n in counts]), strict=True))
-    base = ctx.stage("baselines", [*ev, cfg.teacher],
-                     lambda d: run_references(cfg, family, ids))
+    curves = students_by_setting(cfg, ctx, ids, {n: Setting(hists[n], steps) for n in counts})
+    base = references_stage(cfg, ctx, family, ids)
     return [taskcount_section(cfg, family, ids, curves, base, ctx.run_dir / "taskcount.png")]
 
 
@@ -131,11 +117,8 @@ def taskcount_section(cfg: TaskCountConfig, family, ids: np.ndarray,
         columns=["learner", f"first {n} episodes", f"last {n} episodes", "improvement",
                  "verdict"],
         rows=rows, verdict=verdict.label, verdict_reason=verdict.reason, figures=[fig],
-        notes=[f"Improvement: each (student seed x eval seed x task) unit's mean return over "
-               f"its last {n} episodes minus its first {n}, averaged, with a 95% bootstrap "
-               f"CI. Resolution: {tol:.3g} = {cfg.resolution:g} x the mean optimal return "
-               f"{optimum:.3g}; a student learns in context when the CI's lower end is "
-               "above it. Every count trains for the same number of steps."])
+        notes=[improvement_notes(n, tol, cfg.resolution, optimum)
+               + " Every count trains for the same number of steps."])
 
 
 STUDIES.register("taskcount")(Study(
