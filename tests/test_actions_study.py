@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from studies_tiny import check_cells, tiny
 
 from outlearn.config import parse_config
 from outlearn.envs import make_env
@@ -89,19 +90,7 @@ def test_relative_drop_is_paired_and_undefined_from_zero():
     assert relative_drop(np.zeros_like(orig), perm) is None
 
 
-TINY = {
-    "env": {"name": "darkroom", "kwargs": {"size": 3, "episode_len": 5}},
-    "teacher": {"name": "qlearning", "kwargs": {}},
-    "tasks": {"seed": 0, "n_train": 5, "n_test": 3},
-    "learners_per_task": 2,
-    "teacher_episodes": 8,
-    "student": {"kind": "ad", "model": {"n_layers": 1, "n_heads": 1, "d_model": 16, "d_ff": 32},
-                "context_len": 15, "train_steps": 20, "batch_size": 8, "warmup_steps": 5,
-                "checkpoint_every": 10},
-    "eval": {"episodes": 10, "seeds": [0]},
-    "train_seeds": [0, 1],
-    "threads": 1,
-}
+TINY = tiny()
 
 
 def test_tiny_run_reports_original_and_permuted_with_cis(tmp_path):
@@ -110,11 +99,8 @@ def test_tiny_run_reports_original_and_permuted_with_cis(tmp_path):
     assert section.key == "actions" and section.figures[0].exists()
     assert [r["learner"] for r in section.rows] == ["student (ad)", "teacher run fresh",
                                                     "random"]
+    check_cells(section)
     for row in section.rows:
-        for col, v in row.items():
-            assert not isinstance(v, float | int), f"{col}: a number without CI"
-            if isinstance(v, Estimate):
-                assert v.low <= v.value <= v.high
         if "drop" in row:
             assert row["drop"].value == pytest.approx(
                 1 - row["permuted"].value / row["original"].value)

@@ -6,6 +6,8 @@ import copy
 
 import numpy as np
 import pytest
+from studies_tiny import TINY as BASE
+from studies_tiny import check_cells, tiny
 
 from outlearn.config import parse_config
 from outlearn.errors import ConfigError
@@ -15,19 +17,8 @@ from outlearn.studies.base import RunContext
 from outlearn.studies.context import ContextConfig, context_steps, run
 from outlearn.studies.verdicts import Verdict, context_span_verdict, in_context_verdict
 
-TINY = {
-    "env": {"name": "darkroom", "kwargs": {"size": 3, "episode_len": 5}},
-    "teacher": {"name": "qlearning", "kwargs": {}},
-    "tasks": {"seed": 0, "n_train": 5, "n_test": 3},
-    "learners_per_task": 2,
-    "teacher_episodes": 8,
-    "contexts": [0.6, 2],
-    "student": {"kind": "ad", "model": {"n_layers": 1, "n_heads": 1, "d_model": 16, "d_ff": 32},
-                "train_steps": 20, "batch_size": 8, "warmup_steps": 5, "checkpoint_every": 10},
-    "eval": {"episodes": 10, "seeds": [0]},
-    "train_seeds": [0, 1],
-    "threads": 1,
-}
+TINY = tiny(contexts=[0.6, 2], student={
+    k: v for k, v in BASE["student"].items() if k != "context_len"})
 
 
 def _cfg(**over) -> dict:
@@ -95,11 +86,8 @@ def test_tiny_run_reports_every_context_with_cis_and_resumes(tmp_path):
     assert [r["learner"] for r in section.rows] == [
         "student, context 0.6 episodes (3 steps)", "student, context 2 episodes (10 steps)",
         "teacher run fresh", "random"]
+    check_cells(section)
     for row in section.rows:
-        for col, v in row.items():
-            assert not isinstance(v, float | int), f"{col}: a number without CI"
-            if isinstance(v, Estimate):
-                assert v.low <= v.value <= v.high
         first, last, imp = row["first 1 episodes"], row["last 1 episodes"], row["improvement"]
         assert imp.value == pytest.approx(last.value - first.value)
     students = section.rows[:len(cfg.contexts)]

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from studies_tiny import check_cells, tiny
 
 from outlearn.config import parse_config
 from outlearn.errors import ConfigError
@@ -16,20 +17,7 @@ from outlearn.studies.base import RunContext
 from outlearn.studies.gap import GapConfig, run
 from outlearn.studies.verdicts import Verdict, gap_verdict
 
-TINY = {
-    "env": {"name": "darkroom", "kwargs": {"size": 3, "episode_len": 5}},
-    "teacher": {"name": "qlearning", "kwargs": {}},
-    "tasks": {"seed": 0, "n_train": 5, "n_test": 3},
-    "learners_per_task": 2,
-    "teacher_episodes": 8,
-    "gaps": [1, 2],
-    "student": {"kind": "ad", "model": {"n_layers": 1, "n_heads": 1, "d_model": 16, "d_ff": 32},
-                "context_len": 15, "train_steps": 20, "batch_size": 8, "warmup_steps": 5,
-                "checkpoint_every": 10},
-    "eval": {"episodes": 10, "seeds": [0]},
-    "train_seeds": [0, 1],
-    "threads": 1,
-}
+TINY = tiny(gaps=[1, 2])
 
 
 def _cfg(**over) -> dict:
@@ -81,11 +69,7 @@ def test_tiny_run_trains_gap_students_and_reports_with_cis(tmp_path):
     assert learners[:2] == ["student, gap 1", "student, gap 2"]
     assert learners[2].startswith("best in data") and learners[3:] == ["teacher run fresh",
                                                                         "random"]
-    for row in section.rows:
-        for col, v in row.items():
-            assert not isinstance(v, float | int), f"{col}: a number without CI"
-            if isinstance(v, Estimate) and np.isfinite(v.value):
-                assert v.low <= v.value <= v.high
+    check_cells(section)
     own = section.rows[0]["speed-up vs gap 1"].value  # gap 1 against itself
     assert own == 1.0 or np.isnan(own)
     # the students really trained on gap labels, with their own g

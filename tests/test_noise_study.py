@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from studies_tiny import check_cells, tiny
 
 from outlearn.config import parse_config
 from outlearn.stats import Estimate
@@ -11,19 +12,7 @@ from outlearn.studies.base import RunContext
 from outlearn.studies.noise import NoiseStudyConfig, data_summary, run
 from outlearn.studies.verdicts import beats_data_verdict
 
-TINY = {
-    "env": {"name": "darkroom", "kwargs": {"size": 3, "episode_len": 5}},
-    "teacher": {"name": "noise", "kwargs": {"eps_end": 0.6, "decay_steps": 20}},
-    "tasks": {"seed": 0, "n_train": 5, "n_test": 3},
-    "learners_per_task": 2,
-    "teacher_episodes": 8,
-    "student": {"kind": "ad", "model": {"n_layers": 1, "n_heads": 1, "d_model": 16, "d_ff": 32},
-                "context_len": 15, "train_steps": 20, "batch_size": 8, "warmup_steps": 5,
-                "checkpoint_every": 10},
-    "eval": {"episodes": 10, "seeds": [0]},
-    "train_seeds": [0, 1],
-    "threads": 1,
-}
+TINY = tiny(teacher={"name": "noise", "kwargs": {"eps_end": 0.6, "decay_steps": 20}})
 
 
 def test_beats_data_verdict():
@@ -37,11 +26,7 @@ def test_tiny_run_reports_the_student_against_the_best_in_its_data(tmp_path):
     (section,) = run(cfg, RunContext(tmp_path, quiet=True))
     assert [r["learner"].split(" (")[0] for r in section.rows] == [
         "student", "best in data", "teacher run fresh", "random", "optimum"]
-    for row in section.rows:
-        for col, v in row.items():
-            assert not isinstance(v, float | int), f"{col}: a number without CI"
-            if isinstance(v, Estimate):
-                assert v.low <= v.value <= v.high
+    check_cells(section)
     student, best = section.rows[0], section.rows[1]
     ratio = student["ratio to best in data"]
     assert ratio.value == pytest.approx(student["asymptote"].value / best["asymptote"].value)

@@ -6,6 +6,7 @@ import copy
 
 import numpy as np
 import pytest
+from studies_tiny import check_cells, tiny
 
 from outlearn.config import parse_config
 from outlearn.errors import ConfigError
@@ -15,20 +16,7 @@ from outlearn.studies.base import RunContext
 from outlearn.studies.subsample import SubsampleConfig, run
 from outlearn.studies.verdicts import speedup_about_verdict, subsample_verdict
 
-TINY = {
-    "env": {"name": "darkroom", "kwargs": {"size": 3, "episode_len": 5}},
-    "teacher": {"name": "qlearning", "kwargs": {}},
-    "tasks": {"seed": 0, "n_train": 5, "n_test": 3},
-    "learners_per_task": 2,
-    "teacher_episodes": 12,
-    "factors": [1, 3],
-    "student": {"kind": "ad", "model": {"n_layers": 1, "n_heads": 1, "d_model": 16, "d_ff": 32},
-                "context_len": 15, "train_steps": 20, "batch_size": 8, "warmup_steps": 5,
-                "checkpoint_every": 10},
-    "eval": {"episodes": 12, "seeds": [0]},
-    "train_seeds": [0, 1],
-    "threads": 1,
-}
+TINY = tiny(teacher_episodes=12, factors=[1, 3], eval={"episodes": 12, "seeds": [0]})
 
 
 def test_speedup_verdicts():
@@ -63,11 +51,7 @@ def test_tiny_run_trains_on_subsampled_histories(tmp_path):
     (section,) = run(cfg, RunContext(tmp_path, quiet=True))
     assert [r["learner"] for r in section.rows] == [
         "student, every episode", "student, one episode in k = 3", "teacher run fresh", "random"]
-    for row in section.rows:
-        for v in row.values():
-            assert not isinstance(v, float | int)
-            if isinstance(v, Estimate) and np.isfinite(v.value):
-                assert v.low <= v.value <= v.high
+    check_cells(section)
     speedups = {k: row["speed-up vs teacher"] for k, row in zip([1, 3], section.rows[:2],
                                                                 strict=True)}
     assert section.verdict == subsample_verdict(speedups).label
