@@ -26,10 +26,12 @@ from outlearn.studies.base import RunContext, Study
 from outlearn.studies.common import (
     TeacherStudyConfig,
     collect_stage,
+    data_text,
     eval_students,
     make_family,
     mean_optimum,
     run_references,
+    run_text,
     test_tasks,
     train_student,
 )
@@ -129,14 +131,9 @@ def actions_section(cfg: ActionsConfig, family, ids: np.ndarray,
         key="actions", title="Claim 11: action semantics",
         claim=f"With the actions permuted at test time the student's return falls by at least "
               f"{cfg.drop_bar:.0%}, while a fresh real learner is unaffected.",
-        setting=f"{cfg.env.name} {cfg.env.kwargs or ''}, teacher {cfg.teacher.name} "
-                f"{cfg.teacher.kwargs or ''}: {cfg.tasks.n_train} train / {cfg.tasks.n_test} "
-                f"held-out tasks x {cfg.learners_per_task} teacher learners, "
-                f"{cfg.teacher_episodes} episodes. Student {s.kind} ({s.preset}), context "
-                f"{s.context_len} steps, {s.train_steps} steps, seeds {cfg.train_seeds}; "
-                f"everyone runs {cfg.eval.episodes} episodes x eval seeds {cfg.eval.seeds} on "
-                f"the held-out tasks, as they are and with each task's actions deranged "
-                f"(permutation seed {cfg.permutation_seed}).",
+        setting=f"{data_text(cfg)}. Student {s.kind} ({s.preset}), context {s.context_len} "
+                f"steps, {run_text(cfg)}; everyone runs on the held-out tasks as they are and "
+                f"with each task's actions deranged (permutation seed {cfg.permutation_seed}).",
         columns=["learner", "original", "permuted", "drop"], rows=rows,
         verdict=verdict.label, verdict_reason=verdict.reason, figures=[fig],
         notes=["original / permuted: mean return over the whole run (mean over units of each "

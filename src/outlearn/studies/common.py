@@ -33,9 +33,9 @@ if TYPE_CHECKING:
 __all__ = [
     "EvalSection", "Setting", "StudentSection", "TeacherStudyConfig", "collect_histories",
     "collect_stage", "references_stage", "students_by_setting",
-    "compare_episodes", "eval_students", "improvement_notes", "improvement_row",
+    "compare_episodes", "data_text", "eval_students", "improvement_notes", "improvement_row",
     "make_family", "mean_optimum",
-    "run_references", "students_figure", "test_tasks", "train_student",
+    "run_references", "run_text", "students_figure", "test_tasks", "train_student",
 ]
 
 
@@ -273,3 +273,17 @@ def improvement_notes(n: int, tol: float, resolution: float, optimum: float) -> 
             f"last {n} episodes minus its first {n}, averaged, with a 95% bootstrap CI. "
             f"Resolution: {tol:.3g} = {resolution:g} x the mean optimal return {optimum:.3g}; "
             "a student learns in context when the CI's lower end is above it.")
+
+
+def data_text(cfg: TeacherStudyConfig) -> str:
+    """The teacher-data part of a report's setting line."""
+    return (f"{cfg.env.name} {cfg.env.kwargs or ''}, teacher {cfg.teacher.name} "
+            f"{cfg.teacher.kwargs or ''}: {cfg.tasks.n_train} train / {cfg.tasks.n_test} "
+            f"held-out tasks x {cfg.learners_per_task} teacher learners, "
+            f"{cfg.teacher_episodes} episodes")
+
+
+def run_text(cfg: TeacherStudyConfig) -> str:
+    """The training-and-evaluation part of a report's setting line."""
+    return (f"{cfg.student.train_steps} training steps, seeds {cfg.train_seeds}; run in "
+            f"context for {cfg.eval.episodes} episodes x eval seeds {cfg.eval.seeds}")

@@ -24,11 +24,13 @@ from outlearn.studies.common import (
     TeacherStudyConfig,
     collect_stage,
     compare_episodes,
+    data_text,
     improvement_notes,
     improvement_row,
     make_family,
     mean_optimum,
     references_stage,
+    run_text,
     students_by_setting,
     students_figure,
     test_tasks,
@@ -109,13 +111,8 @@ def context_section(cfg: ContextConfig, family, ids: np.ndarray, steps: dict[flo
         key="context", title="Claim 9: context must span episodes",
         claim="A student whose context is shorter than one episode does not learn in "
               "context; with a context of 2-4 episodes it does.",
-        setting=f"{cfg.env.name} {cfg.env.kwargs or ''} (episodes of {family.episode_len} "
-                f"steps), teacher {cfg.teacher.name} {cfg.teacher.kwargs or ''}: "
-                f"{cfg.tasks.n_train} train / {cfg.tasks.n_test} held-out tasks x "
-                f"{cfg.learners_per_task} teacher learners, {cfg.teacher_episodes} episodes. "
-                f"Students {s.kind} ({s.preset}), {s.train_steps} steps, seeds "
-                f"{cfg.train_seeds}; run in context for {cfg.eval.episodes} episodes x eval "
-                f"seeds {cfg.eval.seeds}.",
+        setting=f"{data_text(cfg)} (episodes of {family.episode_len} steps). Students "
+                f"{s.kind} ({s.preset}), {run_text(cfg)}.",
         columns=["learner", f"first {n} episodes", f"last {n} episodes", "improvement",
                  "verdict"],
         rows=rows, verdict=verdict.label, verdict_reason=verdict.reason, figures=[fig],

@@ -24,9 +24,11 @@ from outlearn.studies.common import (
     Setting,
     TeacherStudyConfig,
     collect_stage,
+    data_text,
     make_family,
     mean_optimum,
     references_stage,
+    run_text,
     students_by_setting,
     students_figure,
     test_tasks,
@@ -104,13 +106,8 @@ def gap_section(cfg: GapConfig, family, ids: np.ndarray, ceiling: M.DataCeiling,
         key="gap", title="Claim 6: gap g speeds learning but does not lift the ceiling",
         claim="Students trained on gap-g labels learn in context faster as g grows (about g "
               "times), and none rises past the best return in its data.",
-        setting=f"{cfg.env.name} {cfg.env.kwargs or ''}, teacher {cfg.teacher.name} "
-                f"{cfg.teacher.kwargs or ''}: {cfg.tasks.n_train} train / {cfg.tasks.n_test} "
-                f"held-out tasks x {cfg.learners_per_task} learners, {cfg.teacher_episodes} "
-                f"episodes. Students {s.kind} ({s.preset}) on gap-g labels, g in {sorted(curves)}, "
-                f"context {s.context_len} steps, {s.train_steps} steps, seeds "
-                f"{cfg.train_seeds}; run in context for {cfg.eval.episodes} episodes x eval "
-                f"seeds {cfg.eval.seeds}.",
+        setting=f"{data_text(cfg)}. Students {s.kind} ({s.preset}) on gap-g labels, g in "
+                f"{sorted(curves)}, context {s.context_len} steps, {run_text(cfg)}.",
         columns=["learner", "asymptote", "exceedance", speed, "speed-up vs gap 1", "ceiling"],
         rows=rows, verdict=verdict.label, verdict_reason=verdict.reason, figures=[fig],
         notes=[f"Best in data: the peak of the teacher's mean return on the held-out tasks "

@@ -26,9 +26,11 @@ from outlearn.studies.common import (
     Setting,
     TeacherStudyConfig,
     collect_stage,
+    data_text,
     make_family,
     mean_optimum,
     references_stage,
+    run_text,
     students_by_setting,
     students_figure,
     test_tasks,
@@ -105,12 +107,8 @@ def noise_section(cfg: NoiseStudyConfig, family, ids: np.ndarray, ceiling: M.Dat
         key="noise", title="Claim 4: noise distillation beats its data",
         claim=f"A student trained on noise-curriculum histories reaches at least "
               f"{cfg.ratio_bar:g}x the best return in its data.",
-        setting=f"{cfg.env.name} {cfg.env.kwargs or ''}, teacher {cfg.teacher.name} "
-                f"{cfg.teacher.kwargs or ''}: {cfg.tasks.n_train} train / {cfg.tasks.n_test} "
-                f"held-out tasks x {cfg.learners_per_task} learners, {cfg.teacher_episodes} "
-                f"episodes. Student {s.kind} ({s.preset}), context {steps_text(cfg, family)}, "
-                f"{s.train_steps} steps, seeds {cfg.train_seeds}; run in context for "
-                f"{cfg.eval.episodes} episodes x eval seeds {cfg.eval.seeds}.",
+        setting=f"{data_text(cfg)}. Student {s.kind} ({s.preset}), context "
+                f"{steps_text(cfg, family)}, {run_text(cfg)}.",
         columns=["learner", "asymptote", "share of optimal", "ratio to best in data"],
         rows=rows, verdict=verdict.label, verdict_reason=verdict.reason, figures=[fig],
         notes=[f"Asymptote: mean return over the last {last_n} episodes on held-out tasks. "

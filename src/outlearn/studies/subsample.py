@@ -25,9 +25,11 @@ from outlearn.studies.common import (
     Setting,
     TeacherStudyConfig,
     collect_stage,
+    data_text,
     make_family,
     mean_optimum,
     references_stage,
+    run_text,
     students_by_setting,
     students_figure,
     test_tasks,
@@ -99,13 +101,8 @@ def subsample_section(cfg: SubsampleConfig, family, ids: np.ndarray,
         key="subsample", title="Claim 5: AD's data efficiency is a subsampling artefact",
         claim="A student trained on every k-th episode of its teacher's histories learns "
               "about k times faster than the teacher, and at its pace when k = 1.",
-        setting=f"{cfg.env.name} {cfg.env.kwargs or ''}, teacher {cfg.teacher.name} "
-                f"{cfg.teacher.kwargs or ''}: {cfg.tasks.n_train} train / {cfg.tasks.n_test} "
-                f"held-out tasks x {cfg.learners_per_task} learners, {cfg.teacher_episodes} "
-                f"episodes, k in {sorted(curves)}. Students {s.kind} ({s.preset}), context "
-                f"{s.context_len} steps (at most the kept history), {s.train_steps} steps, seeds "
-                f"{cfg.train_seeds}; run in context for {cfg.eval.episodes} episodes x eval "
-                f"seeds {cfg.eval.seeds}.",
+        setting=f"{data_text(cfg)}, k in {sorted(curves)}. Students {s.kind} ({s.preset}), "
+                f"context {s.context_len} steps (at most the kept history), {run_text(cfg)}.",
         columns=["learner", speed, "speed-up vs teacher", "verdict"], rows=rows,
         verdict=verdict.label, verdict_reason=verdict.reason, figures=[fig],
         notes=[f"Timing level: {cfg.threshold:g} x the mean optimal return = {level:.3g} "

@@ -25,11 +25,13 @@ from outlearn.studies.common import (
     TeacherStudyConfig,
     collect_stage,
     compare_episodes,
+    data_text,
     improvement_notes,
     improvement_row,
     make_family,
     mean_optimum,
     references_stage,
+    run_text,
     students_by_setting,
     students_figure,
     test_tasks,
@@ -107,13 +109,9 @@ def taskcount_section(cfg: TaskCountConfig, family, ids: np.ndarray,
         key="taskcount", title="Claim 10: task count",
         claim=f"A student trained on {cfg.none_up_to} or fewer tasks does not learn in "
               f"context; from {cfg.learns_from} tasks on it does.",
-        setting=f"{cfg.env.name} {cfg.env.kwargs or ''}, teacher {cfg.teacher.name} "
-                f"{cfg.teacher.kwargs or ''}: histories on the first {sorted(curves)} of "
-                f"{cfg.tasks.n_train} train tasks x {cfg.learners_per_task} teacher learners, "
-                f"{cfg.teacher_episodes} episodes; {cfg.tasks.n_test} held-out tasks. Students "
-                f"{s.kind} ({s.preset}), context {s.context_len} steps, {s.train_steps} steps, "
-                f"seeds {cfg.train_seeds}; run in context for {cfg.eval.episodes} episodes x "
-                f"eval seeds {cfg.eval.seeds}.",
+        setting=f"{data_text(cfg)}; students on the learners of the first "
+                f"{sorted(curves)} train tasks: {s.kind} ({s.preset}), context "
+                f"{s.context_len} steps, {run_text(cfg)}.",
         columns=["learner", f"first {n} episodes", f"last {n} episodes", "improvement",
                  "verdict"],
         rows=rows, verdict=verdict.label, verdict_reason=verdict.reason, figures=[fig],
