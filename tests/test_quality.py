@@ -134,7 +134,7 @@ def test_ad_learns_darkroom_in_context(tmp_path):
     # budget; teacher to 0.8: 65 episodes), by context (batch): 4 episodes (32) 0.59;
     # 8 (32) 0.70; 16 (16) 0.73, 0.8 at episode 164; 32 (8) 0.77; 64 (8) 0.70, though its
     # validation loss was lowest (0.142 vs 0.195 at 32). This recipe (120-episode histories,
-    # 24,000 steps): 0.8 at episode 83, 0.867 at best. About 1 h of training on one core.
+    # 24,000 steps): 0.8 at episode 83, 0.867 at best. 76 min in all here (1 h of training).
     ckpt = _train(tmp_path, hist, "darkroom", "ad", 640, "actions", 24000, lr=3e-3, batch=8,
                   model={"d_model": 64, "d_ff": 256, "obs_factors": [9, 9], "prev_obs": True})
     budget = int(np.ceil(1.5 * t_eps)) if np.isfinite(t_eps) else horizon
