@@ -24,6 +24,7 @@ from outlearn.stats import Estimate, bootstrap_ci
 from outlearn.students.threads import configure_threads
 from outlearn.studies.base import RunContext, Study
 from outlearn.studies.common import (
+    Setting,
     TeacherStudyConfig,
     collect_stage,
     data_text,
@@ -33,7 +34,7 @@ from outlearn.studies.common import (
     run_references,
     run_text,
     test_tasks,
-    train_student,
+    train_by_setting,
 )
 from outlearn.studies.verdicts import (
     INCONCLUSIVE,
@@ -62,11 +63,7 @@ def run(cfg: ActionsConfig, ctx: RunContext) -> list[Section]:
     ids = test_tasks(family, cfg.tasks)
     history = collect_stage(cfg, ctx, "actions")
     n = min(cfg.student.context_len, cfg.teacher_episodes * family.episode_len)
-    quiet = ctx.quiet or ctx.executor.workers > 1
-    ckpts = ctx.stages("train", [[str(history), n, cfg.student, s, cfg.env]
-                                 for s in cfg.train_seeds],
-                       [lambda d, s=s: train_student(cfg, history, n, s, d, quiet)
-                        for s in cfg.train_seeds])
+    ckpts = train_by_setting(cfg, ctx, {"students": Setting(history, n)})["students"]
     ev = [cfg.env, cfg.tasks, cfg.eval, cfg.permutation_seed]
     students = dict(zip(SETTINGS, ctx.stages(
         "evaluate", [[*ev, w, [str(p) for p in ckpts]] for w in SETTINGS],

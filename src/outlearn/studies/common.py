@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EvalSection", "Setting", "StudentSection", "TeacherStudyConfig", "collect_histories",
-    "collect_stage", "references_stage", "students_by_setting",
+    "collect_stage", "references_stage", "students_by_setting", "train_by_setting",
     "compare_episodes", "data_text", "eval_students", "improvement_notes", "improvement_row",
     "make_family", "mean_optimum",
     "run_references", "run_text", "students_figure", "test_tasks", "train_student",
@@ -245,11 +245,10 @@ class Setting:
     extra: tuple[Any, ...] = field(default_factory=tuple)
 
 
-def students_by_setting(cfg: TeacherStudyConfig, ctx: RunContext, ids: np.ndarray,
-                        settings: dict[Hashable, Setting]) -> dict[Hashable, np.ndarray]:
-    """One student per (setting, train seed), then each setting's students in context on
-    the held-out tasks ``ids``: independent stages (run at once with ``--workers``).
-    Returns each setting's returns, (students x eval seeds, tasks, episodes)."""
+def train_by_setting(cfg: TeacherStudyConfig, ctx: RunContext,
+                     settings: dict[Hashable, Setting]) -> dict[Hashable, list[Path]]:
+    """One student per (setting, train seed), as independent stages (at once with
+    ``--workers``); returns each setting's checkpoints, in train-seed order."""
     quiet = ctx.quiet or ctx.executor.workers > 1
     runs = [(key, seed) for key in settings for seed in cfg.train_seeds]
     ckpts = ctx.stages(
@@ -259,7 +258,15 @@ def students_by_setting(cfg: TeacherStudyConfig, ctx: RunContext, ids: np.ndarra
             cfg, st.history, st.context_len, seed, d, quiet, st.gap_episodes)
          for k, seed in runs])
     n = len(cfg.train_seeds)
-    per = {k: ckpts[i * n:(i + 1) * n] for i, k in enumerate(settings)}
+    return {k: ckpts[i * n:(i + 1) * n] for i, k in enumerate(settings)}
+
+
+def students_by_setting(cfg: TeacherStudyConfig, ctx: RunContext, ids: np.ndarray,
+                        settings: dict[Hashable, Setting]) -> dict[Hashable, np.ndarray]:
+    """One student per (setting, train seed), then each setting's students in context on
+    the held-out tasks ``ids``: independent stages (run at once with ``--workers``).
+    Returns each setting's returns, (students x eval seeds, tasks, episodes)."""
+    per = train_by_setting(cfg, ctx, settings)
     keys = list(settings)
     curves = ctx.stages(
         "evaluate", [[cfg.env, cfg.tasks, cfg.eval, [str(p) for p in per[k]]] for k in keys],
