@@ -226,9 +226,10 @@ def test_sampler_is_reproducible_and_val_is_held_out():
 
 
 def run_learner(model, C, T=23, B=2, seed=0):
-    """Drive a StudentLearner on random transitions; return (learner, records, logits)."""
+    """Drive a StudentLearner that recomputes its window (no cache) on random transitions;
+    return (records, logits)."""
     rng = np.random.default_rng(seed)
-    sl = StudentLearner(model, num_envs=B, context_len=C, mode="sample", seed=0)
+    sl = StudentLearner(model, num_envs=B, context_len=C, mode="sample", seed=0, cache=False)
     rec, outs = [], []
     obs = rng.integers(0, NOBS, B)
     for t in range(T):

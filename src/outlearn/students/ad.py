@@ -1,8 +1,9 @@
 """Algorithm Distillation (Laskin et al. 2022): a causal pre-LN GPT over a learner's steps.
 
-One token per step (see :mod:`outlearn.students.tokens`) plus a learned positional
-embedding over the window; the model outputs logits over actions at every position, and
-trains on all of them.
+One token per step (see :mod:`outlearn.students.tokens`); positions are relative
+(rotary by default, see :mod:`outlearn.students.positions`), so that in evaluation the
+model runs on a sliding window with a key/value cache, one new token per step. The model
+outputs logits over actions at every position, and trains on all of them.
 
 Two options help it learn in context on gridworlds at small scale (measured on a 5x5
 Dark Room, held-out goals: see configs/demo.toml):
@@ -28,6 +29,15 @@ from torch import nn
 from outlearn.config import Config, parse_config
 from outlearn.errors import ConfigError
 from outlearn.registry import STUDENTS
+from outlearn.students.positions import (
+    KVCache,
+    Scheme,
+    alibi_bias,
+    alibi_slopes,
+    rope_tables,
+    rotate,
+    window_mask,
+)
 from outlearn.students.tokens import ObsEmbedding, StepEmbedding
 
 
@@ -58,6 +68,18 @@ class ADConfig(TransformerSize):
     prev_obs: bool = Field(False, description="add the previous step's observation to a token")
     obs_factors: list[Annotated[int, Field(ge=1)]] | None = Field(
         None, description="embed observations by mixed-radix digits, e.g. [size, size]")
+    positions: Scheme = Field(
+        "rope", description="'rope' or 'alibi' (relative: a key/value cache in evaluation), "
+        "'learned' (absolute, as checkpoints before the cache; recomputes its window)")
+
+    @model_validator(mode="after")
+    def _rope_dims(self) -> ADConfig:
+        if self.positions == "rope" and (self.d_model // self.n_heads) % 2:
+            raise ValueError(
+                f"positions='rope' rotates pairs of channels but a head has "
+                f"{self.d_model // self.n_heads} (d_model / n_heads): use an even head size "
+                "or positions='alibi'")
+        return self
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> ADConfig:
@@ -75,7 +97,13 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 class Block(nn.Module):
-    """Pre-LN transformer block: x + attn(LN(x)), then x + mlp(LN(x)). x: (B, T, d)."""
+    """Pre-LN transformer block: x + attn(LN(x)), then x + mlp(LN(x)). x: (B, T, d).
+
+    ``rope``: (cos, sin) tables of the tokens' steps (queries and keys are rotated);
+    ``mask``: a bool or float (H, Tq, Tk) attention mask (sliding window, ALiBi bias), used
+    instead of ``causal``. On CPU attention runs in float32 even under bf16 autocast: torch's
+    fused CPU attention kernel is slower in bf16 (``benchmarks/train.py``).
+    """
 
     def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float, attn_dropout: float):
         super().__init__()
@@ -90,15 +118,51 @@ class Block(nn.Module):
         )
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, causal: bool) -> torch.Tensor:
+    def qkv_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, T, d) -> q, k, v each (B, H, T, d / H)."""
         b, t, d = x.shape
         q, k, v = self.qkv(self.ln1(x)).split(d, dim=-1)
         shape = (b, t, self.n_heads, d // self.n_heads)
-        q, k, v = (z.view(shape).transpose(1, 2) for z in (q, k, v))
+        return tuple(z.view(shape).transpose(1, 2) for z in (q, k, v))  # type: ignore[return-value]
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool,
+               mask: torch.Tensor | None) -> torch.Tensor:
         p = self.attn_dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=causal)
-        x = x + self.drop(self.proj(y.transpose(1, 2).reshape(b, t, d)))
+        if q.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            with torch.autocast("cpu", enabled=False):
+                return F.scaled_dot_product_attention(
+                    q.float(), k.float(), v.float(), attn_mask=mask, dropout_p=p,
+                    is_causal=causal and mask is None)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p,
+                                              is_causal=causal and mask is None)
+
+    def finish(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Residual and MLP after attention output ``y`` (B, H, T, d / H)."""
+        b, t, d = x.shape
+        x = x + self.drop(self.proj(y.transpose(1, 2).reshape(b, t, d).to(x.dtype)))
         return x + self.mlp(self.ln2(x))
+
+    def forward(self, x: torch.Tensor, causal: bool,
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        q, k, v = self.qkv_heads(x)
+        if rope is not None:
+            q, k = rotate(q, *rope), rotate(k, *rope)
+        return self.finish(x, self.attend(q, k, v, causal, mask))
+
+    def step(self, x: torch.Tensor, cache: KVCache, layer: int,
+             rope: tuple[torch.Tensor, torch.Tensor] | None,
+             slopes: torch.Tensor | None) -> torch.Tensor:
+        """One new token per stream: x (B, 1, d) attends to the cached window."""
+        q, k, v = self.qkv_heads(x)
+        if rope is not None:
+            q, k = rotate(q, *rope), rotate(k, *rope)
+        keys, values = cache.write(layer, k, v)
+        mask = None
+        if slopes is not None:
+            now = torch.full((1,), cache.t, device=x.device)
+            mask = alibi_bias(slopes, now, cache.keys_pos(), cache.window)
+        return self.finish(x, self.attend(q, keys, values, False, mask))
 
 
 def make_blocks(cfg: TransformerSize) -> nn.ModuleList:
@@ -116,7 +180,13 @@ def shift_right(x: torch.Tensor, fill: int) -> torch.Tensor:
 @STUDENTS.register("ad")
 class ADTransformer(nn.Module):
     """Causal transformer student. ``forward(obs, prev_action, prev_reward, new_episode)``
-    with tensors (B, T), T <= context_len -> logits (B, T, num_actions)."""
+    with tensors (B, T), T <= context_len -> logits (B, T, num_actions).
+
+    With relative positions (``rope``, ``alibi``) the model also runs on a stream longer
+    than its context, every token seeing its last ``context_len`` steps at every layer:
+    :meth:`forward_stream` computes that in one pass (the reference), :meth:`init_cache`
+    and :meth:`step` one new step at a time with a key/value cache (evaluation).
+    """
 
     kind = "ad"
     inputs = "sequence"
@@ -126,8 +196,11 @@ class ADTransformer(nn.Module):
         super().__init__()
         self.cfg, self.num_obs, self.num_actions = cfg, num_obs, num_actions
         self.context_len = cfg.context_len
+        self.head_dim = cfg.d_model // cfg.n_heads
         self.embed = StepEmbedding(num_obs, num_actions, cfg.d_model, cfg.obs_factors)
-        self.pos = nn.Embedding(cfg.context_len, cfg.d_model)
+        self.pos = nn.Embedding(cfg.context_len, cfg.d_model) if cfg.positions == "learned" \
+            else None
+        self.register_buffer("slopes", alibi_slopes(cfg.n_heads), persistent=False)
         # "none" (index num_obs) at the window's first position
         self.prev_obs = (ObsEmbedding(num_obs, cfg.d_model, cfg.obs_factors, extra=1)
                          if cfg.prev_obs else None)
@@ -135,6 +208,18 @@ class ADTransformer(nn.Module):
         self.blocks = make_blocks(cfg)
         self.ln_f = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, num_actions)
+
+    @property
+    def supports_cache(self) -> bool:
+        return self.cfg.positions != "learned"
+
+    def tokens(self, obs: torch.Tensor, prev_action: torch.Tensor, prev_reward: torch.Tensor,
+               new_episode: torch.Tensor, prev_obs: torch.Tensor) -> torch.Tensor:
+        """Token vectors (B, T, d); ``prev_obs`` (B, T), ``num_obs`` = "none"."""
+        x = self.embed(obs, prev_action, prev_reward, new_episode)
+        if self.prev_obs is not None:
+            x = x + self.prev_obs(prev_obs)
+        return x
 
     def forward(
         self,
@@ -146,10 +231,61 @@ class ADTransformer(nn.Module):
         t = obs.shape[1]
         if t > self.context_len:
             raise ValueError(f"window of {t} steps is longer than context_len={self.context_len}")
-        x = self.embed(obs, prev_action, prev_reward, new_episode)
-        if self.prev_obs is not None:
-            x = x + self.prev_obs(shift_right(obs, self.num_obs))
-        x = self.drop(x + self.pos(torch.arange(t, device=obs.device)))
+        return self._run(obs, prev_action, prev_reward, new_episode, window=None)
+
+    def forward_stream(self, obs: torch.Tensor, prev_action: torch.Tensor,
+                       prev_reward: torch.Tensor, new_episode: torch.Tensor) -> torch.Tensor:
+        """Logits (B, T, A) of a stream of any length T, each step seeing the last
+        ``context_len`` steps (itself included) at every layer: what :meth:`step` computes
+        one step at a time. O(T^2); for tests and references."""
+        if not self.supports_cache:
+            raise ValueError("positions='learned' has no sliding-window form: use forward")
+        return self._run(obs, prev_action, prev_reward, new_episode, window=self.context_len)
+
+    def _run(self, obs: torch.Tensor, prev_action: torch.Tensor, prev_reward: torch.Tensor,
+             new_episode: torch.Tensor, window: int | None) -> torch.Tensor:
+        t, dev = obs.shape[1], obs.device
+        x = self.tokens(obs, prev_action, prev_reward, new_episode,
+                        shift_right(obs, self.num_obs))
+        steps = torch.arange(t, device=dev)
+        rope, mask = None, None
+        if self.pos is not None:
+            x = x + self.pos(steps)
+        elif self.cfg.positions == "rope":
+            rope = tuple(z.to(dev) for z in rope_tables(steps, self.head_dim))
+            if window is not None and t > window:
+                mask = window_mask(steps, steps, window)
+        else:
+            mask = alibi_bias(self.slopes, steps, steps, window or t)
+        x = self.drop(x)
         for blk in self.blocks:
-            x = blk(x, causal=True)
+            x = blk(x, causal=True, rope=rope, mask=mask)
         return self.head(self.ln_f(x))
+
+    def init_cache(self, batch: int, window: int | None = None) -> KVCache:
+        """An empty cache for ``batch`` streams and a window of ``window`` (<= context_len)
+        steps."""
+        if not self.supports_cache:
+            raise ValueError("positions='learned' cannot use a key/value cache")
+        dev = next(self.parameters()).device
+        return KVCache(len(self.blocks), batch, self.cfg.n_heads, self.head_dim,
+                       window or self.context_len, dev)
+
+    def step(self, cache: KVCache, obs: torch.Tensor, prev_action: torch.Tensor,
+             prev_reward: torch.Tensor, new_episode: torch.Tensor,
+             prev_obs: torch.Tensor) -> torch.Tensor:
+        """Logits (B, A) of the next step of every stream; inputs (B,), ``prev_obs`` the
+        observation of the stream's previous step (``num_obs`` before its first)."""
+        x = self.tokens(*(z[:, None] for z in (obs, prev_action, prev_reward, new_episode,
+                                                prev_obs)))
+        rope, slopes = None, None
+        if self.cfg.positions == "rope":
+            rope = tuple(z.to(x.device) for z in rope_tables(
+                torch.tensor([cache.t]), self.head_dim))
+        else:
+            slopes = self.slopes
+        x = self.drop(x)
+        for i, blk in enumerate(self.blocks):
+            x = blk.step(x, cache, i, rope, slopes)
+        cache.advance()
+        return self.head(self.ln_f(x))[:, 0]

@@ -1,12 +1,17 @@
 """A trained student as a learner in the step rollout loop (:func:`outlearn.rollout.rollout_steps`).
 
 Its weights are frozen: it learns only through its context, a sliding window of its own
-last ``context_len`` steps per environment, kept in ring buffers and recomputed in full
-(no KV cache) each step, for all environments as one batch.
+last ``context_len`` steps per environment, for all environments as one batch.
 
-* AD / GRU: the window holds the step tokens (obs, previous action, previous reward,
-  new-episode flag) of the last ``context_len`` steps, the current one included, exactly
-  as :func:`outlearn.students.tokens.step_inputs` builds them from a history.
+* AD with relative positions (the default): a per-layer key/value cache
+  (:meth:`~outlearn.students.ad.ADTransformer.step`); each step computes one new token,
+  which sees the last ``context_len`` steps at every layer, exactly as
+  :meth:`~outlearn.students.ad.ADTransformer.forward_stream` over the whole rollout would.
+* ``cache=False``, AD with learned positions, GRU: the window is kept in ring buffers and
+  recomputed in full every step. The window holds the step tokens (obs, previous action,
+  previous reward, new-episode flag) of the last ``context_len`` steps, the current one
+  included, exactly as :func:`outlearn.students.tokens.step_inputs` builds them from a
+  history.
 * DPT: the context is the set of the student's own most recent ``context_len``
   transitions (obs, action, reward, next_obs; next_obs is "unknown" = ``num_obs`` where
   the episode ended, as in training) and the query is the current observation.
@@ -61,10 +66,13 @@ class StudentLearner:
 
     ``mode``: "sample" returns the model's softmax; "greedy" a one-hot of its argmax.
     ``seed`` seeds :meth:`act` (sampling outside the rollout loop, which samples itself).
+    ``cache``: use the model's key/value cache where it has one (``supports_cache``).
+    :meth:`policy` advances the context by the step it is called for; a second call for
+    the same ``t`` returns the same probabilities.
     """
 
     def __init__(self, model: nn.Module, num_envs: int, context_len: int,
-                 mode: str = "sample", seed: int = 0):
+                 mode: str = "sample", seed: int = 0, cache: bool = True):
         if mode not in ("sample", "greedy"):
             raise ValueError(f"mode={mode!r}: use 'sample' or 'greedy'")
         if context_len > model.context_len:
@@ -76,6 +84,11 @@ class StudentLearner:
         self.A = model.num_actions
         self.rng = np.random.Generator(np.random.PCG64(seed))
         self.set = model.inputs == "set"
+        self.kv = model.init_cache(num_envs, context_len) if (
+            cache and getattr(model, "supports_cache", False)) else None
+        self._last: tuple[int, np.ndarray] | None = None
+        if self.kv is not None:
+            self.prev_obs = np.full(num_envs, model.num_obs, np.int64)  # "none"
         if self.set:
             f = {"obs": np.int64, "action": np.int64, "reward": np.float32, "next_obs": np.int64}
             self.ring = _Ring(num_envs, context_len, f)
@@ -105,6 +118,13 @@ class StudentLearner:
     def logits(self, obs: Any) -> np.ndarray:
         """Logits (B, A) at the current step."""
         dev = next(self.model.parameters()).device
+        if self.kv is not None:
+            obs = np.asarray(obs).astype(np.int64).reshape(self.B)
+            x = [torch.from_numpy(np.ascontiguousarray(v)).to(dev) for v in (
+                obs, self.prev_action, self.prev_reward, self.new_episode, self.prev_obs)]
+            out = self.model.step(self.kv, *x)
+            self.prev_obs = obs
+            return out.float().cpu().numpy()
         w = {k: torch.from_numpy(np.ascontiguousarray(v)).to(dev)
              for k, v in self.window(obs).items()}
         if self.set:
@@ -115,8 +135,12 @@ class StudentLearner:
         return out[:, -1].float().cpu().numpy()
 
     def policy(self, obs: Any, t: int) -> np.ndarray:
-        """Action probabilities (B, A), float32."""
-        z = self.logits(obs)
+        """Action probabilities (B, A), float32, at step ``t``."""
+        if self._last is not None and self._last[0] == t:
+            z = self._last[1]
+        else:
+            z = self.logits(obs)
+            self._last = (t, z)
         if self.mode == "greedy":
             return np.eye(self.A, dtype=np.float32)[z.argmax(-1)]
         z = z - z.max(-1, keepdims=True)
@@ -138,7 +162,7 @@ class StudentLearner:
             nxt = np.where(done, self.model.num_obs, np.asarray(tr.next_obs)).astype(np.int64)
             self.ring.push(obs=obs, action=act, reward=rew, next_obs=nxt)
             return
-        if self.C > 1:
+        if self.kv is None and self.C > 1:
             self.ring.push(obs=obs, prev_action=self.prev_action,
                            prev_reward=self.prev_reward, new_episode=self.new_episode)
         self.prev_action, self.prev_reward, self.new_episode = act, rew, done.astype(bool)

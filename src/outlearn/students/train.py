@@ -3,7 +3,9 @@
 AdamW, linear warm-up then cosine decay to 0, grad-norm clipping, validation loss on
 held-out learners every ``val_every`` steps, progress with tokens/s and time left.
 A run resumes from the latest checkpoint in ``cfg.out``; an interrupted-and-resumed run
-ends with weights bit-identical to an uninterrupted one (same machine, same threads).
+ends with weights bit-identical to an uninterrupted one (same machine), whatever the number
+of threads: each batch is cut into ``shards`` slices whose gradients are summed in a fixed
+order (:mod:`outlearn.students.sharded`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from pydantic import Field, field_validator, model_validator
 from torch import nn
 
@@ -34,6 +35,12 @@ from outlearn.students.checkpoint import (
 )
 from outlearn.students.data import HistorySource, Labels, WindowSampler
 from outlearn.students.device import check_device_name, resolve_device
+from outlearn.students.sharded import (  # noqa: F401  (forward_batch, loss_fn: re-exported)
+    Precision,
+    ShardedStep,
+    forward_batch,
+    loss_fn,
+)
 from outlearn.students.threads import configure_threads
 
 
@@ -88,9 +95,24 @@ class TrainConfig(Config):
     out: Path = Path("runs/train")
     checkpoint_every: int = Field(500, ge=1)
     val_every: int = Field(250, ge=1)
-    threads: int | None = Field(None, ge=1)
+    threads: int | None = Field(
+        None, ge=1, description="shards computed at once (unset: $OUTLEARN_TORCH_THREADS or "
+        "every core this process may use); does not change the weights")
+    shards: int = Field(
+        2, ge=1, description="slices each batch is cut into for parallel gradients (must "
+        "divide data.batch_size); enters the run's identity")
+    precision: Precision = Field(
+        "fp32", description="'fp32', or 'bf16' (linear layers under bfloat16 autocast)")
     device: str | None = Field(
         None, description="'cpu', 'cuda', 'cuda:N', 'mps', 'auto'; unset: $OUTLEARN_DEVICE or cpu")
+
+    @model_validator(mode="after")
+    def _shards_divide(self) -> TrainConfig:
+        if self.data.batch_size % self.shards:
+            raise ValueError(
+                f"shards={self.shards} does not divide data.batch_size={self.data.batch_size}: "
+                "pick shards that divides the batch (e.g. 1 or 2)")
+        return self
 
     @field_validator("device")
     @classmethod
@@ -128,6 +150,8 @@ def model_config(spec: StudentSpec, context_len: int) -> Config:
 
 def make_model(kind: str, cfg: dict[str, Any], num_obs: int, num_actions: int) -> nn.Module:
     cls = STUDENTS.get(kind)
+    if kind == "ad" and "positions" not in cfg:  # checkpoints from before relative positions
+        cfg = {**cfg, "positions": "learned"}
     return cls(parse_config(cls.config_class, cfg, "model config"), num_obs, num_actions)
 
 
@@ -142,29 +166,6 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
 def to_tensors(batch: dict[str, np.ndarray], device: torch.device | None = None
                ) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in batch.items()}
-
-
-def forward_batch(model: nn.Module, b: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Logits (B, P, A) of a batch from :class:`WindowSampler`."""
-    if model.inputs == "set":
-        return model(b["ctx_obs"], b["ctx_action"], b["ctx_reward"], b["ctx_next_obs"],
-                     b["query_obs"])
-    return model(b["obs"], b["prev_action"], b["prev_reward"], b["new_episode"])
-
-
-def loss_fn(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Masked mean cross-entropy. logits (B, P, A); target (B, P) int, (B, P, A) float
-    (soft labels) or (B,) int (one label per row, broadcast over P); mask like target."""
-    if target.dim() == 1:
-        target = target[:, None].expand(logits.shape[:2])
-        mask = mask[:, None].expand(logits.shape[:2])
-    logp = F.log_softmax(logits.float(), dim=-1)
-    if target.is_floating_point():
-        nll = -(target * logp).sum(-1)
-    else:
-        nll = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
-    m = mask.float()
-    return (nll * m).sum() / m.sum().clamp(min=1.0)
 
 
 class HistoryAdapter:
@@ -228,6 +229,8 @@ class _Run:
         o = cfg.optim
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=o.lr,
                                      weight_decay=o.weight_decay)
+        self.stepper = ShardedStep(self.model, cfg.shards, configure_threads(cfg.threads),
+                                   cfg.precision, self.device)
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, lambda s: lr_factor(s, o.warmup_steps, o.total_steps))
         self.step = 0
@@ -245,6 +248,11 @@ class _Run:
         }
 
     def restore(self, ck: dict[str, Any]) -> None:
+        if ck.get("model_config") != self.mcfg.model_dump():
+            raise CheckpointError(
+                f"the checkpoint in {self.cfg.out} holds a model built as "
+                f"{ck.get('model_config')}, but this version builds {self.mcfg.model_dump()} "
+                "from the same config: train into a new out dir")
         self.model.load_state_dict(ck["model"])
         self.opt.load_state_dict(ck["optimizer"])
         self.sched.load_state_dict(ck["scheduler"])
@@ -257,14 +265,12 @@ class _Run:
     def train_step(self) -> float:
         self.model.train()
         b = to_tensors(self.sampler.sample(), self.device)
-        loss = loss_fn(forward_batch(self.model, b), b["target"], b["mask"])
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss = self.stepper.backward(b)
         nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
         self.opt.step()
         self.sched.step()
         self.step += 1
-        return float(loss.detach())
+        return loss
 
     @torch.no_grad()
     def val_loss(self) -> float | None:
@@ -274,8 +280,7 @@ class _Run:
         self.model.eval()
         losses = []
         for nb in batches:
-            b = to_tensors(nb, self.device)
-            losses.append(float(loss_fn(forward_batch(self.model, b), b["target"], b["mask"])))
+            losses.append(self.stepper.loss(to_tensors(nb, self.device)))
         return float(np.mean(losses))
 
 
@@ -287,7 +292,6 @@ def train(cfg: TrainConfig, *, stop_after: int | None = None, quiet: bool = Fals
     """
     if stop_after is not None and stop_after < 1:
         raise ValueError(f"stop_after={stop_after}: use None or a positive number of steps")
-    configure_threads(cfg.threads)
     if not Path(cfg.history).is_file():
         raise HistoryFileError(f"history file {cfg.history} does not exist: check `history`")
     src = HistoryAdapter(Path(cfg.history))
@@ -320,7 +324,10 @@ def _train(cfg: TrainConfig, src: HistoryAdapter, stop_after: int | None, quiet:
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
     atomic_write_text(Path(cfg.out) / "config.json", cfg.to_json())
     end = total if stop_after is None else min(total, run.step + stop_after)
-    return _loop(run, end, quiet)
+    try:
+        return _loop(run, end, quiet)
+    finally:
+        run.stepper.close()
 
 
 def _loop(run: _Run, end: int, quiet: bool) -> Path:

@@ -1,0 +1,113 @@
+"""Relative position schemes for a transformer that runs on a sliding window.
+
+A student acting online sees an unbounded stream of steps through a window of its last
+``C`` (= ``context_len``) steps. With learned absolute positions every slide of the window
+moves every step to a new position, so nothing computed for a step can be kept. With a
+relative scheme, the score between a query at step ``i`` and a key at step ``j`` depends
+only on ``i - j``, so the keys and values of past steps stay valid as the window slides
+and a per-layer key/value cache (:class:`KVCache`) computes one new token per step.
+
+* ``"rope"`` (rotary, Su et al. 2021): queries and keys are rotated by angles
+  proportional to their absolute step; the dot product then depends on ``i - j`` only.
+  Attention keeps torch's fused causal kernel (``is_causal=True``) in training.
+* ``"alibi"`` (Press et al. 2022): a per-head linear penalty ``-slope_h * (i - j)`` added
+  to the scores. It needs an explicit float mask, which takes attention off the fused
+  causal kernel (measured: ``benchmarks/train.py --positions alibi``).
+* ``"learned"``: the original absolute embedding (kept for old checkpoints); no cache.
+
+Angles are computed in float64 from integer steps and then rounded to float32, so a step
+thousands of steps into a rollout gets the same rotation in the cached path and in a
+full recompute of the stream.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+Scheme = Literal["rope", "alibi", "learned"]
+ROPE_BASE = 10000.0
+
+
+def rope_tables(positions: torch.Tensor, head_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cos, sin), each (T, head_dim // 2) float32, for integer ``positions`` (T,)."""
+    half = head_dim // 2
+    inv = ROPE_BASE ** (-torch.arange(half, dtype=torch.float64) / half)
+    ang = positions.to(torch.float64)[:, None] * inv[None, :]
+    return torch.cos(ang).float(), torch.sin(ang).float()
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate the two halves of ``x`` (B, H, T, D) by (cos, sin) (T, D // 2) (an odd last
+    channel, if any, is left as it is)."""
+    h = cos.shape[-1]
+    x1, x2, rest = x[..., :h], x[..., h:2 * h], x[..., 2 * h:]
+    c, s = cos.to(x.dtype), sin.to(x.dtype)
+    return torch.cat([x1 * c - x2 * s, x1 * s + x2 * c, rest], dim=-1)
+
+
+def alibi_slopes(n_heads: int) -> torch.Tensor:
+    """(H,) float32: 2^(-8 h / H) for h = 1..H, ALiBi's geometric slopes."""
+    return torch.pow(2.0, -8.0 * torch.arange(1, n_heads + 1, dtype=torch.float64)
+                     / n_heads).float()
+
+
+def window_mask(q_pos: torch.Tensor, k_pos: torch.Tensor, window: int) -> torch.Tensor:
+    """Bool (Tq, Tk): a query at step i sees keys at steps j with i - window < j <= i."""
+    d = q_pos[:, None] - k_pos[None, :]
+    return (d >= 0) & (d < window)
+
+
+def alibi_bias(slopes: torch.Tensor, q_pos: torch.Tensor, k_pos: torch.Tensor,
+               window: int) -> torch.Tensor:
+    """Float (H, Tq, Tk): ``-slope * (i - j)`` where visible (:func:`window_mask`), -inf
+    elsewhere."""
+    d = (q_pos[:, None] - k_pos[None, :]).float()
+    bias = -slopes[:, None, None] * d[None]
+    return bias.masked_fill(~window_mask(q_pos, k_pos, window)[None], float("-inf"))
+
+
+class KVCache:
+    """Per-layer keys and values of the last ``window`` steps of ``B`` streams.
+
+    Ring buffers (B, H, window, D) per layer. Keys are stored already rotated (rope), so
+    attention over the filled slots in any order gives the scores of the window; ALiBi
+    keeps each slot's step to build its bias. Slot ``t % window`` holds step ``t``: once
+    the window is full the oldest step is overwritten, i.e. it leaves the context.
+    """
+
+    def __init__(self, n_layers: int, batch: int, n_heads: int, head_dim: int, window: int,
+                 device: torch.device, dtype: torch.dtype = torch.float32):
+        shape = (batch, n_heads, window, head_dim)
+        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(n_layers)]
+        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(n_layers)]
+        self.pos = torch.zeros(window, dtype=torch.long, device=device)
+        self.window, self.t = window, 0
+
+    @property
+    def filled(self) -> int:
+        """Slots holding a step (all of them once ``t >= window``)."""
+        return min(self.t, self.window)
+
+    def slot(self) -> int:
+        return self.t % self.window
+
+    def write(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor,
+                                                                         torch.Tensor]:
+        """Store step ``t``'s (B, H, 1, D) key/value in ``layer``; return the layer's
+        keys and values over the filled slots, this step's included."""
+        s = self.slot()
+        self.pos[s] = self.t
+        self.k[layer][:, :, s:s + 1] = k
+        self.v[layer][:, :, s:s + 1] = v
+        n = min(self.t + 1, self.window)
+        return self.k[layer][:, :, :n], self.v[layer][:, :, :n]
+
+    def keys_pos(self) -> torch.Tensor:
+        """(n,) the steps held by the slots :meth:`write` returned, this step's included."""
+        return self.pos[:min(self.t + 1, self.window)]
+
+    def advance(self) -> None:
+        """Move to step ``t + 1`` (after every layer has written step ``t``)."""
+        self.t += 1
