@@ -28,7 +28,7 @@ from outlearn.students import (
     StudentLearner,
     WindowSampler,
 )
-from outlearn.students.tokens import ObsEmbedding
+from outlearn.students.tokens import ObsEmbedding, step_inputs
 from outlearn.students.train import HistoryAdapter
 from outlearn.teachers.base import Transition
 
@@ -76,8 +76,20 @@ def training_logits(model, sampler: WindowSampler, learner: int, t: int) -> np.n
         return model(**x)[0, pos].numpy()
 
 
-@pytest.mark.parametrize("kind", ["ad", "ad-grid", "gru"])
-def test_replayed_history_matches_training_windows(history, kind):
+def stream_logits(model, obs, actions, rewards, done) -> np.ndarray:
+    """(B, T, A): every step seeing its last C steps at every layer (the cached path)."""
+    x = step_inputs(obs, actions, rewards, done, has_prev=False)
+    with torch.no_grad():
+        return model.forward_stream(*(torch.from_numpy(x[k]) for k in (
+            "obs", "prev_action", "prev_reward", "new_episode"))).numpy()
+
+
+@pytest.mark.parametrize(("kind", "cache"), [
+    ("ad", False), ("ad", True), ("ad-grid", False), ("ad-grid", True), ("gru", False)])
+def test_replayed_history_matches_training_windows(history, kind, cache):
+    """Recomputing its window, the student sees at every step exactly a training window;
+    with the key/value cache, exactly a training window until the window first slides
+    (t < C), and from then on the stream form (each layer sees its last C steps)."""
     src = HistoryAdapter(history)
     model = make_model(kind, src.num_obs, src.num_actions)
     sampler = sampler_for(src, C)
@@ -86,10 +98,17 @@ def test_replayed_history_matches_training_windows(history, kind):
          for k in ("obs", "actions", "rewards", "terminated", "truncated")}
     done = w["terminated"] | w["truncated"]
     assert done[:, :-1].any() and (done.sum(1) >= 3).all()  # boundaries inside windows
-    student = StudentLearner(model, num_envs=len(learners), context_len=C, mode="sample")
+    student = StudentLearner(model, num_envs=len(learners), context_len=C, mode="sample",
+                             cache=cache)
+    assert (student.kv is not None) == cache
+    if cache:
+        stream = stream_logits(model, w["obs"], w["actions"], w["rewards"], done)
     for t in range(src.num_steps):
         got = student.logits(w["obs"][:, t])
-        want = np.stack([training_logits(model, sampler, int(lr), t) for lr in learners])
+        if cache and t >= C:
+            want = stream[:, t]
+        else:
+            want = np.stack([training_logits(model, sampler, int(lr), t) for lr in learners])
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=f"step {t}")
         nxt = w["obs"][:, min(t + 1, src.num_steps - 1)]
         student.observe(Transition(w["obs"][:, t], w["actions"][:, t], w["rewards"][:, t],
@@ -117,15 +136,18 @@ def test_labels_are_the_action_taken_at_the_token_step(history):
     src.close()
 
 
+@pytest.mark.parametrize("cache", [False, True], ids=["recompute", "cache"])
 @pytest.mark.parametrize("terminate", [False, True], ids=["truncated", "terminated"])
 @pytest.mark.parametrize("kind", ["ad", "ad-grid"])
-def test_rollout_probs_match_training_windows(terminate, kind):
+def test_rollout_probs_match_training_windows(terminate, kind, cache):
     """End to end: the student driven by the real rollout loop acted with exactly the
-    softmax of the model on the training windows of its own trajectory."""
+    softmax of the model on the training windows of its own trajectory (with the cache:
+    until its window first slides, then the softmax of the stream form)."""
     family = make_darkroom(**ENV, terminate_on_goal=terminate)
     model = make_model(kind)
     ids = np.array([2, 6, 8])
-    student = StudentLearner(model, num_envs=len(ids), context_len=C, mode="sample")
+    student = StudentLearner(model, num_envs=len(ids), context_len=C, mode="sample",
+                             cache=cache)
     traj = rollout_steps(family, student.policy, student.observe, unit_keys(0, ids),
                          family.task_params(jax.numpy.asarray(ids)), 14)
     done = traj.terminated | traj.truncated
@@ -134,8 +156,10 @@ def test_rollout_probs_match_training_windows(terminate, kind):
                        "terminated": traj.terminated, "truncated": traj.truncated,
                        "split": np.zeros(len(ids), np.uint8)}, 9, 5, 4)
     sampler = sampler_for(src, C)
+    stream = stream_logits(model, traj.obs, traj.actions, traj.rewards, done)
     for t in range(traj.obs.shape[1]):
-        z = np.stack([training_logits(model, sampler, i, t) for i in range(len(ids))])
+        z = (stream[:, t] if cache and t >= C else
+             np.stack([training_logits(model, sampler, i, t) for i in range(len(ids))]))
         p = np.exp(z - z.max(-1, keepdims=True))
         np.testing.assert_allclose(traj.probs[:, t], p / p.sum(-1, keepdims=True),
                                    rtol=1e-5, atol=1e-6, err_msg=f"step {t}")

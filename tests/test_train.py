@@ -235,3 +235,70 @@ def test_ad_learns_a_bandit_in_context(tmp_path):
           f"best arm {best:.3f}")
     # past its first 50 pulls the student closes most of the gap from random to the best arm
     assert late > random_level + 0.5 * (best - random_level), (late, random_level, best)
+
+
+def _weights(ck):
+    return load_checkpoint(ck)["model"]
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.1], ids=["parallel-forward", "dropout"])
+def test_thread_count_does_not_change_the_weights(tmp_path, hist, dropout):
+    """The shards of a batch run on 1 or 2 threads: the same weights, bit for bit (with
+    dropout the forward passes run in shard order, the backward passes in parallel)."""
+    model = {"n_layers": 1, "n_heads": 2, "d_model": 16, "d_ff": 32, "dropout": dropout,
+             "attn_dropout": dropout}
+    a = train(tiny_cfg(tmp_path, "one", threads=1, student={"model": model}), quiet=True)
+    b = train(tiny_cfg(tmp_path, "two", threads=2, student={"model": model}), quiet=True)
+    wa, wb = _weights(a), _weights(b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+    c = train(tiny_cfg(tmp_path, "unsharded", shards=1, student={"model": model}), quiet=True)
+    assert any(not torch.equal(wa[k], _weights(c)[k]) for k in wa)  # shards: in the identity
+
+
+def test_shards_must_divide_the_batch(tmp_path, hist):
+    with pytest.raises(ConfigError, match=r"shards=3 does not divide data.batch_size=4"):
+        tiny_cfg(tmp_path, shards=3)
+
+
+def _block_losses(out, block=25):
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    loss = np.array([r["loss"] for r in rows])
+    return loss.reshape(-1, block).mean(1)
+
+
+def test_bf16_loss_curve_stays_within_fp32_seed_spread(tmp_path, hist):
+    """fp32 is the reference: a bf16 run differs from its fp32 twin (same seed) by no more
+    than two fp32 runs of different seeds differ, at every block of 25 steps."""
+    over = dict(student={"model": {"n_layers": 2, "d_model": 32, "d_ff": 64, "dropout": 0.0,
+                                   "attn_dropout": 0.0}},
+                data={"batch_size": 8}, optim={"total_steps": 150, "warmup_steps": 10})
+    fp32 = []
+    for seed in (0, 1, 2):
+        train(tiny_cfg(tmp_path, f"fp32-{seed}", seed=seed, **over), quiet=True)
+        fp32.append(_block_losses(tmp_path / f"fp32-{seed}"))
+    train(tiny_cfg(tmp_path, "bf16", seed=0, precision="bf16", **over), quiet=True)
+    bf16 = _block_losses(tmp_path / "bf16")
+    fp32 = np.stack(fp32)
+    spread = np.max([np.abs(fp32[i] - fp32[j]) for i in range(3) for j in range(i + 1, 3)], 0)
+    assert np.isfinite(bf16).all()
+    assert bf16[-1] < bf16[0] - 0.1  # it learns
+    assert (np.abs(bf16 - fp32[0]) <= spread).all(), (bf16, fp32)
+
+
+def test_checkpoint_from_before_relative_positions(tmp_path, hist):
+    """An AD checkpoint written before ``positions`` existed (learned absolute positions)
+    still evaluates (recomputing its window); training cannot resume it into a new model."""
+    cfg = tiny_cfg(tmp_path, student={"model": {"positions": "learned"}})
+    p = train(cfg, stop_after=5, quiet=True)
+    ck = load_checkpoint(p)
+    assert "pos.weight" in ck["model"]
+    del ck["model_config"]["positions"]
+    save_checkpoint(p, ck)
+    model, _ = load_student(p)
+    assert model.cfg.positions == "learned" and not model.supports_cache
+    sl = StudentLearner(model, num_envs=2, context_len=12)
+    assert sl.kv is None and sl.policy(np.array([0, 1]), 0).shape == (2, A)
+    with pytest.raises(CheckpointError, match="train into a new out dir"):
+        train(cfg, quiet=True)

@@ -49,7 +49,9 @@ class TransformerSize(Config):
     d_model: int = Field(64, ge=2)
     d_ff: int = Field(256, ge=1)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
-    attn_dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    # 0 by default: on CPU, attention dropout takes torch's attention off its fused kernel
+    # (the 9x9 recipe's model trained at 14.0k tokens/s with 0.1 against 30.9k with 0)
+    attn_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     context_len: int = Field(100, ge=1)
 
     @model_validator(mode="after")
@@ -84,7 +86,8 @@ class ADConfig(TransformerSize):
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> ADConfig:
         """``"paper"`` (4 layers, 4 heads, d 64, ff 2048, dropout 0.1, attn 0.5) or
-        ``"small"`` (the CPU default: 2 layers, 2 heads, d 64, ff 256)."""
+        ``"small"`` (the CPU default: 2 layers, 2 heads, d 64, ff 256, dropout 0.1, no
+        attention dropout)."""
         if name not in PRESETS:
             raise ConfigError(f"unknown AD preset {name!r}; known: {', '.join(sorted(PRESETS))}")
         return parse_config(cls, {**PRESETS[name], **overrides}, f"preset {name!r}")
@@ -92,7 +95,7 @@ class ADConfig(TransformerSize):
 
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": dict(n_layers=4, n_heads=4, d_model=64, d_ff=2048, dropout=0.1, attn_dropout=0.5),
-    "small": dict(n_layers=2, n_heads=2, d_model=64, d_ff=256, dropout=0.1, attn_dropout=0.1),
+    "small": dict(n_layers=2, n_heads=2, d_model=64, d_ff=256, dropout=0.1, attn_dropout=0.0),
 }
 
 

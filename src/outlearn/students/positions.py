@@ -31,20 +31,22 @@ ROPE_BASE = 10000.0
 
 
 def rope_tables(positions: torch.Tensor, head_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(cos, sin), each (T, head_dim // 2) float32, for integer ``positions`` (T,)."""
+    """(cos, signed sin), each (T, head_dim) float32, for integer ``positions`` (T,) and an
+    even ``head_dim``: channel i and i + D/2 are rotated together by angle
+    ``position * base^(-i / (D/2))``."""
     half = head_dim // 2
     inv = ROPE_BASE ** (-torch.arange(half, dtype=torch.float64) / half)
     ang = positions.to(torch.float64)[:, None] * inv[None, :]
-    return torch.cos(ang).float(), torch.sin(ang).float()
+    cos, sin = torch.cos(ang).float(), torch.sin(ang).float()
+    return torch.cat([cos, cos], -1), torch.cat([-sin, sin], -1)
 
 
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate the two halves of ``x`` (B, H, T, D) by (cos, sin) (T, D // 2) (an odd last
-    channel, if any, is left as it is)."""
-    h = cos.shape[-1]
-    x1, x2, rest = x[..., :h], x[..., h:2 * h], x[..., 2 * h:]
-    c, s = cos.to(x.dtype), sin.to(x.dtype)
-    return torch.cat([x1 * c - x2 * s, x1 * s + x2 * c, rest], dim=-1)
+    """Rotate ``x`` (B, H, T, D) by the tables of :func:`rope_tables` (T, D):
+    (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin) for the halves x1, x2 of each head."""
+    h = x.shape[-1] // 2
+    swapped = torch.cat([x[..., h:], x[..., :h]], dim=-1)
+    return x * cos.to(x.dtype) + swapped * sin.to(x.dtype)
 
 
 def alibi_slopes(n_heads: int) -> torch.Tensor:

@@ -2,9 +2,9 @@
 
 See :mod:`outlearn.students.threads` for why: every op runs on one thread and the
 ``shards`` slices of a batch run on up to ``threads`` threads at once. The loss is the
-masked mean over the whole batch, so each shard's loss is its masked sum divided by the
-whole batch's count, and the gradient is the sum of the shards' gradients, added in shard
-order: the same numbers for any number of threads.
+masked mean over the whole batch: each shard differentiates its masked sum, and the
+shards' gradients are added in shard order and divided by the batch's count: the same
+numbers for any number of threads.
 
 A forward pass that draws random numbers (dropout) runs its shards one after another on
 the calling thread, so that the draws come in a fixed order; the backward passes (most of
@@ -124,22 +124,23 @@ class ShardedStep:
 
     def backward(self, batch: dict[str, torch.Tensor]) -> float:
         """Set every parameter's ``.grad`` to the gradient of the batch's mean loss and
-        return the loss."""
+        return the loss. Each shard differentiates its masked sum; the sums of gradients
+        are divided by the batch's count at the end, so a shard needs nothing from the
+        others and runs forward and backward as one task."""
         parts = self.split(batch)
+
+        def grads(term: tuple[torch.Tensor, torch.Tensor]) -> tuple[Any, ...]:
+            return (*term, torch.autograd.grad(term[0], self.params, allow_unused=True))
+
         if forward_uses_rng(self.model):
-            terms = [self._forward(b) for b in parts]
+            done = self._map(grads, [self._forward(b) for b in parts])
         else:
-            terms = self._map(self._forward, parts)
-        count = torch.stack([c for _, c in terms]).sum().clamp(min=1.0)
-
-        def grads(term: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor | None, ...]:
-            return torch.autograd.grad(term[0] / count, self.params, allow_unused=True)
-
-        per_shard = self._map(grads, terms)
+            done = self._map(lambda b: grads(self._forward(b)), parts)
+        count = torch.stack([c for _, c, _ in done]).sum().clamp(min=1.0)
         for i, p in enumerate(self.params):
-            gs = [g[i] for g in per_shard if g[i] is not None]
-            p.grad = None if not gs else _ordered_sum(gs)
-        return float(sum(float(t.detach()) for t, _ in terms) / float(count))
+            gs = [g[i] for _, _, g in done if g[i] is not None]
+            p.grad = None if not gs else _ordered_sum(gs).div_(count)
+        return float(sum(float(t.detach()) for t, _, _ in done) / float(count))
 
     @torch.no_grad()
     def loss(self, batch: dict[str, torch.Tensor]) -> float:
