@@ -159,16 +159,19 @@ def profile(a: argparse.Namespace) -> None:
 
 
 def compiled(a: argparse.Namespace) -> None:
-    """``--compile``: the current step eager vs ``torch.compile``d (fp32, 1 thread)."""
-    eager = Row("eager", a.context, a.batch)
-    comp = Row("torch.compile", a.context, a.batch)
-    t0 = time.perf_counter()
-    comp.model.compile(dynamic=False)
-    comp.interval(1)
-    print(f"compile + first step: {time.perf_counter() - t0:.0f} s")
-    rates = measure([eager, comp], a.steps, a.reps)
-    for k, v in rates.items():
-        print(f"{k:<16}{v:>10,.0f} tokens/s")
+    """``--compile``: the current step eager vs ``torch.compile``d (fp32, 1 and 2 threads)."""
+    rows = []
+    for th in (1, 2):
+        eager = Row(f"eager, {th} thread{'s' * (th > 1)}", a.context, a.batch, threads=th)
+        comp = Row(f"compiled, {th} thread{'s' * (th > 1)}", a.context, a.batch, threads=th)
+        t0 = time.perf_counter()
+        comp.model.compile(dynamic=False)
+        comp.interval(1)
+        print(f"compile + first step ({th} thread{'s' * (th > 1)}): "
+              f"{time.perf_counter() - t0:.0f} s")
+        rows += [eager, comp]
+    for k, v in measure(rows, a.steps, a.reps).items():
+        print(f"{k:<22}{v:>10,.0f} tokens/s")
 
 
 def cpu_main(a: argparse.Namespace) -> None:
@@ -240,7 +243,8 @@ def main() -> None:
     ap.add_argument("--d-model", type=int, default=256, help="with --device")
     ap.add_argument("--peak-n", type=int, default=8192, help="with --device: matmul size")
     ap.add_argument("--profile", action="store_true", help="profile one setting instead")
-    ap.add_argument("--compile", action="store_true", help="eager vs torch.compile instead")
+    ap.add_argument("--compile", action="store_true",
+                    help="eager vs torch.compile instead (1 and 2 threads)")
     a = ap.parse_args()
     if a.device:
         device_main(a)
