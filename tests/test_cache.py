@@ -113,3 +113,11 @@ def test_learned_positions_fall_back_to_recompute():
     assert sl.kv is None and not m.supports_cache
     with pytest.raises(ValueError, match="learned"):
         m.init_cache(2)
+
+
+def test_position_settings_are_checked():
+    with pytest.raises(ValueError, match="rope_base"):
+        ADConfig(d_model=32, context_len=C, rope_base=float("inf"))
+    with pytest.raises(ValueError, match="even head size"):
+        ADConfig(d_model=30, n_heads=2, context_len=C)  # head size 15
+    ADConfig(d_model=30, n_heads=2, context_len=C, positions="alibi")  # no pairs needed

@@ -109,9 +109,12 @@ def test_dpt_matches_thompson_on_bandit(tmp_path):
     assert dpt <= 1.15 * ts
 
 
-# rotary positions, a key/value cache in evaluation, shards on both cores: 10,000 steps
-# (51M tokens) reach the bar (0.8 at episode 83; 12,000 steps: 0.8 at episode 76, 20 min)
-DARKROOM_STEPS = 10000
+# rotary positions, a key/value cache in evaluation, shards on both cores. 10,000 steps
+# reached 0.8 at episode 83 in one run and at episode 98 (over the 97.5 budget) after only
+# the summation order of the gradients changed: too thin a margin. 12,000 steps (61M
+# tokens): 0.8 at episode 76 with the earlier summation order, at episode 139 with the
+# final one. The bar is not met reliably by one rotary student with this recipe (README).
+DARKROOM_STEPS = 12000
 QL = {"initial_value": 1.0, "eps_schedule": "linear", "eps_start": 1.0, "eps_end": 0.0,
       "eps_decay_steps": 400}
 

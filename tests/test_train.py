@@ -302,3 +302,23 @@ def test_checkpoint_from_before_relative_positions(tmp_path, hist):
     assert sl.kv is None and sl.policy(np.array([0, 1]), 0).shape == (2, A)
     with pytest.raises(CheckpointError, match="train into a new out dir"):
         train(cfg, quiet=True)
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan")])
+def test_inf_and_nan_are_refused_in_any_float_field(tmp_path, hist, value):
+    with pytest.raises(ConfigError, match=r"optim\.lr.*finite"):
+        tiny_cfg(tmp_path, optim={"lr": value})
+    with pytest.raises(ConfigError, match=r"student\.model.*rope_base|rope_base.*finite"):
+        train(tiny_cfg(tmp_path, student={"model": {"rope_base": value}}), quiet=True)
+
+
+def test_a_diverging_run_stops_with_a_message_and_no_nan_checkpoint(tmp_path, hist):
+    from outlearn.errors import TrainingError
+
+    cfg = tiny_cfg(tmp_path, optim={"lr": 1e30, "warmup_steps": 0}, checkpoint_every=1)
+    with pytest.raises(TrainingError, match=r"diverged. Lower optim\.lr \(now 1e\+30\)"):
+        train(cfg, quiet=True)
+    last = latest_checkpoint(cfg.out)  # written before the divergence: finite weights
+    assert last is not None
+    for v in load_checkpoint(last)["model"].values():
+        assert torch.isfinite(v).all()

@@ -21,9 +21,11 @@ C = TypeVar("C", bound="Config")
 
 
 class Config(BaseModel):
-    """Base for every config model: strict about unknown keys, immutable."""
+    """Base for every config model: strict about unknown keys, immutable, and no inf or
+    NaN in any float (a bound like ``gt=0`` alone lets ``inf`` through)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True,
+                              allow_inf_nan=False)
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys) of the resolved config."""

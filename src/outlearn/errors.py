@@ -15,3 +15,7 @@ class HistoryFileError(OutlearnError):
 
 class CheckpointError(OutlearnError):
     """A checkpoint is from an incompatible config or version."""
+
+
+class TrainingError(OutlearnError):
+    """Training diverged (a loss that is not finite)."""

@@ -30,6 +30,7 @@ from outlearn.config import Config, parse_config
 from outlearn.errors import ConfigError
 from outlearn.registry import STUDENTS
 from outlearn.students.positions import (
+    ROPE_BASE,
     KVCache,
     Scheme,
     alibi_bias,
@@ -73,6 +74,9 @@ class ADConfig(TransformerSize):
     positions: Scheme = Field(
         "rope", description="'rope' or 'alibi' (relative: a key/value cache in evaluation), "
         "'learned' (absolute, as checkpoints before the cache; recomputes its window)")
+    rope_base: float = Field(
+        ROPE_BASE, gt=1.0, allow_inf_nan=False,
+        description="rotary base: channel pair i turns by base^(-2i/head_size) per step")
 
     @model_validator(mode="after")
     def _rope_dims(self) -> ADConfig:
@@ -255,7 +259,7 @@ class ADTransformer(nn.Module):
         if self.pos is not None:
             x = x + self.pos(steps)
         elif self.cfg.positions == "rope":
-            rope = tuple(z.to(dev) for z in rope_tables(steps, self.head_dim))
+            rope = tuple(z.to(dev) for z in rope_tables(steps, self.head_dim, self.cfg.rope_base))
             if window is not None and t > window:
                 mask = window_mask(steps, steps, window)
         else:
@@ -284,7 +288,7 @@ class ADTransformer(nn.Module):
         rope, slopes = None, None
         if self.cfg.positions == "rope":
             rope = tuple(z.to(x.device) for z in rope_tables(
-                torch.tensor([cache.t]), self.head_dim))
+                torch.tensor([cache.t]), self.head_dim, self.cfg.rope_base))
         else:
             slopes = self.slopes
         x = self.drop(x)

@@ -23,7 +23,7 @@ from torch import nn
 
 from outlearn.atomic import atomic_write_text
 from outlearn.config import Config, load_toml, parse_config
-from outlearn.errors import CheckpointError, ConfigError, HistoryFileError
+from outlearn.errors import CheckpointError, ConfigError, HistoryFileError, TrainingError
 from outlearn.registry import STUDENTS
 from outlearn.students import ad, dpt, gru  # noqa: F401  (registers the students)
 from outlearn.students.checkpoint import (
@@ -266,6 +266,12 @@ class _Run:
         self.model.train()
         b = to_tensors(self.sampler.sample(), self.device)
         loss = self.stepper.backward(b)
+        if not math.isfinite(loss):  # before the update: no weights from a diverged step
+            raise TrainingError(
+                f"the training loss is {loss} at step {self.step + 1} of {self.cfg.out}: the "
+                f"run diverged. Lower optim.lr (now {self.cfg.optim.lr}) or raise "
+                "optim.warmup_steps, and train into a new out dir (checkpoints written "
+                "before this step are kept)")
         nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
         self.opt.step()
         self.sched.step()
