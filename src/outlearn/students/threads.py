@@ -5,9 +5,9 @@ other, hundreds of times per training step. When every core they run on is free 
 pays (2 threads: about 1.3-1.6x one on this 2-core machine), but as soon as another busy
 process holds a core (a second student under ``--workers 2``, JAX, any job) the waiting
 threads and that process take turns on the core and each barrier costs a time slice:
-measured here, two students of 2 torch threads each trained at 4.1k tokens/s each against
-31-32k each at 1 thread (10x slower; ``OMP_WAIT_POLICY=PASSIVE`` recovers part of it,
-26-29k). This is the "2 threads 20x slower when JAX shared the process" seen before.
+measured here (``benchmarks/threads.py``), two students of 2 torch threads each trained at
+4.1k tokens/s each, against 36-39k each at 1 thread. This is the "2 threads 20x slower
+when JAX shared the process" seen before.
 
 So torch runs every op on one thread, and training gets its parallelism from data: the
 batch is cut into ``shards`` fixed slices whose gradients are computed on up to
@@ -15,7 +15,7 @@ batch is cut into ``shards`` fixed slices whose gradients are computed on up to
 order. The sum is the same whichever thread computed which shard and however many ran at
 once, so the weights are bit-identical for 1 or N threads (only ``shards`` enters a run's
 identity), and a busy core costs its share of the work, not a collapse. Measured
-(``benchmarks/train.py``): see the README's speed table.
+(``benchmarks/train.py``, ``benchmarks/threads.py``): see the README's speed section.
 """
 
 from __future__ import annotations
