@@ -20,15 +20,13 @@ import time
 import jax
 import numpy as np
 import torch
+from train import RECIPE  # benchmarks/train.py: the AD 9x9 recipe's model
 
 from outlearn.envs import make_env
 from outlearn.evaluation.evaluate import unit_keys
 from outlearn.rollout import rollout_steps
 from outlearn.students import StudentLearner
 from outlearn.students.ad import ADConfig, ADTransformer
-
-RECIPE = dict(n_layers=2, n_heads=2, d_model=64, d_ff=256, dropout=0.0, attn_dropout=0.0,
-              obs_factors=[9, 9], prev_obs=True)
 
 
 def full_window(model: ADTransformer, envs: int, context: int, cache: bool) -> StudentLearner:

@@ -125,12 +125,16 @@ class Block(nn.Module):
         )
         self.drop = nn.Dropout(dropout)
 
-    def qkv_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(B, T, d) -> q, k, v each (B, H, T, d / H)."""
+    def qkv_heads(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, T, d) -> q, k, v each (B, H, T, d / H), q and k rotated by ``rope``."""
         b, t, d = x.shape
         q, k, v = self.qkv(self.ln1(x)).split(d, dim=-1)
         shape = (b, t, self.n_heads, d // self.n_heads)
-        return tuple(z.view(shape).transpose(1, 2) for z in (q, k, v))  # type: ignore[return-value]
+        q, k, v = (z.view(shape).transpose(1, 2) for z in (q, k, v))
+        if rope is not None:
+            q, k = rotate(q, *rope), rotate(k, *rope)
+        return q, k, v
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool,
                mask: torch.Tensor | None) -> torch.Tensor:
@@ -152,18 +156,14 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, causal: bool,
                 rope: tuple[torch.Tensor, torch.Tensor] | None = None,
                 mask: torch.Tensor | None = None) -> torch.Tensor:
-        q, k, v = self.qkv_heads(x)
-        if rope is not None:
-            q, k = rotate(q, *rope), rotate(k, *rope)
+        q, k, v = self.qkv_heads(x, rope)
         return self.finish(x, self.attend(q, k, v, causal, mask))
 
     def step(self, x: torch.Tensor, cache: KVCache, layer: int,
              rope: tuple[torch.Tensor, torch.Tensor] | None,
              slopes: torch.Tensor | None) -> torch.Tensor:
         """One new token per stream: x (B, 1, d) attends to the cached window."""
-        q, k, v = self.qkv_heads(x)
-        if rope is not None:
-            q, k = rotate(q, *rope), rotate(k, *rope)
+        q, k, v = self.qkv_heads(x, rope)
         keys, values = cache.write(layer, k, v)
         mask = None
         if slopes is not None:
@@ -208,6 +208,7 @@ class ADTransformer(nn.Module):
         self.pos = nn.Embedding(cfg.context_len, cfg.d_model) if cfg.positions == "learned" \
             else None
         self.register_buffer("slopes", alibi_slopes(cfg.n_heads), persistent=False)
+        self._rope: dict[tuple[int, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
         # "none" (index num_obs) at the window's first position
         self.prev_obs = (ObsEmbedding(num_obs, cfg.d_model, cfg.obs_factors, extra=1)
                          if cfg.prev_obs else None)
@@ -259,7 +260,7 @@ class ADTransformer(nn.Module):
         if self.pos is not None:
             x = x + self.pos(steps)
         elif self.cfg.positions == "rope":
-            rope = tuple(z.to(dev) for z in rope_tables(steps, self.head_dim, self.cfg.rope_base))
+            rope = self._rope_for(t, dev)
             if window is not None and t > window:
                 mask = window_mask(steps, steps, window)
         else:
@@ -268,6 +269,14 @@ class ADTransformer(nn.Module):
         for blk in self.blocks:
             x = blk(x, causal=True, rope=rope, mask=mask)
         return self.head(self.ln_f(x))
+
+    def _rope_for(self, t: int, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rotary tables of steps 0..t-1, computed once per (t, device)."""
+        if (t, dev) not in self._rope:
+            self._rope[(t, dev)] = tuple(  # type: ignore[assignment]
+                z.to(dev) for z in rope_tables(torch.arange(t), self.head_dim,
+                                               self.cfg.rope_base))
+        return self._rope[(t, dev)]
 
     def init_cache(self, batch: int, window: int | None = None) -> KVCache:
         """An empty cache for ``batch`` streams and a window of ``window`` (<= context_len)

@@ -76,10 +76,8 @@ def bf16_native() -> bool:
 
 
 def forward_uses_rng(model: nn.Module) -> bool:
-    """Whether the model in training mode draws random numbers in its forward pass: any
-    module with a dropout probability above 0 (``p``, ``dropout``, ``attn_dropout``)."""
-    if not model.training:
-        return False
+    """Whether the model draws random numbers in its training forward pass: any module with
+    a dropout probability above 0 (``p``, ``dropout``, ``attn_dropout``)."""
     for m in model.modules():
         for name in ("p", "dropout", "attn_dropout"):
             v = getattr(m, name, None)
@@ -99,6 +97,7 @@ class ShardedStep:
                  device: torch.device):
         self.model, self.shards, self.precision, self.device = model, shards, precision, device
         self.params = [p for p in model.parameters() if p.requires_grad]
+        self.stochastic = forward_uses_rng(model)  # training forwards then run in order
         self.pool: ThreadPoolExecutor | None = (
             shard_pool(min(threads, shards)) if device.type == "cpu" else None)
 
@@ -132,7 +131,7 @@ class ShardedStep:
         def grads(term: tuple[torch.Tensor, torch.Tensor]) -> tuple[Any, ...]:
             return (*term, torch.autograd.grad(term[0], self.params, allow_unused=True))
 
-        if forward_uses_rng(self.model):
+        if self.stochastic and self.model.training:
             done = self._map(grads, [self._forward(b) for b in parts])
         else:
             done = self._map(lambda b: grads(self._forward(b)), parts)
