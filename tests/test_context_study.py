@@ -15,10 +15,13 @@ from outlearn.evaluation.metrics import in_context_improvement
 from outlearn.stats import Estimate
 from outlearn.studies.base import RunContext
 from outlearn.studies.context import ContextConfig, context_steps, run
-from outlearn.studies.verdicts import Verdict, context_span_verdict, in_context_verdict
+from outlearn.studies.verdicts import Outcome, Verdict, context_span_verdict, in_context_verdict
 
 TINY = tiny(contexts=[0.6, 2], student={
     k: v for k, v in BASE["student"].items() if k != "context_len"})
+
+
+OUTCOME = {"learns in context": Outcome.YES, "does not learn in context": Outcome.NO}
 
 
 def _cfg(**over) -> dict:
@@ -50,8 +53,9 @@ def test_in_context_verdict_reads_the_ci_against_the_resolution():
 
 
 def test_context_span_verdict():
-    learns, flat = Verdict("learns in context", ""), Verdict("does not learn in context", "")
-    wide = Verdict("inconclusive", "")
+    learns, flat = Verdict("learns in context", "", Outcome.YES), Verdict(
+        "does not learn in context", "", Outcome.NO)
+    wide = Verdict("inconclusive", "", Outcome.INCONCLUSIVE)
     assert context_span_verdict({0.5: flat, 2: learns, 4: learns}).label == "confirmed"
     assert context_span_verdict({0.5: learns, 2: learns}).label == "refuted"
     assert context_span_verdict({0.5: flat, 1: learns, 2: flat, 4: learns}).label == "refuted"
@@ -91,7 +95,8 @@ def test_tiny_run_reports_every_context_with_cis_and_resumes(tmp_path):
         first, last, imp = row["first 1 episodes"], row["last 1 episodes"], row["improvement"]
         assert imp.value == pytest.approx(last.value - first.value)
     students = section.rows[:len(cfg.contexts)]
-    per = {c: Verdict(r["verdict"], "") for c, r in zip(cfg.contexts, students, strict=True)}
+    per = {c: Verdict(r["verdict"], "", OUTCOME.get(r["verdict"], Outcome.INCONCLUSIVE))
+           for c, r in zip(cfg.contexts, students, strict=True)}
     assert section.verdict == context_span_verdict(per).label
     # a second run reads every stage from the cache: the same numbers
     (again,) = run(cfg, RunContext(tmp_path, quiet=True))

@@ -15,11 +15,11 @@ import pytest
 import outlearn.studies.cutoff as cutoff
 from outlearn.config import parse_config
 from outlearn.errors import ConfigError
-from outlearn.report.section import Section
+from outlearn.report.section import Outcome, Section
 from outlearn.stats import Estimate
 from outlearn.studies.base import RunContext
 from outlearn.studies.runner import run_study
-from outlearn.studies.verdicts import position
+from outlearn.studies.verdicts import GATE, position
 
 TINY = {
     "env": {"name": "darkroom", "kwargs": {"size": 3, "episode_len": 5}},
@@ -84,14 +84,16 @@ def test_report_has_figures_cis_and_consistent_verdicts(tiny):
     students = [r for r in claim1.rows if str(r["learner"]).startswith("student")]
     assert len(students) == 2
     uncut = next(r for r in students if "uncut" in str(r["learner"]))
-    learns = uncut["student - random"].low > tol
+    # the competence gate: the uncut student must reach its own data ceiling
+    learns = uncut["exceedance"].high >= -tol
     assert claim1.verdict.startswith("cut 0.5: ") == learns
-    assert claim1.verdict.startswith("inconclusive: the student does not learn") != learns
+    assert claim1.verdict.startswith(GATE) != learns
+    assert (claim1.outcome is Outcome.INCONCLUSIVE) >= (not learns)
     for r in students:
         ex, gap, label = r["exceedance"], r["continuation gap"], r["verdict"]
         assert ex.value == pytest.approx(r["asymptote"].value - r["data ceiling"].value)
         if not learns:
-            assert label == cutoff.NO_REFERENCE
+            assert label.startswith(GATE)
         elif label == "inconclusive":
             assert position(ex, tol) == "wide" or position(gap, tol) == "wide"
         else:
@@ -187,14 +189,15 @@ def test_impossible_configs_are_refused_before_any_work(tmp_path, over, message)
     assert not list(tmp_path.glob("*/stages"))
 
 
-def _synthetic_results(cut_level: float) -> cutoff.Results:
-    """Results of a pretend run: the uncut student learns to 4.5; the 0.5-cut student
-    levels off at ``cut_level``; its data ceiling is 2.0; the teacher reaches 4.6."""
+def _synthetic_results(cut_level: float, uncut_level: float = 4.5) -> cutoff.Results:
+    """Results of a pretend run: the uncut student learns to ``uncut_level`` (its data
+    ceiling is 4.6); the 0.5-cut student levels off at ``cut_level``; its data ceiling is
+    2.0; the teacher reaches 4.6. Two teacher learners per held-out task."""
     from outlearn.evaluation.metrics import data_ceiling
 
     cfg = parse_config(cutoff.CutoffConfig, _cfg())
     family = cutoff.make_family(cfg.env)
-    ids = cutoff.test_tasks(family, cfg.tasks)
+    ids = cutoff.held_out_tasks(family, cfg.tasks)
     rng = np.random.default_rng(0)
     e = np.arange(24.0)
 
@@ -202,12 +205,14 @@ def _synthetic_results(cut_level: float) -> cutoff.Results:
         c = np.minimum(level, 0.5 + e / 3)[None, None, :]
         return c + 0.1 * rng.standard_normal((units, ids.size, 24))
 
-    teacher_cut = 2.0 + 0.1 * rng.standard_normal((10, 6))
-    teacher_all = np.minimum(4.6, 0.5 + np.arange(12.0) / 2) + 0.1 * rng.standard_normal((10, 12))
-    cuts = {"0.5": cutoff.CutInfo("0.5", Path("cut.h5"), 30, 6, 15, data_ceiling(teacher_cut)),
+    n, tid = 2 * ids.size, np.repeat(ids, 2)
+    teacher_cut = 2.0 + 0.1 * rng.standard_normal((n, 6))
+    teacher_all = np.minimum(4.6, 0.5 + np.arange(12.0) / 2) + 0.1 * rng.standard_normal((n, 12))
+    cuts = {"0.5": cutoff.CutInfo("0.5", Path("cut.h5"), 30, 6, 15,
+                                  data_ceiling(teacher_cut, 1, tid, ids)),
             "uncut": cutoff.CutInfo("uncut", Path("full.h5"), 60, 12, 15,
-                                    data_ceiling(teacher_all))}
-    students = {"0.5": curves(cut_level, 4), "uncut": curves(4.5, 4)}
+                                    data_ceiling(teacher_all, 1, tid, ids))}
+    students = {"0.5": curves(cut_level, 4), "uncut": curves(uncut_level, 4)}
     base = {"teacher": curves(4.6, 2), "random": curves(0.6, 2), "optimum": curves(4.7, 2)}
     return cutoff.Results(cfg, family, ids, cuts, students, base)
 
@@ -222,6 +227,16 @@ def test_the_claim1_verdict_follows_synthetic_curves_either_way(tmp_path, level,
     section = cutoff.claim1_section(res, res.figure(tmp_path / "fig.png"))
     assert section.verdict == verdict
     assert (tmp_path / "fig.png").stat().st_size > 10_000
+
+
+def test_an_uncut_student_below_its_data_makes_every_cut_verdict_inconclusive(tmp_path):
+    """The competence gate: the cut student plateaus at its data, but the uncut one does not
+    reach its own (1.5 against 4.6), so the plateau says nothing about the cut."""
+    res = _synthetic_results(2.0, uncut_level=1.5)
+    section = cutoff.claim1_section(res, res.figure(tmp_path / "fig.png"))
+    assert section.verdict.startswith(GATE) and section.outcome is Outcome.INCONCLUSIVE
+    assert re.search(r"\(reaches 1\.5\d of 4\.6\d\)", section.verdict)
+    assert all(r["verdict"].startswith(GATE) for r in section.rows if "verdict" in r)
 
 
 @pytest.mark.parametrize("env, teacher, episodes", [

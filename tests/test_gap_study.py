@@ -15,7 +15,7 @@ from outlearn.evaluation.metrics import episodes_to_threshold_ci, speedup_ci
 from outlearn.stats import Estimate
 from outlearn.studies.base import RunContext
 from outlearn.studies.gap import GapConfig, run
-from outlearn.studies.verdicts import Verdict, gap_verdict
+from outlearn.studies.verdicts import Outcome, Verdict, gap_verdict
 
 TINY = tiny(gaps=[1, 2])
 
@@ -40,8 +40,9 @@ def test_episodes_to_threshold_ci_and_speedup_by_hand():
 
 
 def test_gap_verdict():
-    plateau, exceeds = Verdict("plateaus at its data", ""), Verdict("exceeds its data", "")
-    wide = Verdict("inconclusive (exceedance)", "")
+    plateau, exceeds = Verdict("plateaus at its data", "", Outcome.NO), Verdict(
+        "exceeds its data", "", Outcome.YES)
+    wide = Verdict("inconclusive (exceedance)", "", Outcome.INCONCLUSIVE)
     one, fast = Estimate(1.0, 1.0, 1.0), Estimate(5, 3, 8)
     assert gap_verdict({1: one, 8: fast}, {1: plateau, 8: plateau}).label == "confirmed"
     assert gap_verdict({1: one, 8: fast}, {1: plateau, 8: exceeds}).label.startswith("refuted")

@@ -13,7 +13,7 @@ from outlearn.evaluation.metrics import (
     iqm_ci,
     mean_curve_ci,
 )
-from outlearn.stats import bootstrap_ci
+from outlearn.stats import crossed_mean_ci
 
 
 def test_episode_returns_from_traj_hand_computed():
@@ -33,20 +33,20 @@ def test_cumulative_regret_hand_computed():
     np.testing.assert_allclose(out, [[0.7, 1.1, 1.1], [0.0, 0.0, 1.0]])
 
 
-def test_mean_curve_ci_brackets_and_is_seeded():
+def test_mean_curve_ci_is_the_crossed_interval_at_every_episode():
     rng = np.random.default_rng(0)
     curves = rng.normal(size=(3, 10, 1000)) + np.linspace(0, 5, 1000)
-    a = mean_curve_ci(curves, seed=1)
-    b = mean_curve_ci(curves, seed=1)
-    np.testing.assert_array_equal(a.low, b.low)
-    np.testing.assert_array_equal(a.high, b.high)
+    a = mean_curve_ci(curves)
     np.testing.assert_allclose(a.mean, curves.reshape(30, 1000).mean(axis=0))
     assert np.all(a.low <= a.mean) and np.all(a.mean <= a.high)
     assert np.all(a.high - a.low > 0)
-    # the band at one episode agrees with the scalar bootstrap of the same units
-    est = bootstrap_ci(curves[:, :, 500].ravel(), seed=1)
-    assert a.low[500] == pytest.approx(est.low, abs=0.08)
-    assert a.high[500] == pytest.approx(est.high, abs=0.08)
+    est = crossed_mean_ci(curves[:, :, 500])
+    assert a.low[500] == pytest.approx(est.low) and a.high[500] == pytest.approx(est.high)
+    # students x eval seeds x tasks: eval seeds are averaged inside each cell
+    four = rng.normal(size=(3, 2, 10, 50))
+    b = mean_curve_ci(four)
+    c = mean_curve_ci(four.mean(axis=1))
+    np.testing.assert_allclose(b.low, c.low)
 
 
 def test_mean_curve_ci_single_unit_collapses():
@@ -86,24 +86,38 @@ def test_data_ceiling_hand_computed():
 
 def test_exceedance_hand_computed():
     student = np.array([[[1, 5, 7], [1, 3, 5]]], np.float64)  # asymptotes (last 2): 6, 4
-    ceiling = DataCeiling(np.zeros(1), 0, np.array([2.0, 4.0]), bootstrap_ci([2.0, 4.0]))
-    est = exceedance(student, ceiling, last_n=2, seed=3)
-    assert est.value == pytest.approx(5.0 - 3.0)
+    ceiling = DataCeiling(np.zeros(1), 0, np.array([2.0, 4.0]),
+                          crossed_mean_ci(np.array([[2.0, 4.0]])), np.array([0, 1]),
+                          np.array([2.0, 4.0]))
+    est = exceedance(student, ceiling, last_n=2)
+    assert est.value == pytest.approx(((6 - 2) + (4 - 4)) / 2)
     assert est.low <= 2.0 <= est.high and est.high > est.low
-    assert est == exceedance(student, ceiling, last_n=2, seed=3)
     fixed = exceedance(student, 3.0, last_n=2)
     assert fixed.value == pytest.approx(2.0)
+    unaligned = DataCeiling(np.zeros(1), 0, np.array([2.0]), crossed_mean_ci(np.ones((1, 2))))
+    with pytest.raises(ValueError, match="per task"):
+        exceedance(student, unaligned, last_n=2)
 
 
-def test_continuation_gap_paired_hand_computed():
+def test_data_ceiling_per_task_in_the_students_task_order():
+    r = np.array([[0, 2], [0, 4], [0, 6], [0, 10]], np.float64)
+    dc = data_ceiling(r, window=1, task_ids=np.array([7, 7, 3, 3]), tasks=np.array([3, 7]))
+    np.testing.assert_allclose(dc.per_task, [8.0, 3.0])
+    assert dc.best.value == pytest.approx(5.5)
+    with pytest.raises(ValueError, match="no learner on task 5"):
+        data_ceiling(r, task_ids=np.array([7, 7, 3, 3]), tasks=np.array([3, 5]))
+
+
+def test_continuation_gap_on_the_same_tasks_hand_computed():
     teacher = np.array([[[0, 10], [0, 8]]], np.float64)
-    student = np.array([[[0, 7], [0, 7]]], np.float64)
-    est = continuation_gap(teacher, student, last_n=1, seed=0)
-    assert est.value == pytest.approx(((10 - 7) + (8 - 7)) / 2)
-    # paired differences are 3 and 1: the interval stays within them
-    assert 1.0 <= est.low <= 2.0 <= est.high <= 3.0
+    student = np.array([[[0, 7], [0, 7]], [[0, 6], [0, 8]]], np.float64)
+    est = continuation_gap(teacher, student, last_n=1)
+    assert est.value == pytest.approx(((10 - 7) + (8 - 7) + (10 - 6) + (8 - 8)) / 4)
+    assert est.low < est.value < est.high
     same = continuation_gap(teacher, teacher, last_n=1)
     assert (same.value, same.low, same.high) == (0.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="same tasks"):
+        continuation_gap(teacher[:, :1], student, last_n=1)
 
 
 def test_episodes_to_threshold_hand_computed():

@@ -7,7 +7,8 @@ from outlearn.config import Config
 from outlearn.errors import ConfigError
 from outlearn.registry import STUDIES, Registry
 from outlearn.report.html import format_cell, render_report, summary_text
-from outlearn.report.section import Section
+from outlearn.report.results import markdown, read_results, write_results
+from outlearn.report.section import Outcome, Section
 from outlearn.stats import Estimate
 from outlearn.studies.base import RunContext, inputs_hash, total_seconds
 from outlearn.studies.runner import read_study_toml
@@ -85,9 +86,33 @@ def test_stage_time_is_kept_across_an_interruption(tmp_path):
 def test_report_renders_every_estimate_with_its_ci(tmp_path):
     s = Section(key="k", title="T", claim="c", setting="s", columns=["what", "value"],
                 rows=[{"what": "x", "value": Estimate(1.0, 0.5, 1.5)}], verdict="v",
-                verdict_reason="because")
+                verdict_reason="because", outcome=Outcome.CONFIRMED)
     out = render_report(tmp_path / "r.html", "t", [s], "outlearn run x", {"a": 1}, {})
     text = out.read_text()
     assert "1 <span class='ci'>[0.5, 1.5]</span>" in text and "Verdict: v" in text
     assert format_cell(Estimate(2.0, 1.0, 3.0)) == "2 [1, 3]"
     assert "verdict: v" in summary_text([s])
+
+
+def test_results_json_round_trip_and_markdown(tmp_path):
+    s = Section(key="k", title="Claim X", claim="c", setting="s", columns=["what", "value"],
+                rows=[{"what": "x", "value": Estimate(1.0, 0.5, float("inf"))},
+                      {"what": "y", "value": 2.5}], verdict="plateaus", verdict_reason="why",
+                outcome="refuted")
+    p = write_results(tmp_path / "results.json", "cutoff", "abc", "outlearn run x", [s], {})
+    doc = read_results(tmp_path)  # a run directory holding one
+    sec = doc["sections"][0]
+    assert sec["verdict"] == {"label": "plateaus", "reason": "why", "outcome": "refuted"}
+    assert sec["rows"][0]["value"] == {"value": 1.0, "low": 0.5, "high": "inf",
+                                       "confidence": 0.95}
+    assert doc["config_hash"] == "abc" and len(doc["code"]) == 16 and doc["date"]
+    md = markdown(doc, str(p))
+    assert "**Claim X** (refuted): plateaus" in md and "| x | 1 [0.5, inf] |" in md
+    assert "| y | 2.5 |" in md
+    with pytest.raises(ValueError, match="outcome"):
+        Section(key="k", title="T", claim="c", setting="s", columns=[], rows=[], verdict="v",
+                verdict_reason="r")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "results.json").write_text("{]")
+    with pytest.raises(ConfigError, match="not a results.json"):
+        read_results(tmp_path / "bad")

@@ -13,9 +13,12 @@ from outlearn.errors import ConfigError
 from outlearn.histories import History
 from outlearn.studies.base import RunContext
 from outlearn.studies.taskcount import TaskCountConfig, run
-from outlearn.studies.verdicts import Verdict, task_count_verdict
+from outlearn.studies.verdicts import Outcome, Verdict, task_count_verdict
 
 TINY = tiny(train_tasks=[5, 2], none_up_to=2, learns_from=5)
+
+
+OUTCOME = {"learns in context": Outcome.YES, "does not learn in context": Outcome.NO}
 
 
 def _cfg(**over) -> dict:
@@ -25,7 +28,8 @@ def _cfg(**over) -> dict:
 
 
 def test_task_count_verdict():
-    learns, flat = Verdict("learns in context", ""), Verdict("does not learn in context", "")
+    learns, flat = Verdict("learns in context", "", Outcome.YES), Verdict(
+        "does not learn in context", "", Outcome.NO)
     assert task_count_verdict({9: flat, 37: learns, 151: learns}, 18, 37).label == "confirmed"
     assert task_count_verdict({9: learns, 151: learns}, 18, 37).label == "refuted"
     assert task_count_verdict({9: flat, 37: flat, 151: learns}, 18, 37).label == "refuted"
@@ -51,7 +55,8 @@ def test_tiny_run_trains_on_subsets_and_reports_every_count(tmp_path):
     assert [r["learner"] for r in section.rows] == [
         "student, 2 train tasks", "student, 5 train tasks", "teacher run fresh", "random"]
     check_cells(section)
-    per = {n: Verdict(r["verdict"], "") for n, r in zip([2, 5], section.rows[:2], strict=True)}
+    per = {n: Verdict(r["verdict"], "", OUTCOME.get(r["verdict"], Outcome.INCONCLUSIVE))
+           for n, r in zip([2, 5], section.rows[:2], strict=True)}
     assert section.verdict == task_count_verdict(per, 2, 5).label
     (sub,) = (tmp_path / "stages").glob("subset-*/tasks.h5")  # the 5-task run uses the file
     with History(sub) as h, History(next((tmp_path / "stages").glob("collect-*/full.h5"))) as f:

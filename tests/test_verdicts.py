@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 
 from outlearn.evaluation.metrics import continuation_gap, data_ceiling, exceedance
-from outlearn.stats import Estimate, bootstrap_ci
+from outlearn.stats import Estimate, bootstrap_ci, crossed_ratio_ci
 from outlearn.studies.verdicts import (
+    Outcome,
+    competence_gate,
     continuation_verdict,
     cutoff_verdict,
     exceedance_verdict,
     position,
-    ratio_of_means,
     regret_trend_verdict,
     tracks_reference_verdict,
     versus_random_verdict,
@@ -36,6 +37,12 @@ def _teacher_cut(seed: int = 1) -> np.ndarray:
     return 4.0 * e / 19.0 + 0.2 * rng.standard_normal((16, 20))
 
 
+def _ceiling():
+    """The cut teacher's ceiling per task: its 16 learners, 2 on each of the 8 tasks."""
+    return data_ceiling(_teacher_cut(), window=3, task_ids=np.repeat(np.arange(TASKS), 2),
+                        tasks=np.arange(TASKS))
+
+
 def _teacher_full(seed: int = 2) -> np.ndarray:
     """The teacher's unseen continuation on the test units: rises to 9.0."""
     return _curves(lambda e: np.minimum(9.0, 4.0 + 5.0 * (e - 19) / 20).clip(0), 0.3, seed)
@@ -51,17 +58,17 @@ def test_position_reads_the_interval_against_zero():
 
 
 def test_a_student_that_rises_past_the_ceiling_exceeds_its_data():
-    ceiling = data_ceiling(_teacher_cut(), window=3)
+    ceiling = _ceiling()
     student = _curves(lambda e: np.minimum(8.0, 4.0 * (1 + e / 20)), 0.5, seed=3)
     ex = exceedance(student, ceiling, LAST_N)
     assert ex.low > 0
     v = exceedance_verdict(ex, TOL)
-    assert v.label == "exceeds its data"
+    assert v.label == "exceeds its data" and v.outcome is Outcome.YES
     assert "above 0" in v.reason and f"{ex.value:.3g}" in v.reason
 
 
 def test_a_student_that_plateaus_at_the_ceiling_does_not_exceed_it():
-    ceiling = data_ceiling(_teacher_cut(), window=3)
+    ceiling = _ceiling()
     level = ceiling.best.value
     student = _curves(lambda e: np.minimum(level, level * e / 19), 0.5, seed=4)
     ex = exceedance(student, ceiling, LAST_N)
@@ -73,10 +80,11 @@ def test_a_student_that_plateaus_at_the_ceiling_does_not_exceed_it():
     assert both.label == (
         "plateaus at its data; falls short of the teacher's continuation (sceptic confirmed)"
     )
+    assert both.outcome is Outcome.CONFIRMED
 
 
 def test_a_student_that_reaches_the_teacher_refutes_the_sceptic():
-    ceiling = data_ceiling(_teacher_cut(), window=3)
+    ceiling = _ceiling()
     teacher = _teacher_full()
     student = _curves(lambda e: np.minimum(9.0, 4.0 + 5.0 * (e - 19) / 20).clip(0), 0.3, seed=5)
     ex = exceedance(student, ceiling, LAST_N)
@@ -86,6 +94,7 @@ def test_a_student_that_reaches_the_teacher_refutes_the_sceptic():
     assert v.label == (
         "exceeds its data; reaches the teacher's continuation (sceptic refuted)"
     )
+    assert v.outcome is Outcome.REFUTED
 
 
 def test_noisy_few_units_are_called_inconclusive():
@@ -129,16 +138,29 @@ def test_regret_trend_and_tracking_ucb():
     assert tracks_reference_verdict(Estimate(1.2, 1.0, 1.4)).inconclusive
 
 
-def test_ratio_of_means_hand_computed_and_seeded():
-    num, den = np.array([2.0, 4.0, 6.0]), np.array([1.0, 2.0, 3.0])
-    r = ratio_of_means(num, den)
-    assert r.value == pytest.approx(2.0) and r.low == pytest.approx(2.0)
-    assert r.high == pytest.approx(2.0)  # every paired resample has ratio exactly 2
-    a, b = np.array([1.0, 3.0, 2.0, 5.0]), np.array([2.0, 2.0, 1.0, 3.0])
-    r1, r2 = ratio_of_means(a, b, seed=7), ratio_of_means(a, b, seed=7)
-    assert r1 == r2 and r1.value == pytest.approx(11.0 / 8.0) and r1.low <= r1.value <= r1.high
-    with pytest.raises(ValueError, match="paired"):
-        ratio_of_means(a, b[:3])
+def test_crossed_ratio_hand_computed():
+    den = np.array([[1.0, 2.0, 3.0], [2.0, 2.0, 4.0]])
+    r = crossed_ratio_ci(2.0 * den, den)
+    assert r.value == pytest.approx(2.0)
+    assert r.low == pytest.approx(2.0) and r.high == pytest.approx(2.0)  # no spread at all
+    a = np.array([[1.0, 3.0, 2.0], [5.0, 2.0, 4.0]])
+    per_task = np.array([2.0, 2.0, 1.0])
+    r = crossed_ratio_ci(a, per_task)
+    assert r.value == pytest.approx(a.mean() / per_task.mean()) and r.low < r.value < r.high
+    with pytest.raises(ValueError, match="positive mean"):
+        crossed_ratio_ci(a, -per_task)
+
+
+def test_the_competence_gate_reads_the_full_data_students_exceedance():
+    ceiling = Estimate(10.0, 9.0, 11.0)
+    # reaches its data: the exceedance CI reaches above -TOL
+    assert competence_gate(Estimate(-0.5, -1.5, 0.5), Estimate(9.5, 9, 10), ceiling, TOL) is None
+    assert competence_gate(Estimate(-1.5, -2.5, -0.9), Estimate(8.5, 8, 9), ceiling, TOL) is None
+    # far below its data: every verdict against data is inconclusive, saying how far
+    v = competence_gate(Estimate(-5.0, -6.0, -4.0), Estimate(5.0, 4.0, 6.0), ceiling, TOL)
+    assert v is not None and v.outcome is Outcome.INCONCLUSIVE and v.inconclusive
+    assert "does not imitate its full data (reaches 5 of 10)" in v.label
+    assert "-5 [-6, -4]" in v.reason and "Scale" in v.reason
 
 
 def test_the_uncut_reference_must_learn_for_a_verdict():

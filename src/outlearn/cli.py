@@ -72,6 +72,19 @@ def run(
     typer.echo(f"report: {path}")
 
 
+@app.command()
+def results(paths: list[Path]) -> None:
+    """Print the verdicts and tables of finished runs (results.json files or run dirs) as
+    Markdown: the README's result tables come from this command."""
+    from outlearn.report.results import markdown, read_results
+
+    try:
+        docs = [(p, read_results(p)) for p in paths]
+    except OutlearnError as err:
+        _fail(err)
+    typer.echo("\n\n".join(markdown(d, str(p)) for p, d in docs))
+
+
 @app.command("list")
 def list_() -> None:
     """List the studies, environments, teachers and students available."""

@@ -26,9 +26,14 @@ from outlearn.config import Config, load_toml
 from outlearn.envs.base import TaskFamily, split_tasks
 from outlearn.errors import CheckpointError, ConfigError
 from outlearn.evaluation.baselines import BASELINES, make_baseline, make_teacher
-from outlearn.evaluation.metrics import asymptote, episode_returns_from_traj, mean_curve_ci
+from outlearn.evaluation.metrics import (
+    asymptote,
+    episode_returns_from_traj,
+    last_episodes,
+    mean_curve_ci,
+)
 from outlearn.rollout import Trajectory, rollout_scan, rollout_steps
-from outlearn.stats import bootstrap_ci
+from outlearn.stats import crossed_mean_ci
 from outlearn.students.device import check_device_name
 from outlearn.students.threads import configure_threads
 from outlearn.teachers.base import Learner
@@ -319,9 +324,9 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> Path:
     run_dir = Path(cfg.out_dir) / f"eval-{cfg.content_hash()}"
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.json", cfg.to_json() + "\n")
-    last_n = cfg.last_n or max(1, cfg.num_episodes // 10)
+    last_n = last_episodes(cfg.num_episodes, cfg.last_n)
     summary = {name: {"asymptote": asymptote(ret, last_n).as_dict(), "last_n": last_n,
-                      "total_regret": bootstrap_ci(reg.sum(-1).ravel()).as_dict()}
+                      "total_regret": crossed_mean_ci(reg.sum(-1)).as_dict()}
                for name, (ret, reg) in results.items()}
     summary["_tasks"] = [int(t) for t in task_ids]
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")

@@ -1,18 +1,31 @@
 """Metrics over learning curves, each with a 95% confidence interval.
 
-Curves are numpy arrays shaped (seeds, tasks, episodes): one return per episode of
-each (seed, task) *unit*. The units are independent, so every interval here is a
-percentile bootstrap over units (tasks x seeds), seeded and reproducible.
+Curves are numpy arrays shaped (students, eval seeds, tasks, episodes) for trained
+students, or (learners, tasks, episodes) for a learner run fresh (each eval seed an
+independent learner): one return per episode. Every learner ran on the same tasks, so
+learners and tasks are crossed random effects and every interval here is a crossed one
+(:mod:`outlearn.stats`): it carries the variation between students and between tasks.
+References (the teacher run fresh, random, a data ceiling) enter a comparison through
+their mean on each task, on the same tasks as the student.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from outlearn.stats import Estimate, bootstrap_ci, difference_ci, iqm
+from outlearn.stats import (
+    Estimate,
+    bootstrap_ci,
+    crossed_band,
+    crossed_bootstrap_ci,
+    crossed_mean_ci,
+    crossed_weights,
+    iqm,
+)
 
 
 @dataclass(frozen=True)
@@ -32,13 +45,17 @@ class DataCeiling:
     ``curve``: (E,) the teacher's mean return at each episode index across learners;
     ``best_episode``: the index (0-based) where the (trailing-window) curve peaks;
     ``units``: (L,) each learner's mean return over that window, the bootstrap units;
-    ``best``: the mean of ``units`` with its CI.
+    ``best``: the mean of ``units`` (or of ``per_task``) with its CI;
+    ``tasks``, ``per_task``: the tasks it was measured on (those the students are judged
+    on) and the mean of ``units`` on each, (T,); None when measured over learners alone.
     """
 
     curve: np.ndarray
     best_episode: int
     units: np.ndarray
     best: Estimate
+    tasks: np.ndarray | None = None
+    per_task: np.ndarray | None = None
 
 
 def episode_returns_from_traj(
@@ -69,158 +86,165 @@ def cumulative_regret(expected_rewards: np.ndarray, optimal: np.ndarray) -> np.n
     return np.cumsum(opt[:, None] - er, axis=1)
 
 
-def units(curves: np.ndarray) -> np.ndarray:
-    """(seeds, tasks, E) -> (seeds * tasks, E): one row per independent unit."""
+def cells(curves: np.ndarray) -> np.ndarray:
+    """Each (learner, task) cell's curve: (S, T, E) as given, or (S, K, T, E) averaged over
+    its K nested eval seeds. S: trained students (or, for a learner run fresh, its eval
+    seeds: each one an independent learner); T: tasks, the same for every learner."""
     c = np.asarray(curves, dtype=np.float64)
+    if c.ndim == 4:
+        return c.mean(axis=1)
     if c.ndim != 3:
-        raise ValueError(f"curves must be (seeds, tasks, episodes); got shape {c.shape}")
-    return c.reshape(-1, c.shape[-1])
+        raise ValueError("curves must be (learners, tasks, episodes) or (students, eval seeds, "
+                         f"tasks, episodes); got shape {c.shape}")
+    return c
 
 
-def _resample_counts(n: int, n_resamples: int, seed: int) -> np.ndarray:
-    """(n_resamples, n) multinomial counts: how often each unit is drawn per resample."""
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(n_resamples, n))
-    counts = np.zeros((n_resamples, n))
-    np.add.at(counts, (np.arange(n_resamples)[:, None], idx), 1.0)
-    return counts
+def per_task(curves: np.ndarray) -> np.ndarray:
+    """A reference's mean curve on each task, (T, E): its learners averaged."""
+    return cells(curves).mean(axis=0)
 
 
-def mean_curve_ci(
-    curves: np.ndarray, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0
-) -> CurveCI:
-    """Mean curve over units with a pointwise percentile-bootstrap band.
-
-    curves: (seeds, tasks, E). Units are resampled once (the same draws for every
-    episode, so one matmul serves the whole curve); the band is the percentile
-    interval of the resampled means, widened if needed to contain the mean.
-    """
-    u = units(curves)
-    mean = u.mean(axis=0)
-    n = u.shape[0]
-    if n < 2:
-        return CurveCI(mean, mean.copy(), mean.copy(), confidence)
-    counts = _resample_counts(n, n_resamples, seed)
-    boot = counts @ u / n  # (R, E)
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(boot, [alpha, 1.0 - alpha], axis=0)
-    return CurveCI(mean, np.minimum(low, mean), np.maximum(high, mean), confidence)
+def mean_curve_ci(curves: np.ndarray, confidence: float = 0.95) -> CurveCI:
+    """Mean curve over learners and tasks with a pointwise band: the crossed t interval
+    of :func:`outlearn.stats.crossed_band` at every episode (students and tasks random)."""
+    mean, low, high = crossed_band(cells(curves), confidence)
+    return CurveCI(mean, low, high, confidence)
 
 
 def iqm_ci(values: np.ndarray, seed: int = 0) -> Estimate:
-    """Interquartile mean of per-unit values (any shape, flattened) with its CI."""
+    """Interquartile mean of independent values (any shape, flattened) with its CI."""
     return bootstrap_ci(np.asarray(values, dtype=np.float64).ravel(), "iqm", seed=seed)
 
 
-def asymptote_units(curves: np.ndarray, last_n: int) -> np.ndarray:
-    """Each unit's mean return over its last ``last_n`` episodes: (S, T, E) -> (S*T,)."""
-    u = units(curves)
-    if not 1 <= last_n <= u.shape[1]:
-        raise ValueError(f"last_n={last_n} must be in [1, {u.shape[1]}] (the number of episodes)")
-    return u[:, -last_n:].mean(axis=1)
+def last_episodes(episodes: int, last_n: int | None) -> int:
+    """Episodes at the end of a run of ``episodes`` that make its asymptote: ``last_n`` when
+    given, else a tenth of the run (at least 1)."""
+    return last_n or max(1, episodes // 10)
 
 
-def asymptote(curves: np.ndarray, last_n: int, seed: int = 0) -> Estimate:
-    """Mean over units of each unit's mean return over the last ``last_n`` episodes."""
-    return bootstrap_ci(asymptote_units(curves, last_n), seed=seed)
+def asymptote_cells(curves: np.ndarray, last_n: int) -> np.ndarray:
+    """Each cell's mean return over its last ``last_n`` episodes: (S, [K,] T, E) -> (S, T)."""
+    c = cells(curves)
+    if not 1 <= last_n <= c.shape[-1]:
+        raise ValueError(f"last_n={last_n} must be in [1, {c.shape[-1]}] (the number of episodes)")
+    return c[..., -last_n:].mean(axis=-1)
 
 
-def data_ceiling(returns: np.ndarray, window: int = 1, seed: int = 0) -> DataCeiling:
+def asymptote(curves: np.ndarray, last_n: int) -> Estimate:
+    """Mean over learners and tasks of each cell's mean return over its last ``last_n``
+    episodes, with its crossed CI."""
+    return crossed_mean_ci(asymptote_cells(curves, last_n))
+
+
+def data_ceiling(returns: np.ndarray, window: int = 1, task_ids: np.ndarray | None = None,
+                 tasks: np.ndarray | None = None) -> DataCeiling:
     """The best the teacher's kept data shows.
 
     returns: (L, E) each teacher learner's episode returns (NaN-padded, e.g. from
     ``outlearn.histories.episode_returns`` on a cut history). The mean curve is taken
     across learners; it is smoothed by a trailing mean over ``window`` episodes, and the
-    ceiling is that smoothed curve's peak, with each learner's mean over the same
-    window as a bootstrap unit.
+    ceiling is that smoothed curve's peak; each learner's mean over the same window is a
+    unit. With ``task_ids`` (L,) and ``tasks`` (T,) (the tasks a student is judged on, in
+    its order), the units are averaged per task (``per_task``, (T,)) and the CI is over
+    tasks; otherwise the learners are the independent units.
     """
     r = np.asarray(returns, dtype=np.float64)
     if r.ndim != 2 or r.shape[1] < 1:
         raise ValueError(f"returns must be (learners, episodes); got shape {r.shape}")
-    curve = np.nanmean(r, axis=0)
+    with warnings.catch_warnings():  # an episode no learner reached is NaN: fine
+        warnings.simplefilter("ignore", RuntimeWarning)
+        curve = np.nanmean(r, axis=0)
     if not 1 <= window <= curve.size:
         raise ValueError(f"window={window} must be in [1, {curve.size}] (episodes kept)")
     csum = np.concatenate([[0.0], np.cumsum(curve)])
     smooth = (csum[window:] - csum[:-window]) / window  # smooth[j] ends at episode j+window-1
     best = int(np.nanargmax(smooth)) + window - 1
     unit_vals = np.nanmean(r[:, best - window + 1 : best + 1], axis=1)
-    unit_vals = unit_vals[np.isfinite(unit_vals)]
-    return DataCeiling(curve, best, unit_vals, bootstrap_ci(unit_vals, seed=seed))
+    if tasks is None:
+        unit_vals = unit_vals[np.isfinite(unit_vals)]
+        return DataCeiling(curve, best, unit_vals, crossed_mean_ci(unit_vals[None, :]))
+    ids = np.asarray(task_ids)
+    pt = []
+    for t in np.asarray(tasks):
+        v = unit_vals[(ids == t) & np.isfinite(unit_vals)]
+        if v.size == 0:
+            raise ValueError(f"the data has no learner on task {t}: the ceiling must be "
+                             "measured on the tasks the students are judged on")
+        pt.append(v.mean())
+    per = np.asarray(pt)
+    return DataCeiling(curve, best, unit_vals, crossed_mean_ci(per[None, :]),
+                       np.asarray(tasks), per)
 
 
-def data_ceiling_from_history(
-    history: Any, split: str | None = "train", window: int = 1, seed: int = 0
-) -> DataCeiling:
-    """:func:`data_ceiling` of an open ``outlearn.histories.History`` (a cut one, say),
-    over its learners on ``split`` ("train", "test" or None: all)."""
+def data_ceiling_from_history(history: Any, tasks: np.ndarray | None = None,
+                              split: str | None = "test", window: int = 1) -> DataCeiling:
+    """:func:`data_ceiling` of an open ``outlearn.histories.History`` (a cut one, say) over
+    its learners on ``split`` ("train", "test" or None: all), per task of ``tasks`` (the
+    held-out tasks the students run on: ceilings task for task) when given."""
     idx = history.learners(split)
+    if tasks is not None:
+        idx = idx[np.isin(history.task_ids[idx], np.asarray(tasks))]
     if idx.size == 0:
-        raise ValueError(f"the history has no learners on split {split!r}: pick another split")
-    return data_ceiling(history.episode_returns[idx], window=window, seed=seed)
+        raise ValueError(f"the history has no learners on split {split!r} (and the given "
+                         "tasks): pick another split")
+    return data_ceiling(history.episode_returns[idx], window=window,
+                        task_ids=history.task_ids[idx], tasks=tasks)
 
 
-def _diff_ci(
-    a: np.ndarray, b: np.ndarray, paired: bool, confidence: float, n_resamples: int, seed: int
-) -> Estimate:
-    """CI of mean(a) - mean(b); paired units resampled together, else independently."""
-    return difference_ci(a, b, paired, confidence, n_resamples, seed)
+def versus(curves: np.ndarray, reference: np.ndarray | DataCeiling | float,
+           last_n: int) -> Estimate:
+    """A learner's asymptote minus a reference's on the same tasks, with a crossed CI.
 
-
-def exceedance(
-    student_curves: np.ndarray,
-    ceiling: DataCeiling | float,
-    last_n: int,
-    confidence: float = 0.95,
-    n_resamples: int = 2000,
-    seed: int = 0,
-) -> Estimate:
-    """Student asymptote - data ceiling, with a CI.
-
-    student_curves: (seeds, tasks, E). ``ceiling``: a :class:`DataCeiling` (its units,
-    the teacher learners, are resampled independently of the student's units) or a
-    fixed number.
+    ``reference``: curves of a learner run on the same tasks (reduced to its mean on each
+    task), a :class:`DataCeiling` measured per task on those tasks, or a number. The
+    reference's own noise on a task is part of that task's effect, so the interval over
+    (students, tasks) carries it.
     """
-    s = asymptote_units(student_curves, last_n)
-    if isinstance(ceiling, DataCeiling):
-        return _diff_ci(s, ceiling.units, False, confidence, n_resamples, seed)
-    est = bootstrap_ci(s - float(ceiling), confidence=confidence, n_resamples=n_resamples,
-                       seed=seed)
-    return est
+    s = asymptote_cells(curves, last_n)
+    if isinstance(reference, DataCeiling):
+        if reference.per_task is None or reference.per_task.size != s.shape[1]:
+            raise ValueError("the data ceiling must be measured per task on the student's "
+                             "tasks (data_ceiling(..., task_ids, tasks))")
+        ref: np.ndarray | float = reference.per_task[None, :]
+    elif isinstance(reference, int | float):
+        ref = float(reference)
+    else:
+        ref = asymptote_cells(reference, last_n).mean(axis=0)[None, :]
+        if ref.shape[1] != s.shape[1]:
+            raise ValueError(f"the reference ran on {ref.shape[1]} tasks, the learner on "
+                             f"{s.shape[1]}: run both on the same tasks")
+    return crossed_mean_ci(s - ref)
 
 
-def continuation_gap(
-    teacher_curves: np.ndarray,
-    student_curves: np.ndarray,
-    last_n: int,
-    confidence: float = 0.95,
-    n_resamples: int = 2000,
-    seed: int = 0,
-) -> Estimate:
-    """Teacher's return at the horizon - the student's, with a CI.
+def exceedance(student_curves: np.ndarray, ceiling: DataCeiling | float,
+               last_n: int) -> Estimate:
+    """Student asymptote - data ceiling (per task, on the student's tasks), with a CI."""
+    return versus(student_curves, ceiling, last_n)
 
-    Both (seeds, tasks, E), the teacher run fresh past the cut. "At the horizon" is the
-    mean over the last ``last_n`` episodes of each unit. When both share a shape they
-    ran on the same (seed, task) units, so the difference is bootstrapped paired.
+
+def continuation_gap(teacher_curves: np.ndarray, student_curves: np.ndarray,
+                     last_n: int) -> Estimate:
+    """Teacher's return at the horizon - the student's, on the same tasks, with a CI.
+
+    The teacher run fresh past the cut, (eval seeds, tasks, E); "at the horizon" is the
+    mean over the last ``last_n`` episodes.
     """
-    t = np.asarray(teacher_curves, dtype=np.float64)
-    s = np.asarray(student_curves, dtype=np.float64)
-    paired = t.shape[:2] == s.shape[:2]
-    a, b = asymptote_units(t, last_n), asymptote_units(s, last_n)
-    return _diff_ci(a, b, paired, confidence, n_resamples, seed)
+    v = versus(student_curves, teacher_curves, last_n)
+    return Estimate(-v.value, -v.high, -v.low, v.confidence)
 
 
-def in_context_improvement(curves: np.ndarray, n: int, seed: int = 0) -> Estimate:
-    """How much a learner improves within its run: each unit's mean return over its last
-    ``n`` episodes minus over its first ``n``, averaged over units, with its CI.
+def in_context_improvement(curves: np.ndarray, n: int) -> Estimate:
+    """How much a learner improves within its run: each cell's mean return over its last
+    ``n`` episodes minus over its first ``n``, averaged, with its crossed CI.
 
     A frozen student whose context never spans an episode behaves alike in every episode,
     so its improvement is 0 up to noise; a learner that learns has a positive one.
     """
-    u = units(curves)
-    if not 1 <= n <= u.shape[1] // 2:
-        raise ValueError(f"n={n} must be in [1, {u.shape[1] // 2}]: the first and last n of "
-                         f"{u.shape[1]} episodes may not overlap")
-    return bootstrap_ci(u[:, -n:].mean(axis=1) - u[:, :n].mean(axis=1), seed=seed)
+    c = cells(curves)
+    if not 1 <= n <= c.shape[-1] // 2:
+        raise ValueError(f"n={n} must be in [1, {c.shape[-1] // 2}]: the first and last n of "
+                         f"{c.shape[-1]} episodes may not overlap")
+    return crossed_mean_ci(c[..., -n:].mean(axis=-1) - c[..., :n].mean(axis=-1))
 
 
 def episodes_to_threshold(curve: np.ndarray, threshold: float) -> np.ndarray | float:
@@ -235,60 +259,72 @@ def episodes_to_threshold(curve: np.ndarray, threshold: float) -> np.ndarray | f
     return float(out) if out.ndim == 0 else out
 
 
-def episodes_to_threshold_ci(curves: np.ndarray, threshold: float, confidence: float = 0.95,
-                             n_resamples: int = 2000, seed: int = 0) -> Estimate:
-    """Episodes until the mean curve over units first reaches ``threshold`` (1-based), with
-    a percentile-bootstrap CI over units (resampled once; the same draws for every episode).
+def _inf(x: np.ndarray | float) -> np.ndarray:
+    a = np.asarray(x, np.float64)
+    return np.where(np.isnan(a), np.inf, a)
+
+
+def _anchor(c: np.ndarray, at: float) -> np.ndarray:
+    """The cells at episode ``at`` (1-based; the last one when never reached)."""
+    e = c.shape[-1] if not np.isfinite(at) else int(at)
+    return c[..., e - 1]
+
+
+def episodes_to_threshold_ci(curves: np.ndarray, threshold: float,
+                             confidence: float = 0.95, seed: int = 0) -> Estimate:
+    """Episodes until the mean curve first reaches ``threshold`` (1-based), with a two-way
+    bootstrap CI (students and tasks resampled; :func:`outlearn.stats.crossed_bootstrap_ci`).
 
     A mean curve (or a resample's) that never reaches it counts as infinitely slow: the
     value or an end of the CI is then ``inf``.
     """
-    u = units(curves)
-    value = episodes_to_threshold(u.mean(axis=0), threshold)
-    point = float("inf") if np.isnan(value) else float(value)
-    n = u.shape[0]
-    if n < 2:
-        return Estimate(point, point, point, confidence)
-    boot = _resample_counts(n, n_resamples, seed) @ u / n
-    hits = episodes_to_threshold(boot, threshold)
-    hits = np.where(np.isnan(hits), np.inf, hits)
-    alpha = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(hits, [alpha, 1.0 - alpha], method="lower")
-    return Estimate(point, min(float(lo), point), max(float(hi), point), confidence)
+    c = cells(curves)
+    point = float(_inf(episodes_to_threshold(c.mean(axis=(0, 1)), threshold)))
+    stat = lambda ws, wt: _inf(episodes_to_threshold(  # noqa: E731
+        np.einsum("rs,ste,rt->re", ws, c, wt), threshold))
+    return crossed_bootstrap_ci(stat, point, _anchor(c, point), confidence, seed=seed)
 
 
 def speedup_ci(reference: np.ndarray, curves: np.ndarray, threshold: float,
-               confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0) -> Estimate:
+               confidence: float = 0.95, seed: int = 0) -> Estimate:
     """How many times faster ``curves`` reach ``threshold`` than ``reference`` does:
-    (reference's episodes to threshold) / (theirs), each from the mean curve over its own
-    units, with a percentile-bootstrap CI resampling the two sets of units independently.
-    A curve that never reaches the threshold is infinitely slow (ratio 0 or inf)."""
-    a, b = units(reference), units(curves)
+    (reference's episodes to threshold) / (theirs), each from its mean curve, with a
+    two-way bootstrap CI: the tasks (shared: both ran on the same ones) resampled once per
+    draw for both, each one's students independently. A curve that never reaches the
+    threshold is infinitely slow (ratio 0 or inf; NaN when neither does)."""
+    a, b = cells(reference), cells(curves)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"speed-ups compare runs on the same tasks; got {a.shape[1]} and "
+                         f"{b.shape[1]} tasks")
 
     def ratio(ta: np.ndarray, tb: np.ndarray) -> np.ndarray:
-        ta, tb = np.where(np.isnan(ta), np.inf, ta), np.where(np.isnan(tb), np.inf, tb)
+        ta, tb = _inf(ta), _inf(tb)
         with np.errstate(invalid="ignore", divide="ignore"):
             r = ta / tb
         return np.where(np.isinf(ta) & np.isinf(tb), np.nan, r)
 
-    value = float(ratio(np.asarray(episodes_to_threshold(a.mean(axis=0), threshold)),
-                        np.asarray(episodes_to_threshold(b.mean(axis=0), threshold))))
-    ra = _resample_counts(a.shape[0], n_resamples, seed) @ a / a.shape[0]
-    rb = _resample_counts(b.shape[0], n_resamples, seed + 1) @ b / b.shape[0]
-    boot = ratio(episodes_to_threshold(ra, threshold), episodes_to_threshold(rb, threshold))
-    boot = boot[~np.isnan(boot)]
-    if np.isnan(value) or boot.size == 0:
+    value = float(ratio(episodes_to_threshold(a.mean(axis=(0, 1)), threshold),
+                        episodes_to_threshold(b.mean(axis=(0, 1)), threshold)))
+    if np.isnan(value):
         return Estimate(float("nan"), float("nan"), float("nan"), confidence)
-    alpha = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(boot, [alpha, 1.0 - alpha], method="lower")
-    return Estimate(value, min(float(lo), value), max(float(hi), value), confidence)
+    wa, _ = crossed_weights(a.shape[0], 1, seed=seed + 1)
+
+    def stat(ws: np.ndarray, wt: np.ndarray) -> np.ndarray:
+        ca = np.einsum("rs,ste,rt->re", wa, a, wt)
+        cb = np.einsum("rs,ste,rt->re", ws, b, wt)
+        r = ratio(episodes_to_threshold(ca, threshold), episodes_to_threshold(cb, threshold))
+        return r  # NaN where neither resample reaches it: left out of the interval
+
+    at = float(_inf(episodes_to_threshold(b.mean(axis=(0, 1)), threshold)))
+    return crossed_bootstrap_ci(stat, value, _anchor(b, at), confidence, seed=seed)
 
 
 __all__ = [
     "CurveCI",
     "DataCeiling",
     "asymptote",
-    "asymptote_units",
+    "asymptote_cells",
+    "cells",
     "continuation_gap",
     "cumulative_regret",
     "data_ceiling",
@@ -300,7 +336,9 @@ __all__ = [
     "in_context_improvement",
     "iqm",
     "iqm_ci",
+    "last_episodes",
     "mean_curve_ci",
+    "per_task",
     "speedup_ci",
-    "units",
+    "versus",
 ]

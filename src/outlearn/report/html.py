@@ -54,7 +54,8 @@ def section_html(s: Section) -> str:
         f"<p>Setting: {html.escape(s.setting)}</p>",
         *(_img(f) for f in s.figures),
         f"<table><tr>{head}</tr>{body}</table>",
-        "<p class='ci'>Brackets: 95% bootstrap confidence intervals over tasks x seeds.</p>",
+        "<p class='ci'>Brackets: 95% confidence intervals over trained students (or learner "
+        "seeds) and tasks, crossed (outlearn.stats).</p>",
         f"<div class='verdict'><b>Verdict: {html.escape(s.verdict)}</b><br>"
         f"{html.escape(s.verdict_reason)}</div>",
         *(f"<p>{html.escape(n)}</p>" for n in s.notes),

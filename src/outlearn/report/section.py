@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from outlearn.stats import Estimate
 
 Cell = Estimate | float | int | str
+
+
+class Outcome(StrEnum):
+    """What a verdict decided: a claim's (confirmed / refuted) or a question's (yes / no)."""
+
+    CONFIRMED = "confirmed"
+    REFUTED = "refuted"
+    YES = "yes"
+    NO = "no"
+    INCONCLUSIVE = "inconclusive"
 
 
 @dataclass
@@ -17,7 +28,8 @@ class Section:
     ``rows``: the table, one dict per row, columns in ``columns`` order; a number that
     is an estimate must be an :class:`Estimate` (value with its CI), so the report can
     show every CI. ``verdict`` is computed by the study from the numbers, never typed in;
-    ``verdict_reason`` says which numbers decided it.
+    ``verdict_reason`` says which numbers decided it; ``outcome`` (:class:`Outcome`) is
+    what code and ``results.json`` read (never the words of ``verdict``).
     """
 
     key: str
@@ -30,3 +42,9 @@ class Section:
     verdict_reason: str
     figures: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    outcome: Outcome | None = None
+
+    def __post_init__(self) -> None:
+        if self.outcome is None:
+            raise ValueError(f"section {self.key!r}: give its verdict's outcome (an Outcome)")
+        self.outcome = Outcome(self.outcome)

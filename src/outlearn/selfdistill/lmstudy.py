@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import Field
 
 from outlearn.config import Config
-from outlearn.report.section import Section
+from outlearn.report.section import Outcome, Section
 from outlearn.selfdistill.charlm import TransformerLM
 from outlearn.selfdistill.figures import ci, curves_figure
 from outlearn.selfdistill.lmloop import LMLoopSpec, run_lm_loop
@@ -98,7 +98,7 @@ def run_transformer(cfg: LMStudyConfig, corpus: Corpus) -> dict[str, dict[str, n
     return _loops(make, corpus, tf.generations, tf.streams, tf.length, tf.seeds, cfg)
 
 
-def _verdict(res: dict[str, dict[str, np.ndarray]]) -> tuple[str, str]:
+def _verdict(res: dict[str, dict[str, np.ndarray]]) -> tuple[str, str, Outcome]:
     checks, words = [], []
     for name, r in res.items():
         if "," in name:
@@ -118,13 +118,17 @@ def _verdict(res: dict[str, dict[str, np.ndarray]]) -> tuple[str, str]:
             checks.append(held.high < plain.low)
             words.append(f"held-out bits at G: {name} {held.value:.3g} vs T=1 {plain.value:.3g}")
     if not checks:
-        return "not tested", "no temperature other than 1 and no real-data option was run"
+        return ("not tested", "no temperature other than 1 and no real-data option was run",
+                Outcome.INCONCLUSIVE)
     seeds = next(iter(res.values()))["entropy_bits"].shape[1]
     if seeds < 2:  # a point is not evidence: the direction is reported, not a verdict
         direction = "in the claimed direction" if all(checks) else "not in the claimed direction"
         return (f"inconclusive (one seed, {direction})",
-                "; ".join(words) + "; one seed gives no CI: run with seeds >= 2 to decide")
-    return ("confirmed" if all(checks) else "not confirmed"), "; ".join(words)
+                "; ".join(words) + "; one seed gives no CI: run with seeds >= 2 to decide",
+                Outcome.INCONCLUSIVE)
+    if all(checks):
+        return "confirmed", "; ".join(words), Outcome.CONFIRMED
+    return "not confirmed", "; ".join(words), Outcome.REFUTED
 
 
 def lm_section(key: str, model: str, res: dict[str, dict[str, np.ndarray]], setting: str,
@@ -139,11 +143,12 @@ def lm_section(key: str, model: str, res: dict[str, dict[str, np.ndarray]], sett
         rows.append(row)
     panels = {label: {n: r[m] for n, r in res.items()} for m, label in METRICS.items()}
     fig = curves_figure(fig_dir / f"{key}.png", panels, "generation", "value")
-    verdict, reason = _verdict(res)
+    verdict, reason, outcome = _verdict(res)
     return Section(key, f"Self-distillation of a {model}",
                    "Refitted on its own samples, a language model at T<1 loses entropy and "
                    "diversity, at T>1 gains entropy; fresh or accumulated real data hold its "
-                   "fit to real text.", setting, list(rows[0]), rows, verdict, reason, [fig])
+                   "fit to real text.", setting, list(rows[0]), rows, verdict, reason, [fig],
+                   outcome=outcome)
 
 
 def run_lm_study(cfg: LMStudyConfig, ctx) -> list[Section]:

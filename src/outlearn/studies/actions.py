@@ -20,7 +20,7 @@ from outlearn.evaluation import metrics as M
 from outlearn.registry import STUDIES
 from outlearn.report.figures import curves_figure
 from outlearn.report.section import Section
-from outlearn.stats import Estimate, bootstrap_ci
+from outlearn.stats import Estimate, crossed_mean_ci, crossed_ratio_ci
 from outlearn.students.threads import configure_threads
 from outlearn.studies.base import RunContext, Study
 from outlearn.studies.common import (
@@ -29,19 +29,17 @@ from outlearn.studies.common import (
     collect_stage,
     data_text,
     eval_students,
+    held_out_tasks,
     make_family,
     mean_optimum,
     run_references,
     run_text,
-    test_tasks,
     train_by_setting,
 )
 from outlearn.studies.verdicts import (
     INCONCLUSIVE,
-    Verdict,
     action_semantics_verdict,
-    difference_of_means,
-    ratio_of_means,
+    inconclusive,
     reference_learns,
 )
 
@@ -60,7 +58,7 @@ def run(cfg: ActionsConfig, ctx: RunContext) -> list[Section]:
     """Collect, train students, run them and the references on original and permuted tasks."""
     configure_threads(cfg.threads)
     family = make_family(cfg.env)
-    ids = test_tasks(family, cfg.tasks)
+    ids = held_out_tasks(family, cfg.tasks)
     history = collect_stage(cfg, ctx, "actions")
     n = min(cfg.student.context_len, cfg.teacher_episodes * family.episode_len)
     ckpts = train_by_setting(cfg, ctx, {"students": Setting(history, n)})["students"]
@@ -82,16 +80,16 @@ def families(cfg: ActionsConfig) -> dict[str, object]:
 
 
 def run_means(curves: np.ndarray) -> np.ndarray:
-    """Each unit's mean return over the whole run: (seeds, tasks, E) -> (seeds * tasks,)."""
-    return M.units(curves).mean(axis=1)
+    """Each (learner, task) cell's mean return over the whole run: (S, T)."""
+    return M.cells(curves).mean(axis=-1)
 
 
 def relative_drop(original: np.ndarray, permuted: np.ndarray) -> Estimate | None:
-    """1 - mean(permuted) / mean(original) over paired units, with its CI (None when the
-    original mean return is not positive: there is nothing to fall from)."""
+    """1 - mean(permuted) / mean(original) over the same learners and tasks, with its
+    crossed CI (None when the original mean return is not positive: nothing to fall from)."""
     if run_means(original).mean() <= 0:
         return None
-    r = ratio_of_means(run_means(permuted), run_means(original), paired=True)
+    r = crossed_ratio_ci(run_means(permuted), run_means(original))
     return Estimate(1.0 - r.value, 1.0 - r.high, 1.0 - r.low, r.confidence)
 
 
@@ -103,20 +101,20 @@ def actions_section(cfg: ActionsConfig, family, ids: np.ndarray,
                                       for name in ("teacher", "random")}}
     drops = {name: relative_drop(c["original"], c["permuted"]) for name, c in curves.items()}
     if drops["student"] is None or drops["teacher"] is None:
-        verdict = Verdict(INCONCLUSIVE, "the student's or the teacher's mean return on the "
+        verdict = inconclusive(INCONCLUSIVE, "the student's or the teacher's mean return on the "
                                         "original tasks is 0, so there is no drop to measure")
     else:
         verdict = action_semantics_verdict(drops["student"], drops["teacher"], cfg.drop_bar,
                                            cfg.resolution)
-    guard = reference_learns(difference_of_means(run_means(students["original"]),
-                                                 run_means(refs["original"]["random"])),
+    whole = students["original"].shape[-1]
+    guard = reference_learns(M.versus(students["original"], refs["original"]["random"], whole),
                              cfg.resolution * optimum)
     if guard is not None:
-        verdict = Verdict(guard.label, f"{guard.reason}. {verdict.reason}")
+        verdict = inconclusive(guard.label, f"{guard.reason}. {verdict.reason}")
     labels = {"student": f"student ({cfg.student.kind})", "teacher": "teacher run fresh",
               "random": "random"}
-    rows = [{"learner": labels[name], "original": bootstrap_ci(run_means(c["original"])),
-             "permuted": bootstrap_ci(run_means(c["permuted"])),
+    rows = [{"learner": labels[name], "original": crossed_mean_ci(run_means(c["original"])),
+             "permuted": crossed_mean_ci(run_means(c["permuted"])),
              **({"drop": drops[name]} if drops[name] is not None else {})}
             for name, c in curves.items()]
     lines = {f"{name}, {w}": M.mean_curve_ci(c[w]) for name, c in curves.items()
@@ -132,10 +130,12 @@ def actions_section(cfg: ActionsConfig, family, ids: np.ndarray,
                 f"steps, {run_text(cfg)}; everyone runs on the held-out tasks as they are and "
                 f"with each task's actions deranged (permutation seed {cfg.permutation_seed}).",
         columns=["learner", "original", "permuted", "drop"], rows=rows,
-        verdict=verdict.label, verdict_reason=verdict.reason, figures=[fig],
-        notes=["original / permuted: mean return over the whole run (mean over units of each "
-               "unit's mean over its episodes), 95% bootstrap CIs. Drop: 1 - permuted / "
-               "original, paired over the same units. Every action of a permuted task does "
+        verdict=verdict.label, verdict_reason=verdict.reason, outcome=verdict.outcome,
+        figures=[fig],
+        notes=["original / permuted: mean return over the whole run (mean over (learner, "
+               "task) cells of each cell's mean over its episodes), 95% CIs over learners and "
+               "tasks (crossed). Drop: 1 - permuted / original, over the same learners and "
+               "tasks. Every action of a permuted task does "
                "what another action did (a derangement drawn from the task id); goals and "
                "optimal returns are unchanged."])
 

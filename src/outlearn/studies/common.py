@@ -35,7 +35,7 @@ __all__ = [
     "collect_stage", "references_stage", "students_by_setting", "train_by_setting",
     "compare_episodes", "data_text", "eval_students", "improvement_notes", "improvement_row",
     "make_family", "mean_optimum",
-    "run_references", "run_text", "students_figure", "test_tasks", "train_student",
+    "run_references", "run_text", "students_figure", "held_out_tasks", "train_student",
 ]
 
 
@@ -127,7 +127,7 @@ def make_family(env: EnvSection) -> Any:
     return ENVS.get(env.name)(**env.kwargs)
 
 
-def test_tasks(family: Any, tasks: TasksSection) -> np.ndarray:
+def held_out_tasks(family: Any, tasks: TasksSection) -> np.ndarray:
     from outlearn.envs.base import split_tasks
 
     return split_tasks(family, tasks.seed, tasks.n_train, tasks.n_test)[1]
@@ -156,7 +156,8 @@ def train_student(cfg: TeacherStudyConfig, history: Path, context_len: int, seed
 def eval_students(cfg: TeacherStudyConfig, family: Any, ids: np.ndarray, ckpts: list[Path],
                   num_episodes: int | None = None, regret: bool = False) -> np.ndarray:
     """Returns (or per-episode regret) of every student on (eval seeds, tasks), stacked:
-    (len(ckpts) * len(eval.seeds), tasks, episodes)."""
+    (students, eval seeds, tasks, episodes): students and tasks are crossed, eval seeds
+    nested in each (student, task) cell (see :mod:`outlearn.stats`)."""
     from outlearn.students import StudentLearner, load_student
 
     out = []
@@ -166,7 +167,7 @@ def eval_students(cfg: TeacherStudyConfig, family: Any, ids: np.ndarray, ckpts: 
             m, num_envs=n, context_len=c, mode=cfg.eval.mode, seed=seed)
         r = run_learner(family, make, ids, cfg.eval.seeds, num_episodes or cfg.eval.episodes)
         out.append(r[1] if regret else r[0])
-    return np.concatenate(out, axis=0)
+    return np.stack(out, axis=0)
 
 
 def run_references(cfg: TeacherStudyConfig, family: Any,
@@ -208,7 +209,7 @@ def improvement_row(label: str, curves: np.ndarray, n: int,
 def compare_episodes(compare_n: int | None, episodes: int) -> int:
     """Episodes at each end of a run of ``episodes`` whose returns are compared (the
     configured ``compare_n``, default a tenth of the run)."""
-    return compare_n or max(1, episodes // 10)
+    return M.last_episodes(episodes, compare_n)
 
 
 def students_figure(path: Path, students: dict[str, np.ndarray], base: dict[str, np.ndarray],
@@ -276,8 +277,9 @@ def students_by_setting(cfg: TeacherStudyConfig, ctx: RunContext, ids: np.ndarra
 
 def improvement_notes(n: int, tol: float, resolution: float, optimum: float) -> str:
     """The note that explains :func:`improvement_row` 's columns and verdict."""
-    return (f"Improvement: each (student seed x eval seed x task) unit's mean return over its "
-            f"last {n} episodes minus its first {n}, averaged, with a 95% bootstrap CI. "
+    return (f"Improvement: each (student, task) cell's mean return over its last {n} "
+            f"episodes minus its first {n} (eval seeds averaged), averaged, with a 95% CI "
+            "over students and tasks (crossed). "
             f"Resolution: {tol:.3g} = {resolution:g} x the mean optimal return {optimum:.3g}; "
             "a student learns in context when the CI's lower end is above it.")
 

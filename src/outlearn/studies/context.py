@@ -25,6 +25,7 @@ from outlearn.studies.common import (
     collect_stage,
     compare_episodes,
     data_text,
+    held_out_tasks,
     improvement_notes,
     improvement_row,
     make_family,
@@ -33,7 +34,6 @@ from outlearn.studies.common import (
     run_text,
     students_by_setting,
     students_figure,
-    test_tasks,
 )
 from outlearn.studies.verdicts import context_span_verdict
 
@@ -81,7 +81,7 @@ def run(cfg: ContextConfig, ctx: RunContext) -> list[Section]:
     """Collect, train one student per (context, seed), run each in context, judge."""
     configure_threads(cfg.threads)
     family = make_family(cfg.env)
-    ids = test_tasks(family, cfg.tasks)
+    ids = held_out_tasks(family, cfg.tasks)
     history = collect_stage(cfg, ctx, "context")
     steps = {c: context_steps(c, family.episode_len) for c in cfg.contexts}
     curves = students_by_setting(cfg, ctx, ids,
@@ -115,7 +115,8 @@ def context_section(cfg: ContextConfig, family, ids: np.ndarray, steps: dict[flo
                 f"{s.kind} ({s.preset}), {run_text(cfg)}.",
         columns=["learner", f"first {n} episodes", f"last {n} episodes", "improvement",
                  "verdict"],
-        rows=rows, verdict=verdict.label, verdict_reason=verdict.reason, figures=[fig],
+        rows=rows, verdict=verdict.label, verdict_reason=verdict.reason, outcome=verdict.outcome,
+        figures=[fig],
         notes=[improvement_notes(n, tol, cfg.resolution, optimum)])
 
 

@@ -33,14 +33,18 @@ from outlearn.histories.transforms import cut_at_performance, cut_at_step
 from outlearn.registry import STUDIES
 from outlearn.report.figures import CutPanel, curves_figure, cutoff_figure
 from outlearn.report.section import Section
-from outlearn.stats import Estimate, bootstrap_ci
+from outlearn.stats import Estimate, bootstrap_ci, crossed_mean_ci, crossed_ratio_ci
 from outlearn.students.threads import configure_threads
 from outlearn.studies.base import RunContext, Study
 from outlearn.studies.common import (
+    Setting,
     collect_histories,
+    collect_stage,
     eval_students,
-    run_references,
-    test_tasks,
+    held_out_tasks,
+    mean_optimum,
+    references_stage,
+    students_by_setting,
     train_student,
 )
 from outlearn.studies.cutoff_config import (
@@ -52,17 +56,15 @@ from outlearn.studies.cutoff_config import (
     make_family,
 )
 from outlearn.studies.verdicts import (
+    Outcome,
     Verdict,
+    competence_gate,
     cutoff_verdict,
-    difference_of_means,
-    ratio_of_means,
-    reference_learns,
+    inconclusive,
     regret_trend_verdict,
     tracks_reference_verdict,
     versus_random_verdict,
 )
-
-NO_REFERENCE = "inconclusive (the uncut student does not learn)"
 
 
 # ------------------------------------------------------------------------------ the study
@@ -71,32 +73,17 @@ def run(cfg: CutoffConfig, ctx: RunContext) -> list[Section]:
 
     configure_threads(cfg.threads)
     family = make_family(cfg.env)
-    test_ids = test_tasks(family, cfg.tasks)
-    full = ctx.stage("collect", [cfg.env, cfg.teacher, cfg.tasks, cfg.learners_per_task,
-                                 cfg.teacher_episodes, cfg.seed],
-                     lambda d: collect_histories(cfg, d, ctx.quiet))
+    test_ids = held_out_tasks(family, cfg.tasks)
+    full = collect_stage(cfg, ctx, "cutoff")
     cuts = {cut_name(c): ctx.stage("cut", [str(full), c, cfg.smoothing],
                                    lambda d, c=c: cut_history(cfg, family, full, c, d))
             for c in cfg.cuts}
     check_eval_horizon(cfg, cuts)  # refuse before any training
-    ev = [cfg.env, cfg.tasks, cfg.eval]
-    base = ctx.stage("baselines", [*ev, cfg.teacher],
-                     lambda d: run_references(cfg, family, test_ids))
+    base = references_stage(cfg, ctx, family, test_ids)
     # one student per (cut, seed), then each cut's students in context: independent
     # stages, run at once with `outlearn run --workers N`
-    quiet = ctx.quiet or ctx.executor.workers > 1
-    runs = [(cut, s) for cut in cuts.values() for s in cfg.train_seeds]
-    ckpts = ctx.stages(
-        "train", [[str(cut.path), cut.context_len, cfg.student, s, cfg.env] for cut, s in runs],
-        [lambda d, cut=cut, s=s: train_student(cfg, cut.path, cut.context_len, s, d, quiet)
-         for cut, s in runs])
-    per_cut = {name: ckpts[i * len(cfg.train_seeds):(i + 1) * len(cfg.train_seeds)]
-               for i, name in enumerate(cuts)}
-    evals = ctx.stages(
-        "evaluate", [[*ev, [str(p) for p in per_cut[name]]] for name in cuts],
-        [lambda d, k=per_cut[name]: eval_students(cfg, make_family(cfg.env), test_ids, k)
-         for name in cuts])
-    students = dict(zip(cuts, evals, strict=True))
+    students = students_by_setting(cfg, ctx, test_ids, {
+        name: Setting(cut.path, cut.context_len) for name, cut in cuts.items()})
     res = Results(cfg, family, test_ids, cuts, students, base)
     sections = [claim1_section(res, res.figure(ctx.run_dir / "cutoff.png"))]
     if "early" in cuts:
@@ -129,9 +116,12 @@ def cut_history(cfg: CutoffConfig, family: Any, full: Path, c: Cut, d: Path) -> 
         h, _ = cut_at_performance(full, float(c), dst, window=cfg.smoothing, split="train")
     with h:
         ret = h.episode_returns[h.learners("train")]
+        episodes = int(np.isfinite(ret).sum(axis=1).min())
+        # the ceiling on the held-out tasks the students are judged on, task for task: the
+        # teacher's histories there, cut at the same step
+        ceiling = M.data_ceiling_from_history(h, held_out_tasks(family, cfg.tasks), "test",
+                                              window=min(cfg.smoothing, episodes))
         steps, path = h.num_steps, Path(h.path)
-    episodes = int(np.isfinite(ret).sum(axis=1).min())
-    ceiling = M.data_ceiling(ret[:, :episodes], window=min(cfg.smoothing, episodes))
     return CutInfo(cut_name(c), path, steps, episodes, min(cfg.student.context_len, steps),
                    ceiling)
 
@@ -168,18 +158,16 @@ def check_eval_horizon(cfg: CutoffConfig, cuts: dict[str, CutInfo]) -> None:
 
 # ------------------------------------------------------------------------------ the numbers
 class Results:
-    """Curves and metrics of a finished run. Curves: (units, tasks, episodes)."""
+    """Curves and metrics of a finished run. Students' curves: (students, eval seeds,
+    tasks, episodes); the references': (eval seeds, tasks, episodes); the same tasks."""
 
     def __init__(self, cfg: CutoffConfig, family: Any, ids: np.ndarray,
                  cuts: dict[str, CutInfo], students: dict[str, np.ndarray],
                  base: dict[str, np.ndarray]):
-        import jax
-
         self.cfg, self.cuts, self.students, self.base = cfg, cuts, students, base
-        opt = jax.vmap(family.optimal_return)(family.task_params(ids))
-        self.optimum = float(np.mean(np.asarray(opt)))
+        self.optimum = mean_optimum(family, ids)
         self.tol = cfg.resolution * self.optimum
-        self.last_n = cfg.eval.last_n or max(1, cfg.eval.episodes // 10)
+        self.last_n = M.last_episodes(cfg.eval.episodes, cfg.eval.last_n)
 
     def asymptote(self, name: str) -> Estimate:
         return M.asymptote(self.students[name], self.last_n)
@@ -194,15 +182,15 @@ class Results:
         return M.continuation_gap(self.base["teacher"], self.students[name], self.last_n)
 
     def versus_random(self, name: str) -> Estimate:
-        return difference_of_means(M.asymptote_units(self.students[name], self.last_n),
-                                   M.asymptote_units(self.base["random"], self.last_n))
+        return M.versus(self.students[name], self.base["random"], self.last_n)
 
-    def guard(self) -> Verdict | None:
-        """Inconclusive when the uncut student does not beat random (None: it does, or
-        there is no uncut reference to check)."""
+    def gate(self) -> Verdict | None:
+        """Inconclusive when the uncut student does not reach its own data ceiling (the
+        competence gate); None when it does, or when there is no uncut reference."""
         if "uncut" not in self.students:
             return None
-        return reference_learns(self.versus_random("uncut"), self.tol)
+        return competence_gate(self.exceedance("uncut"), self.asymptote("uncut"),
+                               self.cuts["uncut"].ceiling.best, self.tol)
 
     def reference_rows(self) -> list[dict[str, Any]]:
         names = {"teacher": "teacher run fresh (unseen continuation)", "random": "random",
@@ -242,7 +230,7 @@ def headline(names: list[str]) -> str | None:
 # ------------------------------------------------------------------------------ the sections
 def claim1_section(res: Results, fig: Path) -> Section:
     """Claim 1: one row per cut, plus the teacher and the baselines."""
-    cfg, rows, verdicts, guard = res.cfg, [], {}, res.guard()
+    cfg, rows, verdicts, guard = res.cfg, [], {}, res.gate()
     for name, cut in res.cuts.items():
         if name == "early":
             continue
@@ -252,13 +240,17 @@ def claim1_section(res: Results, fig: Path) -> Section:
                      "data ceiling": cut.ceiling.best, "asymptote": res.asymptote(name),
                      "exceedance": ex, "continuation gap": gap,
                      "student - random": res.versus_random(name),
-                     "verdict": NO_REFERENCE if guard else v.label})
+                     "verdict": guard.label if guard else v.label})
     rows += res.reference_rows()
     head = headline(list(verdicts))
-    verdict = f"cut {head}: {verdicts[head].label}" if head else "no fractional cut to judge"
-    reason = verdicts[head].reason if head else "add a cut below convergence, e.g. cuts = [0.4]"
-    if guard is not None and head:
-        verdict, reason = guard.label, f"{guard.reason}. Cut {head}: {reason}"
+    if head is None:
+        v = inconclusive("no fractional cut to judge", "add a cut below convergence, e.g. "
+                                                       "cuts = [0.4]")
+    elif guard is not None:
+        v = inconclusive(guard.label, f"{guard.reason}. Cut {head}: {verdicts[head].reason}")
+    else:
+        v = verdicts[head]
+        v = Verdict(f"cut {head}: {v.label}", v.reason, v.outcome)
     return Section(
         key="cutoff", title="Claim 1: truncated imitation plateaus",
         claim="A student trained on histories cut before the teacher converges plateaus at "
@@ -266,10 +258,15 @@ def claim1_section(res: Results, fig: Path) -> Section:
         setting=res.setting(),
         columns=["learner", "data ceiling", "asymptote", "exceedance", "continuation gap",
                  "student - random", "verdict"],
-        rows=rows, verdict=verdict, verdict_reason=reason, figures=[fig],
+        rows=rows, verdict=v.label, verdict_reason=v.reason, outcome=v.outcome,
+        figures=[fig],
         notes=[f"Asymptote: mean return over the last {res.last_n} of {cfg.eval.episodes} "
                f"episodes on held-out tasks. Data ceiling: the teacher's best {cfg.smoothing}-"
-               "episode mean return in the kept data. Exceedance = asymptote - data ceiling; "
+               "episode mean return in the kept data, on the same held-out tasks (its "
+               "histories there, cut at the same step), task for task. Competence gate: the "
+               "uncut student must reach its own data ceiling within the resolution, or every "
+               "verdict reads inconclusive. CIs: 95%, over trained students and tasks "
+               "(crossed; eval seeds nested). Exceedance = asymptote - data ceiling; "
                "continuation gap = teacher run fresh on the same tasks - student, over the "
                f"same last episodes. Resolution (the smallest difference that counts): "
                f"{res.tol:.3g} = {cfg.resolution:g} x the mean optimal return "
@@ -279,7 +276,7 @@ def claim1_section(res: Results, fig: Path) -> Section:
 def claim2_section(res: Results) -> Section:
     """Claim 2: the early-only student against random."""
     cut, diff = res.cuts["early"], res.versus_random("early")
-    v = res.guard() or versus_random_verdict(diff, res.tol)
+    v = res.gate() or versus_random_verdict(diff, res.tol)
     rows = [{"learner": f"student, early only ({cut.episodes} episodes seen)",
              "asymptote": res.asymptote("early"), "student - random": diff, "verdict": v.label},
             {"learner": "random", "asymptote": res.base_asymptote("random")}]
@@ -290,59 +287,78 @@ def claim2_section(res: Results) -> Section:
         setting=f"{res.setting()} Early episodes: the first {cut.episodes}, before the "
                 "teacher's smoothed mean return rises above random's 95% CI.",
         columns=["learner", "asymptote", "student - random", "verdict"], rows=rows,
-        verdict=v.label, verdict_reason=v.reason,
+        verdict=v.label, verdict_reason=v.reason, outcome=v.outcome,
         notes=["The early-only student's curve is the 'early' panel of the figure above."])
 
 
 def horizon_section(cfg: CutoffConfig, h: HorizonSection, ctx: RunContext) -> Section:
     """Claim 3: bandit student trained on T pulls, run to factor x T with a sliding window."""
-    family, T, F = make_family(h.env), h.T, h.factor
+    family, T, factor = make_family(h.env), h.T, h.factor
     st = (h.student or cfg.student).model_copy(update={"context_len": T})
     tasks = TasksSection(seed=cfg.tasks.seed, n_train=h.n_train, n_test=h.n_test)
     sub = cfg.model_copy(update={"env": h.env, "teacher": h.teacher, "tasks": tasks,
                                  "teacher_episodes": T, "student": st, "smoothing": 1})
-    hin = [h, cfg.seed, cfg.tasks.seed, cfg.learners_per_task]
-    full = ctx.stage("h-collect", hin, lambda d: collect_histories(sub, d, ctx.quiet))
+    inputs = [h, cfg.seed, cfg.tasks.seed, cfg.learners_per_task]
+    full = ctx.stage("h-collect", inputs, lambda d: collect_histories(sub, d, ctx.quiet))
     quiet = ctx.quiet or ctx.executor.workers > 1
     ckpts = ctx.stages("h-train", [[h, st, s, str(full)] for s in cfg.train_seeds],
                        [lambda d, s=s: train_student(sub, full, T, s, d, quiet)
                         for s in cfg.train_seeds])
-    ids = test_tasks(family, tasks)
-    student = ctx.stage("h-evaluate", [*hin, cfg.eval, [str(p) for p in ckpts]],
-                        lambda d: eval_students(sub, family, ids, ckpts, F * T, regret=True))
-    ref = ctx.stage("h-reference", [*hin, cfg.eval.seeds], lambda d: run_learner(
+    ids = held_out_tasks(family, tasks)
+    student = ctx.stage("h-evaluate", [*inputs, cfg.eval, [str(p) for p in ckpts]],
+                        lambda d: eval_students(sub, family, ids, ckpts, factor * T, regret=True))
+    ref = ctx.stage("h-reference", [*inputs, cfg.eval.seeds], lambda d: run_learner(
         family, make_teacher(h.teacher.name, family, **h.teacher.kwargs), ids,
-        cfg.eval.seeds, F * T)[1])
-    su, ru = M.units(student), M.units(ref)
-    before, after = su[:, T // 2:T].mean(1), su[:, -(T // 2):].mean(1)
-    drop = bootstrap_ci(before - after)
-    ratio = ratio_of_means(su.sum(1), ru.sum(1), paired=False)
-    trend = regret_trend_verdict(drop, cfg.resolution * max(float(before.mean()), 1e-9))
+        cfg.eval.seeds, factor * T)[1])
+    # per-pull regret of each (student, task) cell and each (UCB seed, task) cell
+    s_cells, r_cells = M.cells(student), M.cells(ref)
+    before = lambda c: c[..., T // 2:T].mean(-1)  # noqa: E731
+    after = lambda c: c[..., -(T // 2):].mean(-1)  # noqa: E731
+    drop = crossed_mean_ci(before(s_cells) - after(s_cells))
+    ratio = crossed_ratio_ci(s_cells.sum(-1), r_cells.sum(-1).mean(0))
+    trend = regret_trend_verdict(drop, cfg.resolution * max(float(before(s_cells).mean()), 1e-9))
     track = tracks_reference_verdict(ratio, h.within, h.teacher.name)
+    verdict = horizon_verdict(trend, track)
     fig = curves_figure(ctx.run_dir / "horizon.png",
                         {"student": M.mean_curve_ci(np.cumsum(student, -1)),
                          h.teacher.name: M.mean_curve_ci(np.cumsum(ref, -1))},
                         "pull", "cumulative regret", {"T (training horizon)": T},
-                        f"{h.env.name}: trained on T={T}, run to {F}T")
-    cum = lambda u: bootstrap_ci(u.sum(1))  # noqa: E731
-    rows = [{"learner": "student", "regret/pull before T": bootstrap_ci(before),
-             "regret/pull at the end": bootstrap_ci(after), "drop": drop,
-             f"cumulative regret at {F}T": cum(su), f"ratio to {h.teacher.name}": ratio},
-            {"learner": h.teacher.name, "regret/pull before T": bootstrap_ci(
-                ru[:, T // 2:T].mean(1)), "regret/pull at the end": bootstrap_ci(
-                ru[:, -(T // 2):].mean(1)), f"cumulative regret at {F}T": cum(ru)}]
+                        f"{h.env.name}: trained on T={T}, run to {factor}T")
+    cum = lambda c: crossed_mean_ci(c.sum(-1))  # noqa: E731
+    rows = [{"learner": "student", "regret/pull before T": crossed_mean_ci(before(s_cells)),
+             "regret/pull at the end": crossed_mean_ci(after(s_cells)), "drop": drop,
+             f"cumulative regret at {factor}T": cum(s_cells),
+             f"ratio to {h.teacher.name}": ratio},
+            {"learner": h.teacher.name,
+             "regret/pull before T": crossed_mean_ci(before(r_cells)),
+             "regret/pull at the end": crossed_mean_ci(after(r_cells)),
+             f"cumulative regret at {factor}T": cum(r_cells)}]
     return Section(
         key="horizon", title="Claim 3: horizon extrapolation",
         claim=f"A bandit student trained on T={T} pulls stops improving past T; it does not "
-              f"track {h.teacher.name}'s cumulative regret to {F}T within {h.within:.0%}.",
+              f"track {h.teacher.name}'s cumulative regret to {factor}T within {h.within:.0%}.",
         setting=f"{h.env.name} {h.env.kwargs}, teacher {h.teacher.name}: {h.n_train} train / "
                 f"{h.n_test} held-out tasks; student context = T = {T} pulls (sliding window), "
                 f"seeds {cfg.train_seeds} x eval seeds {cfg.eval.seeds}.",
         columns=["learner", "regret/pull before T", "regret/pull at the end", "drop",
-                 f"cumulative regret at {F}T", f"ratio to {h.teacher.name}"],
-        rows=rows, verdict=f"{trend.label}; {track.label}",
-        verdict_reason=f"{trend.reason}; {track.reason}", figures=[fig],
-        notes=[f"Before T: pulls [{T // 2}, {T}); at the end: the last {T // 2} pulls."])
+                 f"cumulative regret at {factor}T", f"ratio to {h.teacher.name}"],
+        rows=rows, verdict=verdict.label, verdict_reason=verdict.reason,
+        outcome=verdict.outcome, figures=[fig],
+        notes=[f"Before T: pulls [{T // 2}, {T}); at the end: the last {T // 2} pulls. CIs: "
+               "95%, over trained students and tasks (crossed; eval seeds nested)."])
+
+
+def horizon_verdict(trend: Verdict, track: Verdict) -> Verdict:
+    """Claim 3 from its two parts: confirmed when per-step regret stops falling after T and
+    the student does not track the reference; refuted when both are the other way."""
+    label, reason = f"{trend.label}; {track.label}", f"{trend.reason}; {track.reason}"
+    if trend.inconclusive or track.inconclusive:
+        return inconclusive(label, reason)
+    if trend.outcome is Outcome.NO and track.outcome is Outcome.NO:
+        return Verdict(f"{label} (confirmed)", reason, Outcome.CONFIRMED)
+    if trend.outcome is Outcome.YES and track.outcome is Outcome.YES:
+        return Verdict(f"{label} (refuted)", reason, Outcome.REFUTED)
+    return inconclusive(f"{label} (the two parts disagree)", reason)
 
 
 STUDIES.register("cutoff")(Study(

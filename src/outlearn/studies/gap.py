@@ -25,15 +25,21 @@ from outlearn.studies.common import (
     TeacherStudyConfig,
     collect_stage,
     data_text,
+    held_out_tasks,
     make_family,
     mean_optimum,
     references_stage,
     run_text,
     students_by_setting,
     students_figure,
-    test_tasks,
 )
-from outlearn.studies.verdicts import Verdict, exceedance_verdict, gap_verdict
+from outlearn.studies.verdicts import (
+    Verdict,
+    competence_gate,
+    exceedance_verdict,
+    gap_verdict,
+    inconclusive,
+)
 
 
 class GapConfig(TeacherStudyConfig):
@@ -63,7 +69,7 @@ def run(cfg: GapConfig, ctx: RunContext) -> list[Section]:
     """Collect, train one gap-g student per (g, seed), run each in context, compare."""
     configure_threads(cfg.threads)
     family = make_family(cfg.env)
-    ids = test_tasks(family, cfg.tasks)
+    ids = held_out_tasks(family, cfg.tasks)
     history = collect_stage(cfg, ctx, "gap")
     gcfg = cfg.model_copy(update={"student": cfg.student.model_copy(update={"labels": "gap"})})
     steps = min(cfg.student.context_len, cfg.teacher_episodes * family.episode_len)
@@ -72,7 +78,7 @@ def run(cfg: GapConfig, ctx: RunContext) -> list[Section]:
     base = references_stage(cfg, ctx, family, ids)
     with History(history) as h:
         # the teacher's histories on the held-out tasks the students run on: task for task
-        ceiling = M.data_ceiling_from_history(h, "test", window=cfg.smoothing)
+        ceiling = M.data_ceiling_from_history(h, ids, "test", window=cfg.smoothing)
     return [gap_section(cfg, family, ids, ceiling, curves, base, ctx.run_dir / "gap.png")]
 
 
@@ -80,7 +86,7 @@ def gap_section(cfg: GapConfig, family, ids: np.ndarray, ceiling: M.DataCeiling,
                 curves: dict[int, np.ndarray], base: dict[str, np.ndarray],
                 fig_path: Path) -> Section:
     tol = cfg.resolution * mean_optimum(family, ids)
-    last_n = cfg.eval.last_n or max(1, cfg.eval.episodes // 10)
+    last_n = M.last_episodes(cfg.eval.episodes, cfg.eval.last_n)
     level = cfg.threshold * ceiling.best.value
     speed = f"episodes to {cfg.threshold:g} x best in data"
     rows: list[dict[str, Cell]] = []
@@ -99,6 +105,11 @@ def gap_section(cfg: GapConfig, family, ids: np.ndarray, ceiling: M.DataCeiling,
         rows.append({"learner": label, "asymptote": M.asymptote(base[name], last_n),
                      speed: M.episodes_to_threshold_ci(base[name], level)})
     verdict = gap_verdict(speedups, ceilings)
+    # gap 1 is the plain full-data student: it must reach its data ceiling
+    gate = competence_gate(M.exceedance(curves[min(curves)], ceiling, last_n),
+                           M.asymptote(curves[min(curves)], last_n), ceiling.best, tol)
+    if gate is not None:
+        verdict = inconclusive(gate.label, f"{gate.reason}. {verdict.reason}")
     fig = students_figure(fig_path, {f"gap {g}": cur for g, cur in curves.items()}, base,
                           f"{cfg.env.name}: gap-g students (95% CI)")
     s = cfg.student
@@ -109,13 +120,15 @@ def gap_section(cfg: GapConfig, family, ids: np.ndarray, ceiling: M.DataCeiling,
         setting=f"{data_text(cfg)}. Students {s.kind} ({s.preset}) on gap-g labels, g in "
                 f"{sorted(curves)}, context {s.context_len} steps, {run_text(cfg)}.",
         columns=["learner", "asymptote", "exceedance", speed, "speed-up vs gap 1", "ceiling"],
-        rows=rows, verdict=verdict.label, verdict_reason=verdict.reason, figures=[fig],
+        rows=rows, verdict=verdict.label, verdict_reason=verdict.reason, outcome=verdict.outcome,
+        figures=[fig],
         notes=[f"Best in data: the peak of the teacher's mean return on the held-out tasks "
                f"(the same tasks the students run on; they trained on the train tasks' "
                f"histories), smoothed over {cfg.smoothing} episodes: "
                f"{ceiling.best.value:.3g}; the timing level is "
                f"{cfg.threshold:g} x that = {level:.3g} (inf: never reached). Speed-up: gap "
-               f"1's episodes to that level / gap g's, bootstrapped over each one's units. "
+               f"1's episodes to that level / gap g's, CI by a two-way bootstrap (the tasks "
+               f"shared, each one's students resampled). "
                f"Asymptote: the last {last_n} of {cfg.eval.episodes} episodes; exceedance = "
                f"asymptote - best in data; resolution {tol:.3g}."])
 

@@ -18,8 +18,8 @@ from pydantic import Field
 from outlearn.evaluation import metrics as M
 from outlearn.histories import History
 from outlearn.registry import STUDIES
-from outlearn.report.section import Section
-from outlearn.stats import bootstrap_ci
+from outlearn.report.section import Outcome, Section
+from outlearn.stats import crossed_mean_ci, crossed_ratio_ci
 from outlearn.students.threads import configure_threads
 from outlearn.studies.base import RunContext, Study
 from outlearn.studies.common import (
@@ -27,19 +27,19 @@ from outlearn.studies.common import (
     TeacherStudyConfig,
     collect_stage,
     data_text,
+    held_out_tasks,
     make_family,
     mean_optimum,
     references_stage,
     run_text,
     students_by_setting,
     students_figure,
-    test_tasks,
 )
 from outlearn.studies.verdicts import (
     INCONCLUSIVE,
-    Verdict,
     beats_data_verdict,
-    ratio_of_means,
+    competence_gate,
+    inconclusive,
 )
 
 
@@ -51,13 +51,13 @@ class NoiseStudyConfig(TeacherStudyConfig):
     ratio_bar: float = Field(1.5, gt=1)
 
 
-def data_summary(path: Path, smoothing: int) -> tuple[M.DataCeiling, float]:
-    """The best in the data on the held-out tasks (the teacher's histories there: the
-    tasks the students run on, task for task) and the share of the training data's steps
-    that take the task's optimal action."""
+def data_summary(path: Path, ids: np.ndarray, smoothing: int) -> tuple[M.DataCeiling, float]:
+    """The best in the data on the held-out tasks ``ids`` (the teacher's histories there:
+    the tasks the students run on, task for task) and the share of the training data's
+    steps that take the task's optimal action."""
     with History(path) as h:
         idx = h.learners("train")
-        ceiling = M.data_ceiling_from_history(h, "test", window=smoothing)
+        ceiling = M.data_ceiling_from_history(h, ids, "test", window=smoothing)
         taken = np.mean(h.dataset("actions")[idx] == h.dataset("optimal_actions")[idx])
     return ceiling, float(taken)
 
@@ -66,9 +66,9 @@ def run(cfg: NoiseStudyConfig, ctx: RunContext) -> list[Section]:
     """Collect the noisy histories, train students on them, run them in context, compare."""
     configure_threads(cfg.threads)
     family = make_family(cfg.env)
-    ids = test_tasks(family, cfg.tasks)
+    ids = held_out_tasks(family, cfg.tasks)
     history = collect_stage(cfg, ctx, "noise")
-    ceiling, optimal_share = data_summary(history, cfg.smoothing)
+    ceiling, optimal_share = data_summary(history, ids, cfg.smoothing)
     steps = min(cfg.student.context_len, cfg.teacher_episodes * family.episode_len)
     student = students_by_setting(cfg, ctx, ids, {"students": Setting(history, steps)})[
         "students"]
@@ -81,25 +81,33 @@ def noise_section(cfg: NoiseStudyConfig, family, ids: np.ndarray, ceiling: M.Dat
                   optimal_share: float, student: np.ndarray, base: dict[str, np.ndarray],
                   fig_path: Path) -> Section:
     optimum = mean_optimum(family, ids)
-    last_n = cfg.eval.last_n or max(1, cfg.eval.episodes // 10)
-    units = M.asymptote_units(student, last_n)
-    if ceiling.units.mean() > 0:
-        ratio = ratio_of_means(units, ceiling.units, paired=False)
+    last_n = M.last_episodes(cfg.eval.episodes, cfg.eval.last_n)
+    cells = M.asymptote_cells(student, last_n)
+    asym = crossed_mean_ci(cells)
+    if ceiling.best.value > 0:
+        ratio = crossed_ratio_ci(cells, ceiling.per_task)
         verdict = beats_data_verdict(ratio, cfg.ratio_bar)
         cell = {"ratio to best in data": ratio}
     else:
-        verdict = Verdict(INCONCLUSIVE, "the best return in the data is 0: there is no ratio "
-                                        "to take; collect data that reaches the goal")
+        verdict = inconclusive(INCONCLUSIVE, "the best return in the data is 0: there is no "
+                                             "ratio to take; collect data that reaches the goal")
         cell = {}
-    rows = [{"learner": f"student ({cfg.student.kind})", "asymptote": bootstrap_ci(units),
-             "share of optimal": bootstrap_ci(units / optimum), **cell},
+    # the student is its own full-data reference: one that cannot reach its data says
+    # nothing about beating it
+    gate = competence_gate(M.exceedance(student, ceiling, last_n), asym, ceiling.best,
+                           cfg.resolution * optimum)
+    if gate is not None and verdict.outcome is not Outcome.CONFIRMED:
+        verdict = inconclusive(gate.label, f"{gate.reason}. {verdict.reason}")
+    share = lambda c: crossed_mean_ci(c / optimum)  # noqa: E731
+    rows = [{"learner": f"student ({cfg.student.kind})", "asymptote": asym,
+             "share of optimal": share(cells), **cell},
             {"learner": f"best in data (episode {ceiling.best_episode + 1})",
-             "asymptote": ceiling.best, "share of optimal": bootstrap_ci(ceiling.units / optimum)}]
+             "asymptote": ceiling.best, "share of optimal": share(ceiling.per_task[None, :])}]
     for name, label in (("teacher", "teacher run fresh"), ("random", "random"),
                         ("optimum", "optimum (oracle)")):
-        u = M.asymptote_units(base[name], last_n)
-        rows.append({"learner": label, "asymptote": bootstrap_ci(u),
-                     "share of optimal": bootstrap_ci(u / optimum)})
+        c = M.asymptote_cells(base[name], last_n)
+        rows.append({"learner": label, "asymptote": crossed_mean_ci(c),
+                     "share of optimal": share(c)})
     fig = students_figure(fig_path, {"student": student}, base,
                           f"{cfg.env.name}: student on noise-curriculum data (95% CI)")
     s = cfg.student
@@ -110,12 +118,15 @@ def noise_section(cfg: NoiseStudyConfig, family, ids: np.ndarray, ceiling: M.Dat
         setting=f"{data_text(cfg)}. Student {s.kind} ({s.preset}), context "
                 f"{steps_text(cfg, family)}, {run_text(cfg)}.",
         columns=["learner", "asymptote", "share of optimal", "ratio to best in data"],
-        rows=rows, verdict=verdict.label, verdict_reason=verdict.reason, figures=[fig],
+        rows=rows, verdict=verdict.label, verdict_reason=verdict.reason, outcome=verdict.outcome,
+        figures=[fig],
         notes=[f"Asymptote: mean return over the last {last_n} episodes on held-out tasks. "
                f"Best in data: the peak of the teacher's mean return on the held-out tasks (the "
                f"tasks the students run on; they trained on the train tasks' histories), "
                f"smoothed over {cfg.smoothing} episodes (units: each learner's mean over that "
-               f"window). "
+               f"window), averaged per task. CIs: 95%, over trained students and tasks "
+               f"(crossed). Competence gate: a student below its data (exceedance CI under "
+               f"-{cfg.resolution:g} x optimal) makes a non-confirmed verdict inconclusive. "
                f"The optimal action is in the data's support: the data takes it on "
                f"{optimal_share:.1%} of its steps."])
 

@@ -21,6 +21,7 @@ from outlearn.config import parse_config
 from outlearn.errors import ConfigError
 from outlearn.registry import ENVS, STUDENTS, STUDIES, TEACHERS
 from outlearn.report.html import render_report, summary_text
+from outlearn.report.results import write_results
 from outlearn.studies.base import RunContext, total_seconds
 from outlearn.studies.parallel import RayPool, make_executor
 
@@ -92,6 +93,7 @@ def run_study(name: str, data: dict, out: Path, source: str = "<dict>",
             "seconds (all stages, every invocation)": total_seconds(ctx.stage_seconds)}
     report = render_report(run_dir / "report.html", f"outlearn: {study.description}",
                            sections, command, resolved, meta)
+    write_results(run_dir / "results.json", name, cfg.content_hash(), command, sections, meta)
     summary = summary_text(sections)
     atomic_write_text(run_dir / "summary.txt", summary + "\n")
     if not quiet:

@@ -13,7 +13,7 @@ from pydantic import Field, model_validator
 
 from outlearn.config import Config
 from outlearn.registry import STUDIES
-from outlearn.report.section import Section
+from outlearn.report.section import Outcome, Section
 from outlearn.selfdistill.categorical import (
     FiniteOptions,
     closed_form,
@@ -95,7 +95,8 @@ def _ideal_section(cfg: CategoricalConfig, ctx: RunContext) -> Section:
                    "to uniform over the argmax set; T>1 to uniform over the support of p0.",
                    f"V={cfg.vocab}, {cfg.modes} tied modes, {cfg.zeros} zeros, Zipf "
                    f"{cfg.zipf}, {gens} generations, exact arithmetic (float64).",
-                   list(rows[0]), rows, verdict, reason, [fig])
+                   list(rows[0]), rows, verdict, reason, [fig],
+                   outcome=Outcome.REFUTED if slow else Outcome.CONFIRMED)
 
 
 def _limit_name(t: float) -> str:
@@ -143,7 +144,8 @@ def _drift_section(cfg: CategoricalConfig, ctx: RunContext) -> Section:
                    f"N={cfg.n_samples} (fixation: N={cfg.fixation_samples}), {cfg.repeats} "
                    "repeats. Column p: p_t(0) (generation rows; theory p0(0)) or the frequency "
                    "with which outcome i fixes (theory p0(i)).", list(rows[0]), rows,
-                   "confirmed" if good else "not confirmed", reason, [fig], [note])
+                   "confirmed" if good else "not confirmed", reason, [fig], [note],
+                   outcome=Outcome.CONFIRMED if good else Outcome.REFUTED)
 
 
 def _diversity_section(cfg: CategoricalConfig, ctx: RunContext) -> Section:
@@ -170,7 +172,8 @@ def _diversity_section(cfg: CategoricalConfig, ctx: RunContext) -> Section:
                    "A fraction of fresh real data, or keeping all past data, holds diversity "
                    "that self-sampling alone loses.", f"T=1, N={cfg.n_samples}, "
                    f"{cfg.repeats} repeats, {cfg.generations} generations.", list(rows[0]),
-                   rows, "confirmed" if good else "not confirmed", reason, [fig])
+                   rows, "confirmed" if good else "not confirmed", reason, [fig],
+                   outcome=Outcome.CONFIRMED if good else Outcome.REFUTED)
 
 
 def _truncation_section(cfg: CategoricalConfig, ctx: RunContext) -> Section:
@@ -207,7 +210,8 @@ def _truncation_section(cfg: CategoricalConfig, ctx: RunContext) -> Section:
                    "pruning until every survivor has probability above 1 - P.",
                    f"T=1, V={cfg.vocab}, ideal refit for {gens} generations, and N="
                    f"{cfg.n_samples} with {cfg.repeats} repeats.", list(rows[0]), rows,
-                   "confirmed" if good else "not confirmed", reason, [fig])
+                   "confirmed" if good else "not confirmed", reason, [fig],
+                   outcome=Outcome.CONFIRMED if good else Outcome.REFUTED)
 
 
 def run_categorical(cfg: CategoricalConfig, ctx: RunContext) -> list[Section]:

@@ -13,7 +13,7 @@ from pydantic import Field, model_validator
 
 from outlearn.config import Config
 from outlearn.registry import STUDIES
-from outlearn.report.section import Section
+from outlearn.report.section import Outcome, Section
 from outlearn.selfdistill.addition import (
     FILTERS,
     MODELS,
@@ -112,7 +112,9 @@ def _lock_section(cfg: SelfTrainConfig, res: dict, fig) -> Section:
         f"on {cfg.eval_problems} fixed problems. Always forgetting the carry is right on "
         f"{target:.4f} of them (0.55^{cfg.digits} = {lock_in_accuracy(cfg.digits):.4f} in "
         f"expectation); 'locked in' means within {LOCK_TOL} of that.",
-        list(rows[0]), rows, verdict, reason, [fig])
+        list(rows[0]), rows, verdict, reason, [fig],
+        outcome=(Outcome.INCONCLUSIVE if not tested else Outcome.CONFIRMED if all(checks)
+                 else Outcome.REFUTED))
 
 
 def _trace_vs_answer(cfg: SelfTrainConfig, res: dict, fig) -> Section | None:
@@ -130,7 +132,7 @@ def _trace_vs_answer(cfg: SelfTrainConfig, res: dict, fig) -> Section | None:
         "As above; the answer-only model sees the column sum and the previous column's sum.",
         list(rows[0]), rows, "confirmed" if good else "not confirmed",
         f"verifier loop at T={t:g} after {cfg.generations} generations: trace {tr}, "
-        f"answer-only {an}", [fig])
+        f"answer-only {an}", [fig], outcome=Outcome.CONFIRMED if good else Outcome.REFUTED)
 
 
 def run_selftrain(cfg: SelfTrainConfig, ctx: RunContext) -> list[Section]:

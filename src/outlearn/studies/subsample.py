@@ -5,7 +5,7 @@ into a single-stream one"; its single-stream result kept every 10th of 2,000 epi
 train a student on the teacher's histories with only every k-th episode kept, and it
 learns about k times faster than the teacher, and at the teacher's pace when k = 1. Speed:
 episodes until the mean return reaches a fraction of the optimal return; the speed-up is
-the teacher's episodes / the student's, bootstrapped over each one's units.
+the teacher's episodes / the student's, with a two-way bootstrap CI (tasks and learners).
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ from outlearn.studies.common import (
     TeacherStudyConfig,
     collect_stage,
     data_text,
+    held_out_tasks,
     make_family,
     mean_optimum,
     references_stage,
     run_text,
     students_by_setting,
     students_figure,
-    test_tasks,
 )
 from outlearn.studies.verdicts import speedup_about_verdict, subsample_verdict
 
@@ -67,7 +67,7 @@ def run(cfg: SubsampleConfig, ctx: RunContext) -> list[Section]:
     """Collect, subsample per k, train one student per (k, seed), run each in context."""
     configure_threads(cfg.threads)
     family = make_family(cfg.env)
-    ids = test_tasks(family, cfg.tasks)
+    ids = held_out_tasks(family, cfg.tasks)
     full = collect_stage(cfg, ctx, "subsample")
     factors = sorted(cfg.factors)
     hists = {k: ctx.stage("subsample", [str(full), k], lambda d, k=k: subsample(full, k, d))
@@ -104,11 +104,13 @@ def subsample_section(cfg: SubsampleConfig, family, ids: np.ndarray,
         setting=f"{data_text(cfg)}, k in {sorted(curves)}. Students {s.kind} ({s.preset}), "
                 f"context {s.context_len} steps (at most the kept history), {run_text(cfg)}.",
         columns=["learner", speed, "speed-up vs teacher", "verdict"], rows=rows,
-        verdict=verdict.label, verdict_reason=verdict.reason, figures=[fig],
+        verdict=verdict.label, verdict_reason=verdict.reason, outcome=verdict.outcome,
+        figures=[fig],
         notes=[f"Timing level: {cfg.threshold:g} x the mean optimal return = {level:.3g} "
                "(inf: never reached). Speed-up: the teacher's episodes to that level / the "
-               "student's, each from the mean curve over its units, bootstrapped "
-               "independently. 'About k': k lies inside the speed-up's 95% CI."])
+               "student's, each from its mean curve; CI by a two-way bootstrap (the tasks "
+               "shared, each one's learners resampled). 'About k': k lies inside the "
+               "speed-up's 95% CI."])
 
 
 STUDIES.register("subsample")(Study(

@@ -26,6 +26,7 @@ from outlearn.studies.common import (
     collect_stage,
     compare_episodes,
     data_text,
+    held_out_tasks,
     improvement_notes,
     improvement_row,
     make_family,
@@ -34,7 +35,6 @@ from outlearn.studies.common import (
     run_text,
     students_by_setting,
     students_figure,
-    test_tasks,
 )
 from outlearn.studies.verdicts import task_count_verdict
 
@@ -78,7 +78,7 @@ def run(cfg: TaskCountConfig, ctx: RunContext) -> list[Section]:
     """Collect on the most tasks, keep the first n per count, train, run in context, judge."""
     configure_threads(cfg.threads)
     family = make_family(cfg.env)
-    ids = test_tasks(family, cfg.tasks)
+    ids = held_out_tasks(family, cfg.tasks)
     full = collect_stage(cfg, ctx, "taskcount")
     counts = sorted(cfg.train_tasks)
     hists = {n: ctx.stage("subset", [str(full), n],
@@ -114,7 +114,8 @@ def taskcount_section(cfg: TaskCountConfig, family, ids: np.ndarray,
                 f"{s.context_len} steps, {run_text(cfg)}.",
         columns=["learner", f"first {n} episodes", f"last {n} episodes", "improvement",
                  "verdict"],
-        rows=rows, verdict=verdict.label, verdict_reason=verdict.reason, figures=[fig],
+        rows=rows, verdict=verdict.label, verdict_reason=verdict.reason, outcome=verdict.outcome,
+        figures=[fig],
         notes=[improvement_notes(n, tol, cfg.resolution, optimum)
                + " Every count trains for the same number of steps."])
 

@@ -11,8 +11,11 @@ against 0 in one of four ways (:func:`position`):
   resolution);
 * ``"wide"``: the CI contains 0 but reaches past ``tol`` or ``-tol``: too wide to tell.
 
-Each verdict returns a :class:`Verdict` whose ``label`` is a short phrase and whose
-``reason`` names the numbers that decided it, so a report can show both.
+Each verdict returns a :class:`Verdict` whose ``label`` is a short phrase, whose
+``reason`` names the numbers that decided it, so a report can show both, and whose
+``outcome`` (:class:`Outcome`) is what other code reads: a claim is confirmed, refuted or
+inconclusive; a part of one (does the student exceed its data? does it learn in
+context?) is answered yes, no or inconclusive. No code matches the words of a label.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from typing import Literal
 
 import numpy as np
 
-from outlearn.stats import Estimate, difference_ci
+from outlearn.report.section import Outcome
+from outlearn.stats import Estimate
 
 Position = Literal["above", "below", "zero", "wide"]
 INCONCLUSIVE = "inconclusive"
@@ -30,14 +34,23 @@ INCONCLUSIVE = "inconclusive"
 
 @dataclass(frozen=True)
 class Verdict:
-    """A verdict phrase and the numbers that decided it."""
+    """A verdict phrase, the numbers that decided it, and its :class:`Outcome`."""
 
     label: str
     reason: str
+    outcome: Outcome
 
     @property
     def inconclusive(self) -> bool:
-        return self.label.startswith(INCONCLUSIVE)
+        return self.outcome is Outcome.INCONCLUSIVE
+
+    def as_dict(self) -> dict[str, str]:
+        return {"label": self.label, "reason": self.reason, "outcome": self.outcome.value}
+
+
+def inconclusive(label: str, reason: str) -> Verdict:
+    """An inconclusive verdict (``label`` says what is missing)."""
+    return Verdict(label, reason, Outcome.INCONCLUSIVE)
 
 
 def _check_tol(tol: float) -> None:
@@ -70,13 +83,14 @@ def exceedance_verdict(exceedance: Estimate, tol: float) -> Verdict:
     pos = position(exceedance, tol)
     why = f"exceedance (asymptote - data ceiling) {_ci(exceedance)}"
     if pos == "above":
-        return Verdict("exceeds its data", f"{why}: the whole CI is above 0")
+        return Verdict("exceeds its data", f"{why}: the whole CI is above 0", Outcome.YES)
     if pos == "below":
-        return Verdict("plateaus below its data", f"{why}: the whole CI is below 0")
+        return Verdict("plateaus below its data", f"{why}: the whole CI is below 0", Outcome.NO)
     if pos == "zero" or exceedance.high <= tol:
         return Verdict("plateaus at its data",
-                       f"{why}: the CI contains 0 and rules out an exceedance above {tol:.3g}")
-    return Verdict(f"{INCONCLUSIVE} (exceedance)",
+                       f"{why}: the CI contains 0 and rules out an exceedance above {tol:.3g}",
+                       Outcome.NO)
+    return inconclusive(f"{INCONCLUSIVE} (exceedance)",
                    f"{why}: the CI contains 0 but reaches {exceedance.high:.3g} > resolution "
                    f"{tol:.3g}; too wide to tell (more tasks or seeds would narrow it)")
 
@@ -92,13 +106,15 @@ def continuation_verdict(gap: Estimate, tol: float) -> Verdict:
     why = f"continuation gap (teacher at horizon - student) {_ci(gap)}"
     if pos == "above":
         return Verdict("falls short of the teacher's continuation",
-                       f"{why}: the whole CI is above 0")
+                       f"{why}: the whole CI is above 0", Outcome.NO)
     if pos == "below":
-        return Verdict("surpasses the teacher's continuation", f"{why}: the whole CI is below 0")
+        return Verdict("surpasses the teacher's continuation", f"{why}: the whole CI is below 0",
+                       Outcome.YES)
     if pos == "zero" or gap.high <= tol:
         return Verdict("reaches the teacher's continuation",
-                       f"{why}: the CI contains 0 and rules out a shortfall above {tol:.3g}")
-    return Verdict(f"{INCONCLUSIVE} (continuation)",
+                       f"{why}: the CI contains 0 and rules out a shortfall above {tol:.3g}",
+                       Outcome.YES)
+    return inconclusive(f"{INCONCLUSIVE} (continuation)",
                    f"{why}: the CI contains 0 but reaches {gap.high:.3g} > resolution "
                    f"{tol:.3g}; too wide to tell")
 
@@ -112,15 +128,14 @@ def cutoff_verdict(exceedance: Estimate, gap: Estimate, tol: float) -> Verdict:
     ex, co = exceedance_verdict(exceedance, tol), continuation_verdict(gap, tol)
     reason = f"{ex.reason}; {co.reason}"
     if ex.inconclusive or co.inconclusive:
-        return Verdict(INCONCLUSIVE, reason)
+        return inconclusive(INCONCLUSIVE, reason)
     label = f"{ex.label}; {co.label}"
-    plateau = not ex.label.startswith("exceeds")
-    reaches = not co.label.startswith("falls short")
+    plateau, reaches = ex.outcome is Outcome.NO, co.outcome is Outcome.YES
     if plateau and not reaches:
-        label += " (sceptic confirmed)"
-    elif not plateau and reaches:
-        label += " (sceptic refuted)"
-    return Verdict(label, reason)
+        return Verdict(label + " (sceptic confirmed)", reason, Outcome.CONFIRMED)
+    if not plateau and reaches:
+        return Verdict(label + " (sceptic refuted)", reason, Outcome.REFUTED)
+    return inconclusive(label + " (neither: the two parts disagree)", reason)
 
 
 def versus_random_verdict(student_minus_random: Estimate, tol: float) -> Verdict:
@@ -129,13 +144,13 @@ def versus_random_verdict(student_minus_random: Estimate, tol: float) -> Verdict
     why = f"student - random {_ci(student_minus_random)}"
     if pos == "zero":
         return Verdict("no better than random",
-                       f"{why}: the CI contains 0 and lies within +-{tol:.3g}")
+                       f"{why}: the CI contains 0 and lies within +-{tol:.3g}", Outcome.CONFIRMED)
     if pos == "above":
-        return Verdict("better than random", f"{why}: the whole CI is above 0")
+        return Verdict("better than random", f"{why}: the whole CI is above 0", Outcome.REFUTED)
     if pos == "below":
-        return Verdict("worse than random", f"{why}: the whole CI is below 0")
-    return Verdict(INCONCLUSIVE, f"{why}: the CI contains 0 but reaches past +-{tol:.3g}; "
-                                 "too wide to tell")
+        return Verdict("worse than random", f"{why}: the whole CI is below 0", Outcome.CONFIRMED)
+    return inconclusive(INCONCLUSIVE, f"{why}: the CI contains 0 but reaches past "
+                                      f"+-{tol:.3g}; too wide to tell")
 
 
 def reference_learns(reference_minus_random: Estimate, tol: float) -> Verdict | None:
@@ -148,7 +163,7 @@ def reference_learns(reference_minus_random: Estimate, tol: float) -> Verdict | 
     _check_tol(tol)
     if reference_minus_random.low > tol:
         return None
-    return Verdict(
+    return inconclusive(
         f"{INCONCLUSIVE}: the student does not learn even from the whole history",
         f"uncut student - random {_ci(reference_minus_random)} does not clear the resolution "
         f"{tol:.3g}, so the students' failure cannot be blamed on the cut; train longer, on "
@@ -156,17 +171,43 @@ def reference_learns(reference_minus_random: Estimate, tol: float) -> Verdict | 
         "context")
 
 
+GATE = "inconclusive: the student does not imitate its full data"
+
+
+def competence_gate(exceedance: Estimate, asymptote: Estimate, ceiling: Estimate,
+                    tol: float) -> Verdict | None:
+    """Gate: can the reference student (trained on the WHOLE history) imitate its data?
+
+    It passes when it reaches its own data ceiling within the resolution: the upper end
+    of its exceedance CI (asymptote - ceiling, on the tasks it is judged on) is at least
+    ``-tol``. Returns None when it passes; otherwise an inconclusive :class:`Verdict`: a
+    student that cannot match its whole history says nothing about exceeding a cut one,
+    so every verdict that judges a student against its data reads this instead.
+    """
+    _check_tol(tol)
+    if exceedance.high >= -tol:
+        return None
+    return inconclusive(
+        f"{GATE} (reaches {asymptote.value:.3g} of {ceiling.value:.3g})",
+        f"the full-data student's exceedance {_ci(exceedance)} lies below -{tol:.3g} (the "
+        "resolution): it does not reach the best return of the data it was trained on, so "
+        "no verdict about a student exceeding or plateauing at its data can be read here. "
+        "Scale the student's recipe until it passes: more training steps, a longer context "
+        "(in episodes), more training tasks, or a larger model")
+
+
 def regret_trend_verdict(drop: Estimate, tol: float) -> Verdict:
     """Claim 3, part 1: per-step regret before T minus after T (positive = still falling)."""
     pos = position(drop, tol)
     why = f"per-step regret before T - after T {_ci(drop)}"
     if pos == "above":
-        return Verdict("per-step regret keeps falling after T", f"{why}: the CI is above 0")
+        return Verdict("per-step regret keeps falling after T", f"{why}: the CI is above 0",
+                       Outcome.YES)
     if pos == "wide" and drop.high > tol:
-        return Verdict(INCONCLUSIVE, f"{why}: the CI contains 0 but reaches {drop.high:.3g} > "
-                                     f"{tol:.3g}; too wide to tell")
+        return inconclusive(INCONCLUSIVE, f"{why}: the CI contains 0 but reaches "
+                                          f"{drop.high:.3g} > {tol:.3g}; too wide to tell")
     return Verdict("per-step regret stops falling after T",
-                   f"{why}: the CI rules out a drop above {tol:.3g}")
+                   f"{why}: the CI rules out a drop above {tol:.3g}", Outcome.NO)
 
 
 def tracks_reference_verdict(ratio: Estimate, within: float = 0.2,
@@ -180,10 +221,11 @@ def tracks_reference_verdict(ratio: Estimate, within: float = 0.2,
     why = f"cumulative regret ratio student/{reference} {_ci(ratio)}, bar {bar:.3g}"
     if ratio.high <= bar:
         return Verdict(f"tracks {reference} within {within:.0%} (or beats it)",
-                       f"{why}: the whole CI is at or below the bar")
+                       f"{why}: the whole CI is at or below the bar", Outcome.YES)
     if ratio.low > bar:
-        return Verdict(f"does not track {reference}", f"{why}: the whole CI is above the bar")
-    return Verdict(INCONCLUSIVE, f"{why}: the CI straddles the bar; too wide to tell")
+        return Verdict(f"does not track {reference}", f"{why}: the whole CI is above the bar",
+                       Outcome.NO)
+    return inconclusive(INCONCLUSIVE, f"{why}: the CI straddles the bar; too wide to tell")
 
 
 def in_context_verdict(improvement: Estimate, tol: float) -> Verdict:
@@ -195,11 +237,12 @@ def in_context_verdict(improvement: Estimate, tol: float) -> Verdict:
     _check_tol(tol)
     why = f"improvement (last - first episodes) {_ci(improvement)}"
     if improvement.low > tol:
-        return Verdict("learns in context", f"{why}: the whole CI is above {tol:.3g}")
+        return Verdict("learns in context", f"{why}: the whole CI is above {tol:.3g}",
+                       Outcome.YES)
     if improvement.high <= tol:
         return Verdict("does not learn in context",
-                       f"{why}: the CI rules out an improvement above {tol:.3g}")
-    return Verdict(INCONCLUSIVE, f"{why}: the CI straddles {tol:.3g}; too wide to tell")
+                       f"{why}: the CI rules out an improvement above {tol:.3g}", Outcome.NO)
+    return inconclusive(INCONCLUSIVE, f"{why}: the CI straddles {tol:.3g}; too wide to tell")
 
 
 def learning_split_verdict(per_setting: dict[float, Verdict], none_side: set[float],
@@ -214,16 +257,17 @@ def learning_split_verdict(per_setting: dict[float, Verdict], none_side: set[flo
     """
     reason = "; ".join(f"{c:g}{unit}: {v.label}" for c, v in sorted(per_setting.items()))
     if not none_side or not learn_side:
-        return Verdict(INCONCLUSIVE, f"{reason}: {need}")
-    if not any(v.label == "learns in context" for v in per_setting.values()):
-        return Verdict(f"{INCONCLUSIVE}: no student learns in context",
-                       f"{reason}: train longer or on more tasks before reading the setting")
-    if any(per_setting[c].label == "learns in context" for c in none_side) or any(
-            per_setting[c].label == "does not learn in context" for c in learn_side):
-        return Verdict("refuted", reason)
+        return inconclusive(INCONCLUSIVE, f"{reason}: {need}")
+    if not any(v.outcome is Outcome.YES for v in per_setting.values()):
+        return inconclusive(f"{INCONCLUSIVE}: no student learns in context",
+                            f"{reason}: train longer or on more tasks before reading the "
+                            "setting")
+    if any(per_setting[c].outcome is Outcome.YES for c in none_side) or any(
+            per_setting[c].outcome is Outcome.NO for c in learn_side):
+        return Verdict("refuted", reason, Outcome.REFUTED)
     if any(per_setting[c].inconclusive for c in none_side | learn_side):
-        return Verdict(INCONCLUSIVE, reason)
-    return Verdict("confirmed", reason)
+        return inconclusive(INCONCLUSIVE, reason)
+    return Verdict("confirmed", reason, Outcome.CONFIRMED)
 
 
 def context_span_verdict(per_context: dict[float, Verdict]) -> Verdict:
@@ -260,17 +304,19 @@ def action_semantics_verdict(student_drop: Estimate, teacher_drop: Estimate, bar
            f"{_ci(teacher_drop)} (must lie within +-{tol:g})")
     teacher = position(teacher_drop, tol)
     if teacher in ("above", "below"):
-        return Verdict(f"{INCONCLUSIVE}: the permutation affects the fresh teacher too",
-                       f"{why}: the teacher's CI excludes 0")
+        return inconclusive(f"{INCONCLUSIVE}: the permutation affects the fresh teacher too",
+                            f"{why}: the teacher's CI excludes 0")
     if teacher == "wide":
-        return Verdict(f"{INCONCLUSIVE}: the fresh teacher's drop is too uncertain",
-                       f"{why}: the teacher's CI contains 0 but reaches past +-{tol:g}; "
-                       "more tasks or seeds would narrow it")
+        return inconclusive(f"{INCONCLUSIVE}: the fresh teacher's drop is too uncertain",
+                            f"{why}: the teacher's CI contains 0 but reaches past +-{tol:g}; "
+                            "more tasks or seeds would narrow it")
     if student_drop.low >= bar:
-        return Verdict("confirmed", f"{why}: the student's whole CI is at or above the bar")
+        return Verdict("confirmed", f"{why}: the student's whole CI is at or above the bar",
+                       Outcome.CONFIRMED)
     if student_drop.high < bar:
-        return Verdict("refuted", f"{why}: the student's whole CI is below the bar")
-    return Verdict(INCONCLUSIVE, f"{why}: the student's CI straddles the bar")
+        return Verdict("refuted", f"{why}: the student's whole CI is below the bar",
+                       Outcome.REFUTED)
+    return inconclusive(INCONCLUSIVE, f"{why}: the student's CI straddles the bar")
 
 
 def beats_data_verdict(ratio: Estimate, bar: float) -> Verdict:
@@ -281,10 +327,11 @@ def beats_data_verdict(ratio: Estimate, bar: float) -> Verdict:
     """
     why = f"student / best in data {_ci(ratio)}, bar {bar:g}"
     if ratio.low >= bar:
-        return Verdict("confirmed", f"{why}: the whole CI is at or above the bar")
+        return Verdict("confirmed", f"{why}: the whole CI is at or above the bar",
+                       Outcome.CONFIRMED)
     if ratio.high < bar:
-        return Verdict("refuted", f"{why}: the whole CI is below the bar")
-    return Verdict(INCONCLUSIVE, f"{why}: the CI straddles the bar; too wide to tell")
+        return Verdict("refuted", f"{why}: the whole CI is below the bar", Outcome.REFUTED)
+    return inconclusive(INCONCLUSIVE, f"{why}: the CI straddles the bar; too wide to tell")
 
 
 def gap_verdict(speedups: dict[int, Estimate], ceilings: dict[int, Verdict]) -> Verdict:
@@ -298,15 +345,15 @@ def gap_verdict(speedups: dict[int, Estimate], ceilings: dict[int, Verdict]) -> 
                        for g in sorted(speedups))
     g = max(speedups)
     sp = speedups[g]
-    if any(v.label.startswith("exceeds") for v in ceilings.values()):
-        return Verdict("refuted (a gap-g student exceeds its data)", reason)
+    if any(v.outcome is Outcome.YES for v in ceilings.values()):
+        return Verdict("refuted (a gap-g student exceeds its data)", reason, Outcome.REFUTED)
     if np.isnan(sp.value):
-        return Verdict(f"{INCONCLUSIVE}: no student reaches the timing level", reason)
+        return inconclusive(f"{INCONCLUSIVE}: no student reaches the timing level", reason)
     if sp.high <= 1:
-        return Verdict(f"refuted (gap {g} is not faster than gap 1)", reason)
+        return Verdict(f"refuted (gap {g} is not faster than gap 1)", reason, Outcome.REFUTED)
     if sp.low > 1 and not any(v.inconclusive for v in ceilings.values()):
-        return Verdict("confirmed", reason)
-    return Verdict(INCONCLUSIVE, reason)
+        return Verdict("confirmed", reason, Outcome.CONFIRMED)
+    return inconclusive(INCONCLUSIVE, reason)
 
 
 def speedup_about_verdict(speedup: Estimate, k: float) -> Verdict:
@@ -317,16 +364,16 @@ def speedup_about_verdict(speedup: Estimate, k: float) -> Verdict:
     """
     why = f"speed-up {_ci(speedup)} vs k = {k:g}"
     if np.isnan(speedup.value):
-        return Verdict(f"{INCONCLUSIVE}: neither reaches the level", why)
+        return inconclusive(f"{INCONCLUSIVE}: neither reaches the level", why)
     if speedup.value == 0:
-        return Verdict(f"{INCONCLUSIVE}: the student never reaches the level", why)
+        return inconclusive(f"{INCONCLUSIVE}: the student never reaches the level", why)
     if speedup.low == 0 or np.isinf(speedup.high):
-        return Verdict(f"{INCONCLUSIVE}: the CI reaches 0 or infinity",
-                       f"{why}: some resamples never reach the level")
+        return inconclusive(f"{INCONCLUSIVE}: the CI reaches 0 or infinity",
+                            f"{why}: some resamples never reach the level")
     if speedup.low <= k <= speedup.high:
-        return Verdict(f"about {k:g}x", f"{why}: k lies inside the CI")
+        return Verdict(f"about {k:g}x", f"{why}: k lies inside the CI", Outcome.YES)
     side = "faster" if speedup.low > k else "slower"
-    return Verdict(f"{side} than {k:g}x", f"{why}: the CI excludes k")
+    return Verdict(f"{side} than {k:g}x", f"{why}: the CI excludes k", Outcome.NO)
 
 
 def subsample_verdict(speedups: dict[int, Estimate]) -> Verdict:
@@ -338,56 +385,28 @@ def subsample_verdict(speedups: dict[int, Estimate]) -> Verdict:
     """
     per = {k: speedup_about_verdict(sp, k) for k, sp in speedups.items()}
     reason = "; ".join(f"k = {k}: {v.reason}" for k, v in sorted(per.items()))
-    if any(v.label.startswith(("faster", "slower")) for v in per.values()):
-        return Verdict("refuted", reason)
+    if any(v.outcome is Outcome.NO for v in per.values()):
+        return Verdict("refuted", reason, Outcome.REFUTED)
     if any(v.inconclusive for v in per.values()):
-        return Verdict(INCONCLUSIVE, reason)
+        return inconclusive(INCONCLUSIVE, reason)
     top = max(speedups)
     if top > 1 and speedups[top].low <= 1:
-        return Verdict(f"{INCONCLUSIVE}: k = {top}'s CI does not exclude 1", reason)
-    return Verdict("confirmed", reason)
-
-
-def difference_of_means(a: np.ndarray, b: np.ndarray, confidence: float = 0.95,
-                        n_resamples: int = 2000, seed: int = 0) -> Estimate:
-    """mean(a) - mean(b) with a percentile-bootstrap CI; a (n,), b (m,) independent units
-    resampled independently (e.g. students over train x eval seeds vs a baseline)."""
-    return difference_ci(a, b, False, confidence, n_resamples, seed)
-
-
-def ratio_of_means(num: np.ndarray, den: np.ndarray, paired: bool = True,
-                   confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0) -> Estimate:
-    """mean(num) / mean(den) with a percentile-bootstrap CI over units.
-
-    num, den: (n,) and (m,) per-unit values (n == m when ``paired``: the same units,
-    resampled together). ``den`` must have a positive mean.
-    """
-    a, b = np.asarray(num, np.float64).ravel(), np.asarray(den, np.float64).ravel()
-    if paired and a.size != b.size:
-        raise ValueError(f"paired units need equal sizes; got {a.size} and {b.size}")
-    if b.mean() <= 0:
-        raise ValueError("ratio_of_means needs a denominator with a positive mean")
-    value = float(a.mean() / b.mean())
-    rng = np.random.default_rng(seed)
-    ia = rng.integers(0, a.size, (n_resamples, a.size))
-    ib = ia if paired else rng.integers(0, b.size, (n_resamples, b.size))
-    den_s = np.maximum(b[ib].mean(axis=1), 1e-12)
-    boot = a[ia].mean(axis=1) / den_s
-    alpha = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(boot, [alpha, 1.0 - alpha])
-    return Estimate(value, min(float(lo), value), max(float(hi), value), confidence)
+        return inconclusive(f"{INCONCLUSIVE}: k = {top}'s CI does not exclude 1", reason)
+    return Verdict("confirmed", reason, Outcome.CONFIRMED)
 
 
 __all__ = [
     "INCONCLUSIVE",
+    "Outcome",
     "Verdict",
+    "GATE",
+    "competence_gate",
+    "inconclusive",
     "continuation_verdict",
     "cutoff_verdict",
-    "difference_of_means",
     "exceedance_verdict",
     "position",
     "reference_learns",
-    "ratio_of_means",
     "regret_trend_verdict",
     "tracks_reference_verdict",
     "versus_random_verdict",
