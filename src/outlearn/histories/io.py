@@ -43,6 +43,7 @@ __all__ = ["History", "episode_returns", "write_history"]
 LIBVER = ("v110", "v110")  # fixed on-disk format: files do not change with the HDF5 version
 VERIFY_AUTO_BYTES = 32 * 2**20  # History(verify="auto") checksums files up to this size
 _ROW_BLOCK = 256
+_SMALL_CHUNK_BYTES = 64 * 2**20
 
 
 def episode_returns(
@@ -116,12 +117,19 @@ def _learner_arrays(learners: LearnerInfo, L: int) -> dict[str, np.ndarray]:
 
 
 def _dataset(f: h5py.Group, name: str, a: np.ndarray, chunk_steps: int | None) -> None:
-    """Create one dataset; chunked (1, chunk_steps, ...) and compressed when asked."""
+    """Create one dataset, always with a fletcher32 checksum (a flipped byte is an error
+    on read, never a wrong value): chunked (1, chunk_steps, ...) and compressed when
+    ``chunk_steps`` is given, else one uncompressed chunk (the small per-learner arrays)."""
     kw: dict[str, Any] = {"track_times": False}
-    if chunk_steps is not None and a.size > 0:
-        chunks = (1, min(chunk_steps, a.shape[1]), *a.shape[2:])
-        kw.update(chunks=chunks, compression="gzip", compression_opts=GZIP_LEVEL,
-                  shuffle=True, fletcher32=True)
+    if a.size > 0 and a.ndim >= 1:
+        if chunk_steps is not None:
+            chunks = (1, min(chunk_steps, a.shape[1]), *a.shape[2:])
+            kw.update(chunks=chunks, compression="gzip", compression_opts=GZIP_LEVEL,
+                      shuffle=True)
+        else:  # whole rows, at most ~64 MiB a chunk (HDF5 caps a chunk at 4 GiB)
+            row = max(1, a.nbytes // a.shape[0])
+            kw.update(chunks=(max(1, min(a.shape[0], _SMALL_CHUNK_BYTES // row)), *a.shape[1:]))
+        kw.update(fletcher32=True)
     f.create_dataset(name, data=a, **kw)
 
 
