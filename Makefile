@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export XLA_FLAGS ?= --xla_force_host_platform_device_count=1
 export JAX_PLATFORMS ?= cpu
 
-.PHONY: demo test test-slow lint bench install
+.PHONY: demo test test-slow test-badinput lint bench install
 
 $(STAMP): requirements.lock pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -23,6 +23,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/python -m pytest
+
+test-badinput: $(STAMP)
+	$(BIN)/python -m pytest -m badinput -q
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q

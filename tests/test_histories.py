@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import outlearn.histories.io as hio
-from outlearn.errors import ConfigError, HistoryFileError
+from outlearn.errors import ConfigError, DiskFullError, HistoryFileError
 from outlearn.histories import (
     SCHEMA_VERSION,
     History,
@@ -202,7 +202,8 @@ def test_full_disk_is_a_clear_error(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(hio, "_dataset", full)
-    with pytest.raises(HistoryFileError, match="disk full while writing"):
+    with pytest.raises(DiskFullError, match="no space left on device writing .*h.h5: free "
+                       "space and re-run; finished work is kept"):
         write_history(tmp_path / "h.h5", make_traj(0), make_meta(), make_info())
     assert list(tmp_path.iterdir()) == []
 

@@ -19,7 +19,8 @@ import numpy as np
 from pydantic import Field, model_validator
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from outlearn.config import Config, load_toml
+from outlearn.atomic import check_output
+from outlearn.config import Config, Seed, load_toml
 from outlearn.errors import ConfigError
 from outlearn.histories.io import write_history
 from outlearn.histories.schema import HistoryMeta, LearnerInfo, flatten_task_params
@@ -47,7 +48,7 @@ class TeacherSection(Config):
 
 
 class TasksSection(Config):
-    seed: int = Field(0, description="seed of the train/test task split")
+    seed: Seed = Field(0, description="seed of the train/test task split")
     n_train: int = Field(ge=0)
     n_test: int = Field(0, ge=0)
 
@@ -62,7 +63,7 @@ class CollectConfig(Config):
     learners_per_task: int = Field(1, ge=1)
     num_steps: int | None = Field(None, ge=1)
     num_episodes: int | None = Field(None, ge=1)
-    seed: int = Field(0, ge=0, description="seed of the learners' keys")
+    seed: Seed = Field(0, description="seed of the learners' keys")
     out: Path
     chunk_steps: int = Field(1024, ge=1, description="steps per jitted chunk and per file chunk")
 
@@ -156,10 +157,16 @@ class _Progress:
 
 
 def collect(cfg: CollectConfig, *, progress: bool = True, created_by: str = "") -> Path:
-    """Run the collection ``cfg`` and write its history file atomically; returns the path."""
+    """Run the collection ``cfg`` and write its history file atomically; returns the path.
+
+    Before any work: ``out`` must be writable (:func:`outlearn.atomic.check_output`) and
+    the run must fit in memory (:func:`outlearn.resources.estimate_collect`)."""
+    from outlearn.resources import check_memory, estimate_collect
     from outlearn.rollout import rollout_scan
 
+    check_output(cfg.out, "out", kind="file")
     family, teacher = _build(cfg)
+    check_memory(estimate_collect(cfg, family, teacher))
     num_steps = resolve_num_steps(cfg, family.episode_len)
     task_ids, split = plan_learners(cfg, family)
     seeds = learner_seeds(cfg.seed, len(task_ids))

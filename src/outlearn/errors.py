@@ -19,3 +19,15 @@ class CheckpointError(OutlearnError):
 
 class TrainingError(OutlearnError):
     """Training diverged (a loss that is not finite)."""
+
+
+class ResourceError(ConfigError):
+    """A run's estimated memory exceeds what the machine has available."""
+
+
+class DiskFullError(OutlearnError):
+    """The disk filled up while writing an output; finished outputs are kept."""
+
+
+class RunLockedError(OutlearnError):
+    """Another process is running in the same run directory."""

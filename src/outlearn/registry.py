@@ -23,8 +23,9 @@ from outlearn.errors import ConfigError
 class Registry:
     """A name -> factory mapping with entry-point discovery and helpful errors."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, plural: str | None = None):
         self.kind = kind
+        self.plural = plural or f"{kind}s"  # "studies", not "studys"
         self._items: dict[str, Callable[..., Any]] = {}
         self._loaded_entry_points = False
 
@@ -41,7 +42,7 @@ class Registry:
         if self._loaded_entry_points:
             return
         self._loaded_entry_points = True
-        for ep in entry_points(group=f"outlearn.{self.kind}s"):
+        for ep in entry_points(group=f"outlearn.{self.plural}"):
             if ep.name not in self._items:
                 self._items[ep.name] = ep.load()
 
@@ -50,8 +51,8 @@ class Registry:
         if name not in self._items:
             known = ", ".join(sorted(self._items)) or "(none)"
             raise ConfigError(
-                f"unknown {self.kind} {name!r}; known {self.kind}s: {known}. "
-                f"Fix the name, or register yours with @{self.kind.upper()}S.register({name!r})."
+                f"unknown {self.kind} {name!r}; known {self.plural}: {known}. "
+                f"Fix the name, or register yours with @{self.plural.upper()}.register({name!r})."
             )
         return self._items[name]
 
@@ -67,4 +68,4 @@ class Registry:
 ENVS = Registry("env")
 TEACHERS = Registry("teacher")
 STUDENTS = Registry("student")
-STUDIES = Registry("study")
+STUDIES = Registry("study", "studies")

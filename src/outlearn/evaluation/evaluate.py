@@ -21,8 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 from pydantic import Field, model_validator
 
-from outlearn.atomic import atomic_path, atomic_write_text
-from outlearn.config import Config, load_toml
+from outlearn.atomic import atomic_path, atomic_write_text, check_output
+from outlearn.config import Config, Seed, load_toml
 from outlearn.envs.base import TaskFamily, split_tasks
 from outlearn.errors import CheckpointError, ConfigError
 from outlearn.evaluation.baselines import BASELINES, make_baseline, make_teacher
@@ -53,7 +53,7 @@ class TaskSpec(Config):
     tasks the student never saw. ``n`` takes the first n of the split (all: None).
     """
 
-    seed: int = 0
+    seed: Seed = 0
     split: Literal["train", "test"] = "test"
     n_train: int = Field(0, ge=0)
     n_test: int = Field(0, ge=0)
@@ -99,7 +99,7 @@ class EvalConfig(Config):
     tasks: TaskSpec
     learners: list[LearnerSpec] = Field(min_length=1)
     num_episodes: int = Field(ge=1, description="horizon; may exceed anything in training")
-    seeds: list[int] = Field(default=[0], min_length=1)
+    seeds: list[Seed] = Field(default=[0], min_length=1)
     mode: Literal["greedy", "sample"] = "sample"  # students only: argmax or sample
     out_dir: Path = Path("runs")
     last_n: int | None = Field(None, ge=1, description="episodes averaged for the asymptote")
@@ -147,7 +147,9 @@ def select_tasks(family: TaskFamily, spec: TaskSpec) -> np.ndarray:
 
 def unit_keys(seed: int, task_ids: np.ndarray) -> jax.Array:
     """(T,) PRNG keys, one per task, from the seed and the task id only."""
-    root = jax.random.key(seed)
+    root = jax.random.key(seed & 0xFFFFFFFF)  # jax keeps the low 32 bits of a seed:
+    if seed >> 32:  # fold the high ones in, so seeds >= 2**32 do not alias small ones
+        root = jax.random.fold_in(root, seed >> 32)
     ids = np.asarray(task_ids, dtype=np.int64)
     hi = jnp.asarray((ids >> 32).astype(np.uint32))
     lo = jnp.asarray((ids & 0xFFFFFFFF).astype(np.uint32))
@@ -316,9 +318,16 @@ def _run_all(cfg: EvalConfig, family: TaskFamily, task_ids: np.ndarray, progress
 
 
 def evaluate(cfg: EvalConfig, *, progress: bool = True) -> Path:
-    """Run every learner of ``cfg`` on the same tasks and seeds; return the run dir."""
+    """Run every learner of ``cfg`` on the same tasks and seeds; return the run dir.
+
+    Before any work: ``out_dir`` must be writable and the run must fit in memory
+    (:func:`outlearn.resources.estimate_eval`)."""
+    from outlearn.resources import check_memory, estimate_eval
+
+    check_output(cfg.out_dir, "out_dir", kind="dir")
     family = make_family(cfg.env)
     task_ids = select_tasks(family, cfg.tasks)
+    check_memory(estimate_eval(cfg, family, int(task_ids.size)))
     bandit = family.episode_len == 1
     results = _run_all(cfg, family, task_ids, progress)
     run_dir = Path(cfg.out_dir) / f"eval-{cfg.content_hash()}"

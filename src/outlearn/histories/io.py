@@ -19,7 +19,7 @@ from typing import IO, Any
 import h5py
 import numpy as np
 
-from outlearn.atomic import atomic_path, is_disk_full
+from outlearn.atomic import atomic_write_bytes, disk_full_error, is_disk_full, temp_name
 from outlearn.errors import HistoryFileError
 from outlearn.histories.schema import (
     COMPLETE_ATTR,
@@ -43,6 +43,8 @@ __all__ = ["History", "episode_returns", "write_history"]
 LIBVER = ("v110", "v110")  # fixed on-disk format: files do not change with the HDF5 version
 VERIFY_AUTO_BYTES = 32 * 2**20  # History(verify="auto") checksums files up to this size
 _ROW_BLOCK = 256
+_SMALL_CHUNK_BYTES = 64 * 2**20
+_CORE_BLOCK = 4 * 2**20  # the in-memory file grows by this much at a time
 
 
 def episode_returns(
@@ -116,12 +118,19 @@ def _learner_arrays(learners: LearnerInfo, L: int) -> dict[str, np.ndarray]:
 
 
 def _dataset(f: h5py.Group, name: str, a: np.ndarray, chunk_steps: int | None) -> None:
-    """Create one dataset; chunked (1, chunk_steps, ...) and compressed when asked."""
+    """Create one dataset, always with a fletcher32 checksum (a flipped byte is an error
+    on read, never a wrong value): chunked (1, chunk_steps, ...) and compressed when
+    ``chunk_steps`` is given, else one uncompressed chunk (the small per-learner arrays)."""
     kw: dict[str, Any] = {"track_times": False}
-    if chunk_steps is not None and a.size > 0:
-        chunks = (1, min(chunk_steps, a.shape[1]), *a.shape[2:])
-        kw.update(chunks=chunks, compression="gzip", compression_opts=GZIP_LEVEL,
-                  shuffle=True, fletcher32=True)
+    if a.size > 0 and a.ndim >= 1:
+        if chunk_steps is not None:
+            chunks = (1, min(chunk_steps, a.shape[1]), *a.shape[2:])
+            kw.update(chunks=chunks, compression="gzip", compression_opts=GZIP_LEVEL,
+                      shuffle=True)
+        else:  # whole rows, at most ~64 MiB a chunk (HDF5 caps a chunk at 4 GiB)
+            row = max(1, a.nbytes // a.shape[0])
+            kw.update(chunks=(max(1, min(a.shape[0], _SMALL_CHUNK_BYTES // row)), *a.shape[1:]))
+        kw.update(fletcher32=True)
     f.create_dataset(name, data=a, **kw)
 
 
@@ -145,6 +154,11 @@ def write_history(
     ``traj``: arrays (L, S) (``probs`` (L, S, A), or None when the teacher has none);
     ``learners``: per-learner info, leading axis L. Episode arrays are computed here.
     Nothing appears at ``path`` unless the whole file was written, flushed and fsynced.
+
+    HDF5 builds the file in memory (the same bytes its disk driver writes) and
+    :func:`~outlearn.atomic.atomic_write_bytes` writes them: a full disk is then one
+    :class:`~outlearn.errors.DiskFullError`, never an HDF5 library left in a broken state
+    (which crashed the process at exit).
     """
     if chunk_steps < 1:
         raise HistoryFileError(f"chunk_steps={chunk_steps}: use a positive chunk length")
@@ -154,25 +168,30 @@ def write_history(
     ret, lens = episode_returns(arrays["rewards"], arrays["terminated"], arrays["truncated"])
     path = Path(path)
     try:
-        with atomic_path(path, error=HistoryFileError) as tmp:
-            with h5py.File(tmp, "w", libver=LIBVER) as f:
-                for name, a in arrays.items():
-                    _dataset(f, name, a, chunk_steps)
-                _dataset(f, "episode_returns", ret, chunk_steps)
-                _dataset(f, "episode_lengths", lens, chunk_steps)
-                for name, a in per_learner.items():
-                    _dataset(f, name, a, None)
-                g = _group(f, TASK_PARAMS_GROUP)
-                for name in sorted(learners.task_params):
-                    _dataset(g, name, np.asarray(learners.task_params[name]), None)
-                for k, v in meta.to_attrs().items():
-                    f.attrs[k] = v
-                f.flush()
-                f.attrs[COMPLETE_ATTR] = True  # last: a file without it was interrupted
-                f.flush()
+        with h5py.File(str(temp_name(path)), "w", driver="core", backing_store=False,
+                       block_size=_CORE_BLOCK, libver=LIBVER) as f:
+            for name, a in arrays.items():
+                _dataset(f, name, a, chunk_steps)
+            _dataset(f, "episode_returns", ret, chunk_steps)
+            _dataset(f, "episode_lengths", lens, chunk_steps)
+            for name, a in per_learner.items():
+                _dataset(f, name, a, None)
+            g = _group(f, TASK_PARAMS_GROUP)
+            for name in sorted(learners.task_params):
+                _dataset(g, name, np.asarray(learners.task_params[name]), None)
+            for k, v in meta.to_attrs().items():
+                f.attrs[k] = v
+            f.flush()
+            f.attrs[COMPLETE_ATTR] = True  # last: a file without it was interrupted
+            f.flush()
+            image = f.id.get_file_image()
+    except (OSError, RuntimeError) as err:
+        if is_disk_full(err):
+            raise disk_full_error(path) from err
+        raise HistoryFileError(f"cannot build history file {path} in memory: {err}") from err
+    try:
+        atomic_write_bytes(path, image)
     except OSError as err:
-        if is_disk_full(err):  # pragma: no cover - atomic_path converts it already
-            raise
         raise HistoryFileError(f"cannot write history file {path}: {err}. "
                                "Check that its directory is writable.") from err
     return path

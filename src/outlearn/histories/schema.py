@@ -15,6 +15,11 @@ One HDF5 file per collection, flat per learner (the XLand-100B layout). ``L`` le
 * group ``task_params/``: each leaf of the task pytree, leading axis L, named by its
   path (``goal``, ``means``, ``a.b``).
 
+Every dataset carries a fletcher32 checksum, so a flipped byte is a read error, never a
+wrong value (the per-learner ones and ``task_params/`` as uncompressed chunks of whole
+rows). Files written before those had it still read: the layout and the schema version
+are unchanged and readers do not depend on the filter.
+
 File attributes: see :class:`HistoryMeta`; ``complete=True`` is written last.
 :func:`open_validated` checks a file against this schema when it is opened.
 """

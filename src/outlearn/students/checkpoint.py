@@ -8,6 +8,8 @@ numpy Generator. Files are ``<out>/checkpoints/step-<step:08d>.pt``.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import re
 from pathlib import Path
@@ -15,10 +17,11 @@ from typing import Any
 
 import torch
 
-from outlearn.atomic import atomic_path
+from outlearn.atomic import atomic_write_bytes
 from outlearn.errors import CheckpointError
 
 FORMAT_VERSION = 1
+DIGEST = "sha256"  # key of the contents' digest (checkpoints from before it have none)
 _NAME = re.compile(r"^step-(\d{8})\.pt$")
 
 
@@ -31,10 +34,17 @@ def checkpoint_path(out: str | Path, step: int) -> Path:
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` (plus the format version) atomically to ``path``."""
+    """Write ``payload`` (plus the format version) atomically to ``path``.
+
+    torch serialises to memory and :func:`~outlearn.atomic.atomic_write_bytes` writes the
+    bytes, so a full disk is a :class:`~outlearn.errors.DiskFullError` (torch reports one
+    as a RuntimeError without an errno)."""
     path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save({**payload, "format_version": FORMAT_VERSION}, tmp)
+    body = {**payload, "format_version": FORMAT_VERSION}
+    body[DIGEST] = payload_digest(body)
+    buf = io.BytesIO()
+    torch.save(body, buf)
+    atomic_write_bytes(path, buf.getbuffer())
     return path
 
 
@@ -70,7 +80,40 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"checkpoint {path} has format version {version}; this code reads version "
             f"{FORMAT_VERSION}. Retrain into a new out dir (or delete the old checkpoints)."
         )
+    want = ck.pop(DIGEST, None)  # checkpoints written before digests were added have none
+    if want is not None and payload_digest(ck) != want:
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt: its contents (weights, optimiser or RNG state) no "
+            "longer match the digest written with them. Delete it to resume from the one "
+            "before, or start a new out dir")
     return ck
+
+
+def _feed(h: Any, obj: Any) -> None:
+    """Feed a canonical encoding of ``obj`` (nested dicts, lists, tensors, scalars) to ``h``."""
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(obj, dict):
+        h.update(f"D{len(obj)}|".encode())
+        for k in sorted(obj, key=repr):
+            h.update(f"{k!r}:".encode())
+            _feed(h, obj[k])
+    elif isinstance(obj, list | tuple):
+        h.update(f"L{len(obj)}|".encode())
+        for v in obj:
+            _feed(h, v)
+    else:
+        h.update(f"V{obj!r}|".encode())
+
+
+def payload_digest(payload: dict[str, Any]) -> str:
+    """sha256 of a checkpoint's contents (every tensor's bytes, every value; not the
+    digest itself): a flipped byte in the weights is detected when the file is read."""
+    h = hashlib.sha256()
+    _feed(h, {k: v for k, v in payload.items() if k != DIGEST})
+    return h.hexdigest()
 
 
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:

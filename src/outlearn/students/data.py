@@ -25,7 +25,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from outlearn.errors import ConfigError
+from outlearn.errors import ConfigError, HistoryFileError
 from outlearn.students.tokens import step_inputs
 
 Labels = Literal["actions", "probs", "optimal", "gap"]
@@ -106,6 +106,31 @@ def split_train_val(
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
+_RANGES = {"obs": "num_obs", "actions": "num_actions", "optimal_actions": "num_actions"}
+
+
+def check_ranges(src: Any, learner: int, start: int, w: dict[str, np.ndarray]
+                 ) -> dict[str, np.ndarray]:
+    """``w`` (a window of ``src`` from step ``start``) when its observations and actions lie
+    in ``[0, num_obs)`` and ``[0, num_actions)``; else a HistoryFileError naming the first
+    bad value (the models would index past their embedding tables)."""
+    for key, size_name in _RANGES.items():
+        a = w.get(key)
+        if a is None or a.size == 0:
+            continue
+        n = int(getattr(src, size_name))
+        bad = np.flatnonzero((a < 0) | (a >= n))
+        if bad.size:
+            i = int(bad[0])
+            where = getattr(src, "path", "the history")
+            raise HistoryFileError(
+                f"history {where}: learner {learner} has {key}={int(a[i])} at step "
+                f"{start + i}, outside [0, {size_name}={n}) of the file's metadata. Its "
+                f"arrays and {size_name} disagree: re-collect it with `outlearn collect`, "
+                "or fix the file's arrays or its num_obs/num_actions attributes")
+    return w
+
+
 class WindowSampler:
     """Random training windows. ``kind``: ``"sequence"`` (AD, GRU) or ``"set"`` (DPT).
 
@@ -153,12 +178,17 @@ class WindowSampler:
 
     def window(self, learner: int, start: int, length: int) -> dict[str, np.ndarray]:
         """Steps [start, start + length) of one learner, from memory when the train
-        learners' rows fit in :data:`CACHE_BYTES` (read once each), else from the source."""
+        learners' rows fit in :data:`CACHE_BYTES` (read once each), else from the source.
+        Observations and actions outside the file's ``num_obs`` / ``num_actions`` (a
+        hand-made history) raise :class:`HistoryFileError`."""
         if not self._cache_rows:
-            return self.src.window(learner, start, length)
+            return check_ranges(self.src, learner, start,
+                                self.src.window(learner, start, length))
         row = self._rows.get(learner)
         if row is None:
-            row = self._rows[learner] = self.src.window(learner, 0, self.src.num_steps)
+            row = check_ranges(self.src, learner, 0,
+                               self.src.window(learner, 0, self.src.num_steps))
+            self._rows[learner] = row
         return {k: v[start:start + length] for k, v in row.items()}
 
     def state(self) -> dict[str, Any]:

@@ -10,8 +10,10 @@ order (:mod:`outlearn.students.sharded`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -21,10 +23,17 @@ import torch
 from pydantic import Field, field_validator, model_validator
 from torch import nn
 
-from outlearn.atomic import atomic_write_text
-from outlearn.config import Config, load_toml, parse_config
+from outlearn.atomic import (
+    atomic_write_bytes,
+    atomic_write_text,
+    check_output,
+    disk_full_error,
+    is_disk_full,
+)
+from outlearn.config import Config, Seed, load_toml, parse_config
 from outlearn.errors import CheckpointError, ConfigError, HistoryFileError, TrainingError
 from outlearn.registry import STUDENTS
+from outlearn.resources import check_memory, estimate_train
 from outlearn.students import ad, dpt, gru  # noqa: F401  (registers the students)
 from outlearn.students.checkpoint import (
     check_compatible,
@@ -91,7 +100,7 @@ class TrainConfig(Config):
     student: StudentSpec = Field(default_factory=StudentSpec)
     data: DataConfig = Field(default_factory=DataConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
-    seed: int = 0
+    seed: Seed = 0
     out: Path = Path("runs/train")
     checkpoint_every: int = Field(500, ge=1)
     val_every: int = Field(250, ge=1)
@@ -175,6 +184,7 @@ class HistoryAdapter:
         from outlearn.histories.io import History
 
         self.h = History(path)
+        self.path = path
         meta = self.h.meta
         self.env_name = meta.env_name
         self.num_obs, self.num_actions = int(meta.num_obs), int(meta.num_actions)
@@ -234,6 +244,7 @@ class _Run:
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, lambda s: lr_factor(s, o.warmup_steps, o.total_steps))
         self.step = 0
+        self.history_sha256: str | None = None
 
     def payload(self) -> dict[str, Any]:
         return {
@@ -243,6 +254,7 @@ class _Run:
             "dims": self.dims, "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
             "torch_rng": torch.get_rng_state(), "sampler_rng": self.sampler.state(),
+            "history_sha256": self.history_sha256,
             **({"cuda_rng": torch.cuda.get_rng_state(self.device)}
                if self.device.type == "cuda" else {}),
         }
@@ -298,13 +310,42 @@ def train(cfg: TrainConfig, *, stop_after: int | None = None, quiet: bool = Fals
     """
     if stop_after is not None and stop_after < 1:
         raise ValueError(f"stop_after={stop_after}: use None or a positive number of steps")
+    check_output(cfg.out, "out", kind="dir")
+    if Path(cfg.history).is_dir():
+        raise HistoryFileError(f"history {cfg.history} is a directory: give the .h5 file "
+                               "(check `history`)")
     if not Path(cfg.history).is_file():
         raise HistoryFileError(f"history file {cfg.history} does not exist: check `history`")
     src = HistoryAdapter(Path(cfg.history))
     try:
+        check_memory(estimate_train(cfg, src.num_obs, src.num_actions,
+                                    len(src.learners("train")), src.num_steps))
         return _train(cfg, src, stop_after, quiet)
     finally:
         src.close()
+
+
+def history_digest(path: str | Path) -> str:
+    """sha256 (hex) of a history file's bytes: a checkpoint records the data it was
+    trained on, and a resume refuses a file that changed since."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(8 * 2**20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_same_history(ck: dict[str, Any], prev: Path, cfg: TrainConfig, digest: str) -> None:
+    """Refuse to resume when the history changed since the checkpoint was written
+    (checkpoints from before this check carry no digest and are not checked)."""
+    then = ck.get("history_sha256")
+    if then is not None and then != digest:
+        raise CheckpointError(
+            f"history {cfg.history} changed since the checkpoint {prev} was written (sha256 "
+            f"{then[:12]}... then, {digest[:12]}... now): train into a new out dir, or "
+            "restore the history the run started with")
 
 
 def _upgraded(ck: dict[str, Any]) -> str | None:
@@ -318,22 +359,88 @@ def _upgraded(ck: dict[str, Any]) -> str | None:
 def _train(cfg: TrainConfig, src: HistoryAdapter, stop_after: int | None, quiet: bool) -> Path:
     prev = latest_checkpoint(cfg.out)
     ck = load_checkpoint(prev) if prev is not None else None
+    digest = history_digest(cfg.history)
     if ck is not None:
         check_compatible(ck, prev, cfg.resume_json(), cfg.resume_hash(), _upgraded(ck))
+        check_same_history(ck, prev, cfg, digest)
     check_history(src, cfg, ck)
     run = _Run(cfg, src)
+    run.history_sha256 = digest
     if ck is not None:
         run.restore(ck)
     total = cfg.optim.total_steps
     if run.step >= total:
         return prev  # type: ignore[return-value]
-    Path(cfg.out).mkdir(parents=True, exist_ok=True)
-    atomic_write_text(Path(cfg.out) / "config.json", cfg.to_json())
+    out = Path(cfg.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        if is_disk_full(err):
+            raise disk_full_error(out) from err
+        raise
+    atomic_write_text(out / "config.json", cfg.to_json())
+    trim_metrics(out / METRICS, run.step)
     end = total if stop_after is None else min(total, run.step + stop_after)
     try:
         return _loop(run, end, quiet)
     finally:
         run.stepper.close()
+
+
+METRICS = "metrics.jsonl"
+
+
+def trim_metrics(path: Path, step: int) -> None:
+    """Keep the records of ``metrics.jsonl`` up to ``step`` (the checkpoint a run resumes
+    from): records an interrupted run wrote after it, and a torn last line, are dropped,
+    so the resumed run's records are not duplicates."""
+    if not path.exists():
+        return
+    raw = path.read_bytes()
+    keep = []
+    for line in raw.splitlines(keepends=True):
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        at = rec.get("step") if isinstance(rec, dict) else None
+        if line.endswith(b"\n") and isinstance(at, int) and at <= step:
+            keep.append(line)
+    new = b"".join(keep)
+    if new != raw:
+        atomic_write_bytes(path, new)
+
+
+class _MetricsLog:
+    """``metrics.jsonl`` opened for appending whole lines: a line whose write fails (a full
+    disk) is cut off again, so the file never holds a torn record."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def write(self, rec: dict[str, Any]) -> None:
+        data = (json.dumps(rec) + "\n").encode()
+        size = os.fstat(self.fd).st_size
+        try:
+            done = 0
+            while done < len(data):
+                done += os.write(self.fd, data[done:])
+        except OSError as err:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.fd, size)
+            if is_disk_full(err):
+                raise disk_full_error(self.path) from err
+            raise
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def __enter__(self) -> _MetricsLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _loop(run: _Run, end: int, quiet: bool) -> Path:
@@ -345,7 +452,7 @@ def _loop(run: _Run, end: int, quiet: bool) -> Path:
             TextColumn("{task.completed}/{task.total} {task.fields[info]}"),
             TimeRemainingColumn()]
     last = None
-    log = (Path(cfg.out) / "metrics.jsonl").open("a")
+    log = _MetricsLog(Path(cfg.out) / METRICS)
     with log, Progress(*cols, disable=quiet) as prog:
         task = prog.add_task("train", total=cfg.optim.total_steps, completed=run.step,
                              kind=cfg.student.kind, info="")
@@ -358,7 +465,7 @@ def _loop(run: _Run, end: int, quiet: bool) -> Path:
                 rec["val_loss"] = run.val_loss()
             tps = tokens * (run.step - n0) / max(1e-9, time.perf_counter() - t0)
             rec["tokens_per_s"] = tps
-            log.write(json.dumps(rec) + "\n")
+            log.write(rec)
             prog.update(task, completed=run.step, info=f"loss {loss:.3f} {tps:,.0f} tok/s")
             if run.step % cfg.checkpoint_every == 0 or run.step == end:
                 last = save_checkpoint(checkpoint_path(cfg.out, run.step), run.payload())
@@ -374,7 +481,18 @@ def load_student(path: str | Path, device: str | None = None) -> tuple[nn.Module
     """A trained student (eval mode, frozen, on ``device``: see :mod:`.device`) and its
     config, from a checkpoint file or an out dir (its latest checkpoint)."""
     ck = load_checkpoint(path)
-    cfg = parse_config(TrainConfig, json.loads(ck["train_config"]), f"checkpoint {path}")
+    missing = [k for k in ("train_config", "model_kind", "model_config", "dims", "model")
+               if k not in ck]
+    if missing:
+        raise CheckpointError(
+            f"checkpoint {path} lacks {', '.join(missing)}: it was not written by `outlearn "
+            "train` (or by a version that recorded them); retrain with this version")
+    try:
+        data = json.loads(ck["train_config"])
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"checkpoint {path} has an unreadable train_config ({err}): "
+                              "retrain with this version") from None
+    cfg = parse_config(TrainConfig, data, f"checkpoint {path}")
     try:
         model = make_model(ck["model_kind"], ck["model_config"], **ck["dims"])
         model.load_state_dict(ck["model"])

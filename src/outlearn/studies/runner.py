@@ -7,14 +7,20 @@ validated by that study's config model. The run directory is
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import json
 import os
 import platform
 import shlex
+import socket
 import sys
 import time
-import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from outlearn.atomic import atomic_write_text
 from outlearn.config import parse_config
@@ -51,13 +57,46 @@ def list_components() -> str:
     return "\n".join(out)
 
 
-def read_study_toml(path: Path) -> tuple[str, dict]:
-    if not Path(path).is_file():
-        raise ConfigError(f"config file {path} does not exist: check the path")
+LOCK_NAME = ".lock"
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[Path]:
+    """Hold ``<run_dir>/.lock`` (``fcntl.flock``, exclusive, non-blocking) while a run
+    works in ``run_dir``; a second run of the same directory refuses at once with
+    :class:`~outlearn.errors.RunLockedError` naming the directory and the pid (and host)
+    that holds it. Released when the block ends, by an exception too, and by the OS when
+    the process dies (``kill -9`` included)."""
+    from outlearn.errors import RunLockedError
+
+    path = Path(run_dir) / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        data = tomllib.loads(Path(path).read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"config file {path} is not valid TOML: {err}") from None
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise
+        raise RunLockedError(
+            f"run directory {run_dir} is in use by another outlearn run (pid {holder}): wait "
+            "for it to finish or stop it; two runs of one directory would compute every "
+            "stage twice") from None
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def read_study_toml(path: Path) -> tuple[str, dict]:
+    from outlearn.config import read_toml  # a missing, non-UTF-8 or bad file: ConfigError
+
+    data = read_toml(path)
     if "study" not in data:
         raise ConfigError(f"{path}: missing key 'study': name the study, e.g. study = \"cutoff\"")
     return str(data.pop("study")), data
@@ -72,7 +111,17 @@ def run_study(name: str, data: dict, out: Path, source: str = "<dict>",
     study = STUDIES.get(name)
     cfg = parse_config(study.config_model, data, source)
     run_dir = Path(out) / f"{name}-{cfg.content_hash()}"
+    from outlearn.atomic import check_output
+
+    check_output(out, "out", kind="dir")
     run_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(run_dir):
+        return _run_locked(name, study, cfg, run_dir, source, command, quiet, workers, address)
+
+
+def _run_locked(name: str, study: Any, cfg: Any, run_dir: Path, source: str,
+                command: str | None, quiet: bool, workers: int, address: str | None) -> Path:
+    """:func:`run_study`'s work, while this process holds the run directory's lock."""
     from outlearn import __version__
 
     command = command or "outlearn run " + shlex.join(sys.argv[2:] or [source])
