@@ -182,6 +182,9 @@ def test_a_cut_past_the_history_end_is_refused_before_training(tiny):
     ({"horizon_extrapolation": {"env": {"name": "darkroom"}}}, "is not a bandit"),
     ({"student": {"kind": "transformer"}}, "unknown student 'transformer'"),
     ({"cutz": [0.4]}, "unknown key 'cutz'"),
+    ({"train_seeds": [0, -1]}, "train_seeds"),
+    ({"eval": {"episodes": 24, "seeds": [2**63]}}, "seeds"),
+    ({"seed": -3}, "seed"),
 ])
 def test_impossible_configs_are_refused_before_any_work(tmp_path, over, message):
     with pytest.raises(ConfigError, match=message):

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field
 
+from outlearn.config import Seed
 from outlearn.envs.permuted import PermutedActions
 from outlearn.evaluation import metrics as M
 from outlearn.registry import STUDIES
@@ -50,7 +51,7 @@ class ActionsConfig(TeacherStudyConfig):
     """``permutation_seed``: draws each held-out task's relabelling; ``drop_bar``: the
     relative drop of the student's return that confirms the claim."""
 
-    permutation_seed: int = Field(0, ge=0)
+    permutation_seed: Seed = 0
     drop_bar: float = Field(0.5, gt=0, lt=1)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from outlearn.collect import CollectConfig, EnvSection, TasksSection, TeacherSection, collect
-from outlearn.config import Config
+from outlearn.config import Config, Seed
 from outlearn.evaluation import metrics as M
 from outlearn.evaluation.baselines import make_baseline, make_teacher, stay_action
 from outlearn.evaluation.evaluate import run_learner
@@ -79,7 +79,7 @@ class StudentSection(Config):
 
 class EvalSection(Config):
     episodes: int = Field(ge=1, description=">= 3x every cut and >= teacher_episodes")
-    seeds: list[int] = Field(default=[0], min_length=1)
+    seeds: list[Seed] = Field(default=[0], min_length=1)
     last_n: int | None = Field(None, ge=1, description="episodes of the asymptote (10%)")
     mode: Literal["sample", "greedy"] = "sample"
 
@@ -93,10 +93,10 @@ class TeacherStudyConfig(Config):
     tasks: TasksSection
     learners_per_task: int = Field(1, ge=1)
     teacher_episodes: int = Field(ge=2, description="the full horizon of the histories")
-    seed: int = Field(0, ge=0)
+    seed: Seed = 0
     student: StudentSection = Field(default_factory=StudentSection)
     eval: EvalSection
-    train_seeds: list[int]
+    train_seeds: list[Seed]
     resolution: float = Field(0.1, gt=0, le=1, description="fraction of optimal that matters")
     threads: int | None = Field(None, ge=1)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field, model_validator
 
-from outlearn.config import Config
+from outlearn.config import Config, Seed
 from outlearn.registry import STUDIES
 from outlearn.report.section import Outcome, Section
 from outlearn.selfdistill.categorical import (
@@ -49,7 +49,7 @@ class CategoricalConfig(Config):
     top_k: int = Field(5, ge=1)
     top_p: float = Field(0.9, gt=0, lt=1)
     min_p: float = Field(0.1, gt=0, lt=1)
-    seed: int = 0
+    seed: Seed = 0
 
     @model_validator(mode="after")
     def _check(self) -> CategoricalConfig:

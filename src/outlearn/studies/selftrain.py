@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field, model_validator
 
-from outlearn.config import Config
+from outlearn.config import Config, Seed
 from outlearn.registry import STUDIES
 from outlearn.report.section import Outcome, Section
 from outlearn.selfdistill.addition import (
@@ -43,7 +43,7 @@ class SelfTrainConfig(Config):
     temperatures: list[float] = [0.7, 1.0, 1.3]
     filters: list[str] = list(FILTERS)
     models: list[str] = list(MODELS)
-    seed: int = 0
+    seed: Seed = 0
 
     @model_validator(mode="after")
     def _check(self) -> SelfTrainConfig:
