@@ -185,6 +185,7 @@ def test_a_cut_past_the_history_end_is_refused_before_training(tiny):
     ({"train_seeds": [0, -1]}, "train_seeds"),
     ({"eval": {"episodes": 24, "seeds": [2**63]}}, "seeds"),
     ({"seed": -3}, "seed"),
+    ({"eval": {"episodes": 10**9, "seeds": [0]}}, "eval.episodes"),
 ])
 def test_impossible_configs_are_refused_before_any_work(tmp_path, over, message):
     with pytest.raises(ConfigError, match=message):

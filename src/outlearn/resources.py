@@ -284,6 +284,24 @@ def estimate_eval(cfg: Any, family: Any = None, num_tasks: int | None = None) ->
     ))
 
 
+def estimate_in_context(family: Any, num_tasks: int, seeds: int, num_episodes: int,
+                        learners: int, fields: str) -> Estimate:
+    """A study's in-context runs: each of ``learners`` (students and references, one after
+    another) on tasks x seeds for ``num_episodes`` episodes, and all their curves."""
+    B, E = num_tasks * seeds, num_episodes
+    S = E * int(family.episode_len)
+    sizes = (f"{fields}: num_episodes ({E:,}) x episode_len ({family.episode_len}) x tasks "
+             f"({num_tasks:,}) x seeds ({seeds})")
+    needs = _rollout_needs(B, S, int(family.num_actions), _per_learner(family, None), 3, sizes,
+                           f"Lower {fields}", "env.kwargs", "the student")
+    return Estimate("eval", (
+        *needs,
+        Need("the curves of every learner", 2 * 8 * learners * B * E,
+             f"{learners} learners x tasks ({num_tasks:,}) x seeds ({seeds}) x episodes "
+             f"({E:,}) x 16 bytes", f"Lower {fields}"),
+    ))
+
+
 def estimate(cfg: Any) -> Estimate:
     """The estimate of a collect, train or eval config (a train config reads its history's
     sizes from the file's metadata)."""

@@ -118,6 +118,12 @@ class TeacherStudyConfig(Config):
         family = make_family(self.env)  # unknown names: the registries' ConfigError
         make_teacher(self.teacher.name, family, **self.teacher.kwargs)
         self.student.check()
+        from outlearn.resources import check_memory, estimate_in_context
+
+        # refuse absurd sizes now, before the collection and the training run
+        check_memory(estimate_in_context(family, self.tasks.n_test, len(self.eval.seeds),
+                                         self.eval.episodes, len(self.train_seeds) + 4,
+                                         "eval.episodes, eval.seeds or tasks.n_test"))
         return self
 
 
