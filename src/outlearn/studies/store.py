@@ -347,6 +347,8 @@ def read_result(d: Path, run_dir: str | Path) -> Any:
         raise dec.fail(f"stage result format version {doc.get('version')!r}, this outlearn "
                        f"reads version {VERSION}")
     if doc.get("arrays"):
+        if not isinstance(doc["arrays"], dict):
+            raise dec.fail("its 'arrays' entry is not an object")
         npz = Path(d) / RESULT_NPZ
         try:
             data = npz.read_bytes()
