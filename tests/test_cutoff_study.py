@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import pickle
 import re
 import shutil
 import sys
@@ -19,6 +18,7 @@ from outlearn.report.section import Outcome, Section
 from outlearn.stats import Estimate
 from outlearn.studies.base import RunContext
 from outlearn.studies.runner import run_study
+from outlearn.studies.store import read_result
 from outlearn.studies.verdicts import GATE, position
 
 TINY = {
@@ -116,8 +116,8 @@ def test_a_run_killed_in_training_resumes_to_the_same_results(tiny, monkeypatch)
     out, _ = tiny
     run_dir = _run_dir(out, _cfg())
     stages = run_dir / "stages"
-    before = {p.parent.name: pickle.loads(p.read_bytes())
-              for p in stages.glob("evaluate-*/result.pkl")}
+    before = {p.parent.name: read_result(p.parent, run_dir)
+              for p in stages.glob("evaluate-*/result.json")}
     assert len(before) == 3
     for d in [*stages.glob("train-*"), *stages.glob("evaluate-*")]:
         shutil.rmtree(d)
@@ -134,12 +134,12 @@ def test_a_run_killed_in_training_resumes_to_the_same_results(tiny, monkeypatch)
     monkeypatch.setattr(train_mod._Run, "train_step", flaky)
     with pytest.raises(KeyboardInterrupt):
         run_study("cutoff", _cfg(), out, quiet=True)
-    assert not list(stages.glob("evaluate-*/result.pkl"))
-    assert len(list(stages.glob("train-*/result.pkl"))) == 1
+    assert not list(stages.glob("evaluate-*/result.json"))
+    assert len(list(stages.glob("train-*/result.json"))) == 1
     monkeypatch.setattr(train_mod._Run, "train_step", real_step)
     run_study("cutoff", _cfg(), out, quiet=True)
-    after = {p.parent.name: pickle.loads(p.read_bytes())
-             for p in stages.glob("evaluate-*/result.pkl")}
+    after = {p.parent.name: read_result(p.parent, run_dir)
+             for p in stages.glob("evaluate-*/result.json")}
     assert after.keys() == before.keys()
     for k in before:
         np.testing.assert_array_equal(after[k], before[k])

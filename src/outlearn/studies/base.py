@@ -3,44 +3,171 @@
 A study registers itself with ``STUDIES.register(name)`` on a :class:`Study` instance:
 its ``config_model`` (a :class:`outlearn.config.Config`) validates the TOML, and
 ``run(cfg, ctx)`` composes collect/train/evaluate through ``ctx.stage`` (cached by the
-hash of each stage's inputs, so a re-run skips finished stages and an interrupted run
-resumes) and returns report :class:`~outlearn.report.section.Section` s.
+hash of each stage's inputs and of the source of the code it runs, so a re-run skips
+finished stages and an interrupted run resumes) and returns report
+:class:`~outlearn.report.section.Section` s.
+
+A stage lives in ``<run dir>/stages/<name>-<key>/``; ``key`` hashes its inputs (paths
+inside the run directory taken relative to it) and its code version (:data:`STAGE_CODE`).
+Its result is data, never a pickle: ``result.json`` (+ ``result.npz`` for arrays), see
+:mod:`outlearn.studies.store`; paths inside the run directory are stored relative to it,
+so a run directory moved or copied elsewhere resumes with its stages cached.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import functools
 import hashlib
 import json
-import pickle
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from outlearn.atomic import atomic_write_bytes, atomic_write_text
+import outlearn
+from outlearn.atomic import atomic_write_text
 from outlearn.config import Config
 from outlearn.report.section import Section
 from outlearn.studies.parallel import Executor, Serial
+from outlearn.studies.store import RunPaths, is_finished, read_result, write_result
 
 T = TypeVar("T")
 
+#: the result file of stages written by versions before results were data: never read
+OLD_RESULT = "result.pkl"
 
-def inputs_hash(inputs: Any) -> str:
-    """A stable hash of a stage's inputs (configs, dicts, lists, numbers, strings)."""
+
+def inputs_hash(inputs: Any, run_dir: str | Path | None = None) -> str:
+    """A stable hash of a stage's inputs (configs, dicts, lists, numbers, strings).
+
+    With ``run_dir``, a ``Path`` or ``str`` inside the run directory (see
+    :class:`~outlearn.studies.store.RunPaths`) is hashed relative to it, so the hash does
+    not change when the run directory moves. Without it, the hash is what it always was.
+    """
+    paths = RunPaths(run_dir) if run_dir is not None else None
 
     def norm(x: Any) -> Any:
         if isinstance(x, Config):
-            return x.model_dump(mode="json")
+            return norm(x.model_dump(mode="json"))
         if isinstance(x, dict):
             return {str(k): norm(v) for k, v in x.items()}
         if isinstance(x, list | tuple):
             return [norm(v) for v in x]
-        if isinstance(x, Path):
-            return str(x)
+        if isinstance(x, Path | str):
+            rel = paths.relative(x) if paths is not None else None
+            if rel is not None:
+                return {"$run": rel}
+            return str(x) if isinstance(x, Path) else x
         return x
 
     blob = json.dumps(norm(inputs), sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+# ------------------------------------------------------------------ code versions
+_TEACHER_DATA = ("outlearn.collect", "outlearn.envs", "outlearn.teachers", "outlearn.histories",
+                 "outlearn.rollout", "outlearn.config", "outlearn.registry")
+_IN_CONTEXT = ("outlearn.evaluation", "outlearn.envs", "outlearn.teachers", "outlearn.rollout",
+               "outlearn.histories", "outlearn.stats", "outlearn.registry")
+_TRAIN = ("outlearn.studies.common", "outlearn.students", "outlearn.histories",
+          "outlearn.rollout", "outlearn.config", "outlearn.registry")
+_CATEGORICAL = ("outlearn.studies.selfdistill", "outlearn.selfdistill.categorical",
+                "outlearn.selfdistill.sampling", "outlearn.config")
+
+#: stage name (or fnmatch pattern) -> the outlearn modules and subpackages whose source the
+#: stage's result depends on: the functions its ``fn`` calls, read from the studies. Glue in
+#: a study's own ``run`` (which arguments it passes) is covered by the stage's inputs; a
+#: function that a stage calls and that lives in a study module puts that module here.
+#: A stage not listed depends on the whole outlearn package (never a stale result);
+#: ``ctx.stage(..., code=[...])`` overrides the entry. A source edit to any module listed
+#: gives the stage a new key: it runs again, in a new directory.
+STAGE_CODE: dict[str, tuple[str, ...]] = {
+    # the teacher's histories (studies.common.collect_histories -> outlearn.collect)
+    "collect": ("outlearn.studies.common", *_TEACHER_DATA),
+    "h-collect": ("outlearn.studies.common", *_TEACHER_DATA),
+    # studies.cutoff.cut_history / early_steps: history cuts, data ceiling, random's CI
+    "cut": ("outlearn.studies.cutoff", "outlearn.studies.common", *_IN_CONTEXT),
+    # studies.common.run_references (actions: its permuted families, studies.actions)
+    "baselines": ("outlearn.studies.common", "outlearn.studies.actions", *_IN_CONTEXT),
+    "h-reference": _IN_CONTEXT,
+    # studies.common.train_student -> StudentSection.train_config, students.train
+    "train": _TRAIN,
+    "h-train": _TRAIN,
+    # studies.common.eval_students: students run in context (actions: permuted families)
+    "evaluate": ("outlearn.studies.common", "outlearn.studies.actions", "outlearn.students",
+                 *_IN_CONTEXT),
+    "h-evaluate": ("outlearn.studies.common", "outlearn.students", *_IN_CONTEXT),
+    # studies.subsample.subsample, studies.taskcount.subset: history transforms
+    "subsample": ("outlearn.studies.subsample", "outlearn.histories", "outlearn.rollout"),
+    "subset": ("outlearn.studies.taskcount", "outlearn.histories", "outlearn.rollout"),
+    # studies.selftrain.run_all -> selfdistill.addition
+    "loops": ("outlearn.studies.selftrain", "outlearn.selfdistill", "outlearn.config"),
+    # selfdistill.categorical.run_finite from CategoricalConfig.p0 (studies.selfdistill)
+    "drift": _CATEGORICAL,
+    "fixation": _CATEGORICAL,
+    "diversity-*": _CATEGORICAL,
+    # selfdistill.lmstudy.run_ngram / run_transformer: n-gram and char transformer loops
+    "lm-ngram": ("outlearn.selfdistill", "outlearn.config"),
+    "lm-transformer": ("outlearn.selfdistill", "outlearn.config"),
+}
+
+#: what a stage not in :data:`STAGE_CODE` depends on: all of outlearn
+WHOLE_PACKAGE = ("outlearn",)
+
+
+def stage_modules(name: str) -> tuple[str, ...]:
+    """The modules stage ``name`` depends on (:data:`STAGE_CODE`; all of outlearn if absent)."""
+    if name in STAGE_CODE:
+        return STAGE_CODE[name]
+    for pattern, modules in STAGE_CODE.items():
+        if fnmatch.fnmatchcase(name, pattern):
+            return modules
+    return WHOLE_PACKAGE
+
+
+def _package_root() -> Path:
+    return Path(outlearn.__file__).resolve().parent
+
+
+@functools.cache
+def module_files(module: str) -> tuple[Path, ...]:
+    """The .py files of ``module`` (an outlearn module or subpackage, or ``outlearn``)."""
+    root = _package_root()
+    if module != "outlearn" and not module.startswith("outlearn."):
+        raise ValueError(f"code version: {module!r} is not an outlearn module")
+    base = root.joinpath(*module.split(".")[1:])
+    if base.is_dir():
+        return tuple(sorted(base.rglob("*.py")))
+    if base.with_suffix(".py").is_file():
+        return (base.with_suffix(".py"),)
+    raise ValueError(f"code version: no module {module} under {root} (a stage's code list "
+                     "names a module that does not exist: fix STAGE_CODE or code=[...])")
+
+
+@functools.cache
+def file_digest(path: Path) -> str:
+    """sha256 of a source file's bytes (read once per process)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def code_version(modules: Iterable[str]) -> str:
+    """A hash of the source of ``modules``: their .py files' paths (relative to the outlearn
+    package) and bytes, sorted. Each file is read once per process."""
+    root = _package_root()
+    files = sorted({f for m in modules for f in module_files(m)})
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f"{f.relative_to(root).as_posix()}\0{file_digest(f)}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def stage_key(name: str, inputs: Any, run_dir: str | Path,
+              code: Iterable[str] | None = None) -> str:
+    """The key of stage ``name``: its inputs (relative to ``run_dir``) and code version."""
+    modules = tuple(code) if code is not None else stage_modules(name)
+    blob = f"{inputs_hash(inputs, run_dir)}:{code_version(modules)}".encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
@@ -52,10 +179,13 @@ def _read_seconds(path: Path) -> float | None:
         return None
 
 
-def run_stage(d: Path, fn: Callable[[Path], T]) -> T:
+def run_stage(d: Path, fn: Callable[[Path], T], run_dir: Path | None = None,
+              meta: dict[str, Any] | None = None) -> T:
     """Run one stage in ``d`` (in this process or a worker): its result is written
-    atomically when ``fn`` returns; the seconds it took are added to ``d/seconds.txt``
-    even when it is interrupted, so a resumed stage's time is whole."""
+    atomically as data (:func:`~outlearn.studies.store.write_result`) when ``fn`` returns;
+    the seconds it took are added to ``d/seconds.txt`` even when it is interrupted, so a
+    resumed stage's time is whole. ``run_dir``: the run directory that paths in the result
+    are stored relative to (default: ``d``'s grandparent, ``<run dir>/stages/<d>``)."""
     clock = d / "seconds.txt"
     t0 = time.perf_counter()
     try:
@@ -63,7 +193,7 @@ def run_stage(d: Path, fn: Callable[[Path], T]) -> T:
     finally:
         before = _read_seconds(clock) or 0.0
         atomic_write_text(clock, f"{round(before + time.perf_counter() - t0, 3)}\n")
-    atomic_write_bytes(d / "result.pkl", pickle.dumps(result))
+    write_result(d, result, d.parent.parent if run_dir is None else run_dir, d.name, meta)
     return result
 
 
@@ -83,37 +213,49 @@ class RunContext:
     def __getstate__(self) -> dict[str, Any]:  # a stage's closure may capture the context
         return {**self.__dict__, "executor": Serial()}
 
-    def stage_dir(self, name: str, inputs: Any) -> Path:
-        d = self.run_dir / "stages" / f"{name}-{inputs_hash(inputs)}"
+    def stage_dir(self, name: str, inputs: Any, code: Iterable[str] | None = None) -> Path:
+        """``<run dir>/stages/<name>-<key>`` (created), key: :func:`stage_key`."""
+        d = self.run_dir / "stages" / f"{name}-{stage_key(name, inputs, self.run_dir, code)}"
         d.mkdir(parents=True, exist_ok=True)
         return d
 
-    def stage(self, name: str, inputs: Any, fn: Callable[[Path], T]) -> T:
-        """Run ``fn(stage_dir)`` once per distinct ``inputs``; cache its (picklable) result.
+    def stage(self, name: str, inputs: Any, fn: Callable[[Path], T],
+              code: Iterable[str] | None = None) -> T:
+        """Run ``fn(stage_dir)`` once per distinct ``inputs`` and code version; cache its
+        result, which must be data (see :mod:`outlearn.studies.store`).
 
         The result is written atomically after ``fn`` returns, so an interrupted stage
         is re-run on the next call; ``fn`` itself may resume from files it left in
-        ``stage_dir`` (training resumes from its checkpoints).
+        ``stage_dir`` (training resumes from its checkpoints). ``code``: the outlearn
+        modules the stage runs, overriding :data:`STAGE_CODE`.
         """
-        return self.stages(name, [inputs], [fn])[0]
+        return self.stages(name, [inputs], [fn], code)[0]
 
-    def stages(self, name: str, inputs: list[Any], fns: list[Callable[[Path], T]]) -> list[T]:
+    def stages(self, name: str, inputs: list[Any], fns: list[Callable[[Path], T]],
+               code: Iterable[str] | None = None) -> list[T]:
         """:meth:`stage` for several independent stages: the ones not cached yet run through
         :attr:`executor` (at once, when it has several workers); results in input order."""
-        dirs = [self.stage_dir(name, i) for i in inputs]
-        todo = [k for k, d in enumerate(dirs) if not (d / "result.pkl").exists()]
+        code = tuple(code) if code is not None else None
+        dirs = [self.stage_dir(name, i, code) for i in inputs]
+        todo = [k for k, d in enumerate(dirs) if not is_finished(d)]
         if todo:
+            old = [dirs[k].name for k in todo if (dirs[k] / OLD_RESULT).exists()]
+            if old:
+                self.log(f"stage {name}: ignoring {OLD_RESULT} in {', '.join(old)} (pickled "
+                         "results are never loaded): running again")
             where = f" on {self.executor.workers} workers" if self.executor.workers > 1 else ""
             self.log(f"stage {name}: running {', '.join(dirs[k].name for k in todo)}{where}")
-            calls = [lambda d=dirs[k], fn=fns[k]: run_stage(d, fn) for k in todo]
+            modules = code if code is not None else stage_modules(name)
+            meta = {"name": name, "code": list(modules), "code_version": code_version(modules)}
+            calls = [lambda d=dirs[k], fn=fns[k], run_dir=self.run_dir: run_stage(
+                d, fn, run_dir, meta) for k in todo]
             done = lambda j: self.executor.workers > 1 and self.log(  # noqa: E731
                 f"stage {name}: {dirs[todo[j]].name} done")
             self.executor.map(calls, done)
         out = []
         for d in dirs:
             self.stage_seconds[d.name] = _read_seconds(d / "seconds.txt")
-            with open(d / "result.pkl", "rb") as f:
-                out.append(pickle.load(f))
+            out.append(read_result(d, self.run_dir))
         return out
 
     def log(self, msg: str) -> None:
