@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import outlearn
 import outlearn.studies.base as base
+from outlearn import provenance
 from outlearn.evaluation.metrics import DataCeiling
 from outlearn.selfdistill.categorical import FiniteOptions, Trajectory
 from outlearn.stats import Estimate
@@ -262,9 +264,9 @@ def test_a_stage_whose_code_changed_runs_again(tmp_path, monkeypatch):
 
 
 def test_code_versions_hash_source_files():
-    files = base.module_files("outlearn.histories")
+    files = provenance.module_files("outlearn.histories")
     assert files and all(f.suffix == ".py" for f in files)
-    assert base.module_files("outlearn.stats") == (Path(base.outlearn.__file__).resolve()
+    assert provenance.module_files("outlearn.stats") == (Path(outlearn.__file__).resolve()
                                                    .parent / "stats.py",)
     v = base.code_version(["outlearn.histories", "outlearn.stats"])
     assert v == base.code_version(["outlearn.stats", "outlearn.histories", "outlearn.stats"])
@@ -272,12 +274,12 @@ def test_code_versions_hash_source_files():
     assert base.stage_modules("diversity-2") == base.STAGE_CODE["diversity-*"]
     assert base.stage_modules("somebody-elses") == ("outlearn",)
     with pytest.raises(ValueError, match="no module outlearn.nothing"):
-        base.module_files("outlearn.nothing")
+        provenance.module_files("outlearn.nothing")
 
 
 def test_every_stage_of_the_studies_has_a_code_entry():
     """Each stage name under src/outlearn is in STAGE_CODE, naming modules that exist."""
-    root = Path(base.outlearn.__file__).resolve().parent
+    root = Path(outlearn.__file__).resolve().parent
     call = re.compile(r"""ctx\.stages?\(\s*f?["']([^"']+)["']""")
     names = {m for f in root.rglob("*.py") for m in call.findall(f.read_text())}
     names = {re.sub(r"\{[^}]*\}", "0", n) for n in names}  # f"diversity-{i}" -> diversity-0
@@ -287,7 +289,7 @@ def test_every_stage_of_the_studies_has_a_code_entry():
         assert base.stage_modules(n) != base.WHOLE_PACKAGE, f"stage {n} is not in STAGE_CODE"
     for modules in base.STAGE_CODE.values():
         for m in modules:
-            assert base.module_files(m)
+            assert provenance.module_files(m)
 
 
 # ------------------------------------------------------------------------------ relocation

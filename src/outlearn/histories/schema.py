@@ -27,11 +27,9 @@ File attributes: see :class:`HistoryMeta`; ``complete=True`` is written last.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +37,7 @@ import h5py
 import numpy as np
 
 from outlearn.errors import ConfigError, HistoryFileError
+from outlearn.provenance import release
 
 __all__ = [
     "COMPLETE_ATTR",
@@ -92,24 +91,9 @@ def split_code(split: str) -> int:
     return SPLITS[split]
 
 
-@lru_cache(maxsize=1)
 def code_version() -> str:
-    """``outlearn.__version__`` plus ``git describe`` of the checkout when there is one.
-
-    Never fails: without git (or outside a repository) it is the package version alone.
-    """
-    from outlearn import __version__
-
-    here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--tags"],
-            cwd=here, capture_output=True, text=True, timeout=5, check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return __version__
-    desc = out.stdout.strip()
-    return f"{__version__}+git.{desc}" if out.returncode == 0 and desc else __version__
+    """The release that writes a history (:func:`outlearn.provenance.release`)."""
+    return release()
 
 
 @dataclass(frozen=True)

@@ -2,23 +2,21 @@
 ``report.html``; and the README's tables printed from it (``outlearn results``).
 
 The file is plain JSON (no code runs when it is read): the study, its config hash, the
-code it ran (outlearn's version and a hash of its source, the git commit when the source
-is a checkout), the date, the command, and one entry per report section.
+code it ran (a hash of outlearn's source, and its release with ``git describe`` of the
+checkout when there is one), the date, the command, and one entry per report section.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import math
-import subprocess
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 from outlearn.atomic import atomic_write_text
 from outlearn.errors import ConfigError
+from outlearn.provenance import release, source_hash
 from outlearn.report.section import Cell, Outcome, Section
 from outlearn.stats import Estimate
 
@@ -39,32 +37,6 @@ def _cell(v: Cell) -> Any:
     return v
 
 
-@cache
-def source_hash() -> str:
-    """A hash of outlearn's source files (the code a result came from)."""
-    root = Path(__file__).resolve().parents[1]
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*.py")):
-        h.update(str(p.relative_to(root)).encode())
-        h.update(p.read_bytes())
-    return h.hexdigest()[:16]
-
-
-def git_commit() -> str | None:
-    """The commit of the checkout outlearn runs from (with "+dirty" when it has changes);
-    None when it is not a git checkout or git is missing."""
-    root = Path(__file__).resolve().parents[3]
-    try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], check=True,
-                              capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "src"],
-                               check=True, capture_output=True, text=True,
-                               timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return head + ("+dirty" if dirty else "")
-
-
 def section_dict(s: Section) -> dict[str, Any]:
     return {"key": s.key, "title": s.title, "claim": s.claim, "setting": s.setting,
             "verdict": {"label": s.verdict, "reason": s.verdict_reason,
@@ -77,10 +49,8 @@ def section_dict(s: Section) -> dict[str, Any]:
 def write_results(path: Path, study: str, config_hash: str, command: str,
                   sections: list[Section], meta: dict[str, Any]) -> Path:
     """Write ``results.json`` for a finished study run."""
-    from outlearn import __version__
-
     doc = {"schema": SCHEMA, "study": study, "config_hash": config_hash,
-           "outlearn": __version__, "code": source_hash(), "git_commit": git_commit(),
+           "outlearn": release(), "code": source_hash(),
            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
            "command": command, "meta": meta,
            "sections": [section_dict(s) for s in sections]}
@@ -126,7 +96,7 @@ def markdown(doc: dict[str, Any], source: str = "") -> str:
         for r in s["rows"]:
             out.append("| " + " | ".join(_text(r.get(c, "")) for c in cols) + " |")
         out.append("")
-    commit = (doc.get("git_commit") or "no git")[:12]
     out.append(f"<sub>From `{source or 'results.json'}` ({doc['study']}, config "
-               f"{doc['config_hash']}, code {doc['code']}, commit {commit}, {doc['date']}).</sub>")
+               f"{doc['config_hash']}, code {doc['code']}, {doc['outlearn']}, "
+               f"{doc['date']}).</sub>")
     return "\n".join(out)

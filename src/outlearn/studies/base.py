@@ -17,7 +17,6 @@ so a run directory moved or copied elsewhere resumes with its stages cached.
 from __future__ import annotations
 
 import fnmatch
-import functools
 import hashlib
 import json
 import time
@@ -26,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import outlearn
 from outlearn.atomic import atomic_write_text
 from outlearn.config import Config
+from outlearn.provenance import file_digest, source_hash
 from outlearn.report.section import Section
 from outlearn.studies.parallel import Executor, Serial
 from outlearn.studies.store import RunPaths, is_finished, read_result, write_result
@@ -127,40 +126,9 @@ def stage_modules(name: str) -> tuple[str, ...]:
     return WHOLE_PACKAGE
 
 
-def _package_root() -> Path:
-    return Path(outlearn.__file__).resolve().parent
-
-
-@functools.cache
-def module_files(module: str) -> tuple[Path, ...]:
-    """The .py files of ``module`` (an outlearn module or subpackage, or ``outlearn``)."""
-    root = _package_root()
-    if module != "outlearn" and not module.startswith("outlearn."):
-        raise ValueError(f"code version: {module!r} is not an outlearn module")
-    base = root.joinpath(*module.split(".")[1:])
-    if base.is_dir():
-        return tuple(sorted(base.rglob("*.py")))
-    if base.with_suffix(".py").is_file():
-        return (base.with_suffix(".py"),)
-    raise ValueError(f"code version: no module {module} under {root} (a stage's code list "
-                     "names a module that does not exist: fix STAGE_CODE or code=[...])")
-
-
-@functools.cache
-def file_digest(path: Path) -> str:
-    """sha256 of a source file's bytes (read once per process)."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def code_version(modules: Iterable[str]) -> str:
-    """A hash of the source of ``modules``: their .py files' paths (relative to the outlearn
-    package) and bytes, sorted. Each file is read once per process."""
-    root = _package_root()
-    files = sorted({f for m in modules for f in module_files(m)})
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f"{f.relative_to(root).as_posix()}\0{file_digest(f)}\n".encode())
-    return h.hexdigest()[:16]
+    """The code version of a stage that runs ``modules``: a hash of their source."""
+    return source_hash(modules, file_digest)
 
 
 def stage_key(name: str, inputs: Any, run_dir: str | Path,

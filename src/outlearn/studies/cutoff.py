@@ -75,7 +75,10 @@ def run(cfg: CutoffConfig, ctx: RunContext) -> list[Section]:
     family = make_family(cfg.env)
     test_ids = held_out_tasks(family, cfg.tasks)
     full = collect_stage(cfg, ctx, "cutoff")
-    cuts = {cut_name(c): ctx.stage("cut", [str(full), c, cfg.smoothing],
+    # the cut reads the held-out tasks (its ceiling), the seed (early: random's run) and
+    # the context (the students' window)
+    cuts = {cut_name(c): ctx.stage("cut", [str(full), c, cfg.smoothing, cfg.env, cfg.tasks,
+                                           cfg.seed, cfg.student.context_len],
                                    lambda d, c=c: cut_history(cfg, family, full, c, d))
             for c in cfg.cuts}
     check_eval_horizon(cfg, cuts)  # refuse before any training
