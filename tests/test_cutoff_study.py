@@ -172,6 +172,7 @@ def test_a_cut_past_the_history_end_is_refused_before_training(tiny):
     assert not list(stages.glob("train-*"))
 
 
+@pytest.mark.badinput
 @pytest.mark.parametrize("over, message", [
     ({"train_seeds": [3]}, "train_seeds=.*at least 2 distinct seeds"),
     ({"eval": {"episodes": 5}}, "shorter than the teacher's horizon.*raise eval.episodes"),

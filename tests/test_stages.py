@@ -121,6 +121,7 @@ def test_codec_round_trips_every_supported_type(tmp_path):
         assert len(z.files) == len(value["arrays"]) + 2 + 9  # + the dataclasses' arrays
 
 
+@pytest.mark.badinput
 def test_results_that_are_not_data_are_refused_when_written(tmp_path):
     Pair = namedtuple("Pair", "a b")
     bad = [object(), {1, 2}, Pair(1, 2), OrderedDict(a=1), lambda: 1, NotOutlearn(),
@@ -154,6 +155,7 @@ def _craft(d: Path, module: str, qualname: str, fields: dict | None = None) -> N
     (d / RESULT_JSON).write_text(json.dumps(doc))
 
 
+@pytest.mark.badinput
 def test_reading_refuses_classes_outside_outlearn_and_imports_nothing(tmp_path, monkeypatch):
     marker = tmp_path / "imported"
     pkg = tmp_path / "pkg"
@@ -183,6 +185,7 @@ def test_reading_refuses_classes_outside_outlearn_and_imports_nothing(tmp_path, 
         read_result(d, run)
 
 
+@pytest.mark.badinput
 def test_a_changed_array_file_is_refused(tmp_path):
     d = tmp_path / "stages" / "s-0"
     d.mkdir(parents=True)
@@ -203,6 +206,7 @@ class _Planted:
         return open, (str(self.path), "w")
 
 
+@pytest.mark.badinput
 def test_a_planted_result_pkl_is_never_unpickled(tmp_path, capsys):
     marker = tmp_path / "code-ran"
     probe = tmp_path / "probe"
