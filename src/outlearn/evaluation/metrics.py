@@ -1,12 +1,13 @@
 """Metrics over learning curves, each with a 95% confidence interval.
 
 Curves are numpy arrays shaped (students, eval seeds, tasks, episodes) for trained
-students, or (learners, tasks, episodes) for a learner run fresh (each eval seed an
-independent learner): one return per episode. Every learner ran on the same tasks, so
-learners and tasks are crossed random effects and every interval here is a crossed one
-(:mod:`outlearn.stats`): it carries the variation between students and between tasks.
-References (the teacher run fresh, random, a data ceiling) enter a comparison through
-their mean on each task, on the same tasks as the student.
+students, or (seeds, tasks, episodes) for a learner run fresh (each seed on each task an
+independent learner, so its seeds are repeats within a task): one return per episode.
+Every student ran on the same tasks, so students and tasks are crossed random effects and
+every interval here is a crossed one (:mod:`outlearn.stats`): it carries the variation
+between students and between tasks. References (the teacher run fresh, random, a data
+ceiling) enter a comparison through their mean on each task, on the same tasks as the
+student.
 """
 
 from __future__ import annotations
@@ -87,16 +88,18 @@ def cumulative_regret(expected_rewards: np.ndarray, optimal: np.ndarray) -> np.n
 
 
 def cells(curves: np.ndarray) -> np.ndarray:
-    """Each (learner, task) cell's curve: (S, T, E) as given, or (S, K, T, E) averaged over
-    its K nested eval seeds. S: trained students (or, for a learner run fresh, its eval
-    seeds: each one an independent learner); T: tasks, the same for every learner."""
+    """Each (learner, task) cell's curve, (S, T, E): students' curves (S, K, T, E) averaged
+    over their K eval seeds (S trained students, crossed with the T tasks); a fresh
+    learner's curves (K, T, E) averaged over its K seeds into one row (S = 1): each seed on
+    each task is an independent learner, with nothing shared across tasks, so its seeds
+    are repeats inside a task, not a crossed effect."""
     c = np.asarray(curves, dtype=np.float64)
     if c.ndim == 4:
         return c.mean(axis=1)
-    if c.ndim != 3:
-        raise ValueError("curves must be (learners, tasks, episodes) or (students, eval seeds, "
-                         f"tasks, episodes); got shape {c.shape}")
-    return c
+    if c.ndim == 3:
+        return c.mean(axis=0, keepdims=True)
+    raise ValueError("curves must be (seeds, tasks, episodes) of a fresh learner or (students, "
+                     f"eval seeds, tasks, episodes); got shape {c.shape}")
 
 
 def per_task(curves: np.ndarray) -> np.ndarray:

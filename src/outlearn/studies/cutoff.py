@@ -239,7 +239,8 @@ def claim1_section(res: Results, fig: Path) -> Section:
             continue
         ex, gap = res.exceedance(name), res.gap(name)
         verdicts[name] = v = cutoff_verdict(ex, gap, res.tol)
-        rows.append({"learner": f"student, cut {name} ({cut.episodes} episodes seen)",
+        what = "uncut" if name == "uncut" else f"cut at {name} of optimal"
+        rows.append({"learner": f"student, {what} ({cut.episodes} episodes seen)",
                      "data ceiling": cut.ceiling.best, "asymptote": res.asymptote(name),
                      "exceedance": ex, "continuation gap": gap,
                      "student - random": res.versus_random(name),
