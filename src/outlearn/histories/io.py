@@ -2,7 +2,7 @@
 
 ``L`` learners, ``S`` steps, ``A`` actions, ``E`` completed episodes.
 
-* :func:`write_history` writes a :class:`~outlearn.rollout.Trajectory` atomically, in a
+* :func:`write_history` writes a :class:`~outlearn.core.Trajectory` atomically, in a
   deterministic byte layout (no timestamps, a fixed HDF5 format version), so the same
   arrays and meta give a byte-identical file.
 * :class:`History` opens one read-only, validates it (missing, not HDF5, truncated or
@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 
 from outlearn.atomic import atomic_write_bytes, disk_full_error, is_disk_full, temp_name
+from outlearn.core import Trajectory
 from outlearn.errors import HistoryFileError
 from outlearn.histories.schema import (
     COMPLETE_ATTR,
@@ -36,7 +37,6 @@ from outlearn.histories.schema import (
     read_guard,
     split_code,
 )
-from outlearn.rollout import Trajectory
 
 __all__ = ["History", "episode_returns", "write_history"]
 

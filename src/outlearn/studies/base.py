@@ -66,12 +66,13 @@ def inputs_hash(inputs: Any, run_dir: str | Path | None = None) -> str:
 
 
 # ------------------------------------------------------------------ code versions
+_LOOP = ("outlearn.core", "outlearn.rng", "outlearn.rollout")  # types, keys, the rollout loop
 _TEACHER_DATA = ("outlearn.collect", "outlearn.envs", "outlearn.teachers", "outlearn.histories",
-                 "outlearn.rollout", "outlearn.config", "outlearn.registry")
-_IN_CONTEXT = ("outlearn.evaluation", "outlearn.envs", "outlearn.teachers", "outlearn.rollout",
+                 *_LOOP, "outlearn.config", "outlearn.registry")
+_IN_CONTEXT = ("outlearn.evaluation", "outlearn.envs", "outlearn.teachers", *_LOOP,
                "outlearn.histories", "outlearn.stats", "outlearn.registry")
 _TRAIN = ("outlearn.studies.common", "outlearn.students", "outlearn.histories",
-          "outlearn.rollout", "outlearn.config", "outlearn.registry")
+          *_LOOP, "outlearn.config", "outlearn.registry")
 _CATEGORICAL = ("outlearn.studies.selfdistill", "outlearn.selfdistill.categorical",
                 "outlearn.selfdistill.sampling", "outlearn.config")
 
@@ -99,8 +100,8 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
                  *_IN_CONTEXT),
     "h-evaluate": ("outlearn.studies.common", "outlearn.students", *_IN_CONTEXT),
     # studies.subsample.subsample, studies.taskcount.subset: history transforms
-    "subsample": ("outlearn.studies.subsample", "outlearn.histories", "outlearn.rollout"),
-    "subset": ("outlearn.studies.taskcount", "outlearn.histories", "outlearn.rollout"),
+    "subsample": ("outlearn.studies.subsample", "outlearn.histories", *_LOOP),
+    "subset": ("outlearn.studies.taskcount", "outlearn.histories", *_LOOP),
     # studies.selftrain.run_all -> selfdistill.addition
     "loops": ("outlearn.studies.selftrain", "outlearn.selfdistill", "outlearn.config"),
     # selfdistill.categorical.run_finite from CategoricalConfig.p0 (studies.selfdistill)

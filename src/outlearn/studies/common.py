@@ -19,10 +19,10 @@ from pydantic import Field, model_validator
 
 from outlearn.collect import CollectConfig, EnvSection, TasksSection, TeacherSection, collect
 from outlearn.config import Config, Seed
+from outlearn.envs import make_family
 from outlearn.evaluation import metrics as M
 from outlearn.evaluation.baselines import make_baseline, make_teacher, stay_action
 from outlearn.evaluation.evaluate import run_learner
-from outlearn.registry import ENVS
 from outlearn.report.figures import curves_figure
 from outlearn.report.section import Cell
 from outlearn.studies.verdicts import Verdict, in_context_verdict
@@ -125,12 +125,6 @@ class TeacherStudyConfig(Config):
                                          self.eval.episodes, len(self.train_seeds) + 4,
                                          "eval.episodes, eval.seeds or tasks.n_test"))
         return self
-
-
-def make_family(env: EnvSection) -> Any:
-    import outlearn.envs  # noqa: F401  (registers the families)
-
-    return ENVS.get(env.name)(**env.kwargs)
 
 
 def held_out_tasks(family: Any, tasks: TasksSection) -> np.ndarray:
