@@ -108,9 +108,9 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "drift": _CATEGORICAL,
     "fixation": _CATEGORICAL,
     "diversity-*": _CATEGORICAL,
-    # selfdistill.lmstudy.run_ngram / run_transformer: n-gram and char transformer loops
-    "lm-ngram": ("outlearn.selfdistill", "outlearn.config"),
-    "lm-transformer": ("outlearn.selfdistill", "outlearn.config"),
+    # studies.lmstudy.run_ngram / run_transformer: n-gram and char transformer loops
+    "lm-ngram": ("outlearn.studies.lmstudy", "outlearn.selfdistill", "outlearn.config"),
+    "lm-transformer": ("outlearn.studies.lmstudy", "outlearn.selfdistill", "outlearn.config"),
 }
 
 #: what a stage not in :data:`STAGE_CODE` depends on: all of outlearn
