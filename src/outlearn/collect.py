@@ -83,7 +83,10 @@ def learner_seeds(seed: int, num_learners: int) -> np.ndarray:
 
 def resolve_num_steps(cfg: CollectConfig, episode_len: int) -> int:
     """Steps per learner; refuses fewer steps than one episode."""
-    steps = cfg.num_steps if cfg.num_steps is not None else cfg.num_episodes * episode_len
+    steps = cfg.num_steps
+    if steps is None:
+        assert cfg.num_episodes is not None  # the config holds exactly one of the two
+        steps = cfg.num_episodes * episode_len
     if steps < episode_len:
         raise ConfigError(f"num_steps={steps} is shorter than one episode (episode_len="
                           f"{episode_len}): set num_steps >= {episode_len}")

@@ -187,7 +187,8 @@ def rollout_scan(
     # scan is cheaper than a per-step output inside it
     opt = _cached("labels", family, None, lambda: jax.vmap(
         jax.vmap(family.optimal_action, in_axes=(0, None))))(cols[0], params)
-    traj = Trajectory(*cols[:6], np.asarray(opt), cols[6])
+    o, a, r, term, trunc, p, expected = cols
+    traj = Trajectory(o, a, r, term, trunc, p, np.asarray(opt), expected)
     return traj, carry[2]
 
 

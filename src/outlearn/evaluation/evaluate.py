@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -39,6 +40,9 @@ from outlearn.rollout import rollout_scan, rollout_steps
 from outlearn.stats import crossed_mean_ci
 from outlearn.students.device import check_device_name
 from outlearn.students.threads import configure_threads
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 
 class EnvSpec(Config):
@@ -147,6 +151,8 @@ def _student_factory(spec: LearnerSpec, family: TaskFamily, mode: str
     from outlearn.students import StudentLearner, load_student
 
     configure_threads()
+    assert spec.checkpoint is not None  # LearnerSpec requires it of a student
+    model: Any  # a student nn.Module: its sizes are plain attributes
     model, _ = load_student(spec.checkpoint, spec.device)
     if (model.num_actions, model.num_obs) != (family.num_actions, family.num_obs):
         raise CheckpointError(
@@ -298,8 +304,12 @@ def _run_all(cfg: EvalConfig, family: TaskFamily, task_ids: np.ndarray, progress
             task = bar.add_task(f"{lr.name} ({lr.kind}, {units} tasks x seeds)", total=steps)
             results[lr.name] = run_learner(
                 family, lr, task_ids, cfg.seeds, cfg.num_episodes, cfg.mode,
-                on_step=lambda n, task=task: bar.update(task, completed=n))
+                on_step=partial(_advance, bar, task))
     return results
+
+
+def _advance(bar: Progress, task: TaskID, steps: int) -> None:
+    bar.update(task, completed=steps)
 
 
 def evaluate(cfg: EvalConfig, *, progress: bool = True) -> Path:
@@ -319,9 +329,10 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.json", cfg.to_json() + "\n")
     last_n = last_episodes(cfg.num_episodes, cfg.last_n)
-    summary = {name: {"asymptote": asymptote(ret, last_n).as_dict(), "last_n": last_n,
-                      "total_regret": crossed_mean_ci(reg.sum(-1)).as_dict()}
-               for name, (ret, reg) in results.items()}
+    summary: dict[str, Any] = {
+        name: {"asymptote": asymptote(ret, last_n).as_dict(), "last_n": last_n,
+               "total_regret": crossed_mean_ci(reg.sum(-1)).as_dict()}
+        for name, (ret, reg) in results.items()}
     summary["_tasks"] = [int(t) for t in task_ids]
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     write_csv(run_dir / "results.csv", results, cfg.seeds, task_ids, bandit)

@@ -83,7 +83,8 @@ def episode_returns(
 
 def _step_arrays(traj: Trajectory, meta: HistoryMeta) -> dict[str, np.ndarray]:
     """Validated, dtype-cast per-step arrays of ``traj``; probs only when not None."""
-    arrays = {k: np.asarray(getattr(traj, k), dtype=dt) for k, dt in STEP_DATASETS.items()}
+    arrays: dict[str, np.ndarray] = {k: np.asarray(getattr(traj, k), dtype=dt)
+                                     for k, dt in STEP_DATASETS.items()}
     shape = arrays["obs"].shape
     if len(shape) != 2 or shape[0] < 1 or shape[1] < 1:
         raise HistoryFileError(
@@ -105,7 +106,8 @@ def _step_arrays(traj: Trajectory, meta: HistoryMeta) -> dict[str, np.ndarray]:
 
 
 def _learner_arrays(learners: LearnerInfo, L: int) -> dict[str, np.ndarray]:
-    out = {k: np.asarray(getattr(learners, k), dtype=dt) for k, dt in LEARNER_DATASETS.items()}
+    out: dict[str, np.ndarray] = {k: np.asarray(getattr(learners, k), dtype=dt)
+                                  for k, dt in LEARNER_DATASETS.items()}
     for k, a in out.items():
         if a.shape != (L,):
             raise HistoryFileError(f"learner info {k} has shape {a.shape}, expected ({L},): "
@@ -206,7 +208,8 @@ class History:
     """
 
     def __init__(self, path: str | Path | IO[bytes], *, verify: bool | str = "auto"):
-        self.path = path if hasattr(path, "read") else Path(path)  # type: ignore[arg-type]
+        # a Path, or the file object it was opened from
+        self.path: Any = path if hasattr(path, "read") else Path(path)
         self._f, self.meta = open_validated(self.path)
         self._cache: dict[str, np.ndarray] = {}
         names = [*STEP_DATASETS, *([PROBS] if PROBS in self._f else [])]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -246,8 +246,11 @@ class Setting:
     extra: tuple[Any, ...] = field(default_factory=tuple)
 
 
+K = TypeVar("K", bound=Hashable)
+
+
 def train_by_setting(cfg: TeacherStudyConfig, ctx: RunContext,
-                     settings: dict[Hashable, Setting]) -> dict[Hashable, list[Path]]:
+                     settings: dict[K, Setting]) -> dict[K, list[Path]]:
     """One student per (setting, train seed), as independent stages (at once with
     ``--workers``); returns each setting's checkpoints, in train-seed order."""
     quiet = ctx.quiet or ctx.executor.workers > 1
@@ -263,7 +266,7 @@ def train_by_setting(cfg: TeacherStudyConfig, ctx: RunContext,
 
 
 def students_by_setting(cfg: TeacherStudyConfig, ctx: RunContext, ids: np.ndarray,
-                        settings: dict[Hashable, Setting]) -> dict[Hashable, np.ndarray]:
+                        settings: dict[K, Setting]) -> dict[K, np.ndarray]:
     """One student per (setting, train seed), then each setting's students in context on
     the held-out tasks ``ids``: independent stages (run at once with ``--workers``).
     Returns each setting's returns, (students x eval seeds, tasks, episodes)."""
