@@ -27,10 +27,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from outlearn.core import Transition
 from outlearn.envs import make_env
 from outlearn.rollout import init_learners, rollout_scan
 from outlearn.teachers import make_teacher
-from outlearn.teachers.base import Transition
 
 SIZE, EP_LEN, A = 9, 20, 5
 DR = np.array([0, -1, 0, 1, 0])

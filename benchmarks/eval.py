@@ -23,7 +23,7 @@ import torch
 from train import RECIPE  # benchmarks/train.py: the AD 9x9 recipe's model
 
 from outlearn.envs import make_env
-from outlearn.evaluation.evaluate import unit_keys
+from outlearn.rng import unit_keys
 from outlearn.rollout import rollout_steps
 from outlearn.students import StudentLearner
 from outlearn.students.ad import ADConfig, ADTransformer

@@ -15,9 +15,10 @@ import pytest
 import torch
 
 from outlearn.collect import CollectConfig, EnvSection, TasksSection, TeacherSection, collect
+from outlearn.core import Transition
 from outlearn.envs.darkroom import make_darkroom
 from outlearn.errors import ConfigError
-from outlearn.evaluation.evaluate import unit_keys
+from outlearn.rng import unit_keys
 from outlearn.rollout import rollout_steps
 from outlearn.students import (
     ADConfig,
@@ -30,7 +31,6 @@ from outlearn.students import (
 )
 from outlearn.students.tokens import ObsEmbedding, step_inputs
 from outlearn.students.train import HistoryAdapter
-from outlearn.teachers.base import Transition
 
 torch.set_num_threads(1)
 C = 6  # context: 1.5 episodes of 4 steps, so windows straddle episode boundaries

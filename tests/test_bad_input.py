@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from outlearn.core import Trajectory
 from outlearn.errors import HistoryFileError
 from outlearn.histories import History, HistoryMeta, LearnerInfo, cut_at_step, write_history
-from outlearn.rollout import Trajectory
 
 pytestmark = pytest.mark.badinput
 
@@ -261,7 +261,7 @@ def test_seeds_out_of_range_are_refused_at_validation(tmp_path, kind, field, ove
 def test_eval_seeds_above_32_bits_do_not_alias_small_ones():
     import jax
 
-    from outlearn.evaluation.evaluate import unit_keys
+    from outlearn.rng import unit_keys
 
     ids = np.arange(3)
     small, big = unit_keys(5, ids), unit_keys(2**32 + 5, ids)

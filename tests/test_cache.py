@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from outlearn.envs import make_env
-from outlearn.evaluation.evaluate import unit_keys
+from outlearn.rng import unit_keys
 from outlearn.rollout import rollout_steps
 from outlearn.students import ADConfig, ADTransformer, StudentLearner, step_inputs
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
+from outlearn.core import Transition
 from outlearn.errors import ConfigError
 from outlearn.students import ArraySource, DPTConfig, DPTTransformer, StudentLearner, WindowSampler
-from outlearn.teachers.base import Transition
 
 A, N = 3, 12  # arms, context transitions
 

@@ -120,8 +120,8 @@ def ucb_history(tmp_path_factory):
 
 
 def test_step_path_replays_recorded_history(ucb_history):
-    from outlearn.collect import learner_keys
     from outlearn.histories import History
+    from outlearn.rng import learner_keys
     from outlearn.rollout import rollout_steps
 
     with History(ucb_history) as h:

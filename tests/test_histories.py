@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import outlearn.histories.io as hio
+from outlearn.core import Trajectory
 from outlearn.errors import ConfigError, DiskFullError, HistoryFileError
 from outlearn.histories import (
     SCHEMA_VERSION,
@@ -24,7 +25,6 @@ from outlearn.histories import (
     keep_train_tasks,
     write_history,
 )
-from outlearn.rollout import Trajectory
 
 A = 5
 

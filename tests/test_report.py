@@ -1,4 +1,5 @@
-import time
+
+from types import SimpleNamespace
 
 import pytest
 
@@ -10,6 +11,7 @@ from outlearn.report.html import format_cell, render_report, summary_text
 from outlearn.report.results import markdown, read_results, write_results
 from outlearn.report.section import Outcome, Section
 from outlearn.stats import Estimate
+from outlearn.studies import base
 from outlearn.studies.base import RunContext, inputs_hash, total_seconds
 from outlearn.studies.runner import read_study_toml
 
@@ -55,11 +57,16 @@ def test_stage_cache_runs_once(tmp_path):
     assert inputs_hash({"cfg": C()}) != inputs_hash({"cfg": C(a=2)})
 
 
-def test_stage_time_is_kept_across_an_interruption(tmp_path):
+def test_stage_time_is_kept_across_an_interruption(tmp_path, monkeypatch):
     """A stage's seconds are summed over the invocations that ran it (an interrupted one
-    included) and reported for cached stages too: the run time of a resumed run is whole."""
+    included) and reported for cached stages too: the run time of a resumed run is whole.
+    The stages' clock is a fake one that only the stages advance, so machine load cannot
+    change the seconds recorded."""
+    now = [100.0]
+    monkeypatch.setattr(base, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+
     def slow_then_fail(d):
-        time.sleep(0.2)
+        now[0] += 0.2
         raise KeyboardInterrupt
 
     ctx = RunContext(tmp_path, quiet=True)
@@ -67,13 +74,13 @@ def test_stage_time_is_kept_across_an_interruption(tmp_path):
         ctx.stage("s", [1], slow_then_fail)
 
     def slow(d):
-        time.sleep(0.1)
+        now[0] += 0.1
         return 7
 
     assert ctx.stage("s", [1], slow) == 7
     d = ctx.stage_dir("s", [1])  # stages/s-<key of its inputs and code version>
     first = ctx.stage_seconds[d.name]
-    assert 0.3 <= first < 1.0
+    assert first == pytest.approx(0.3)
     again = RunContext(tmp_path, quiet=True)
     assert again.stage("s", [1], slow) == 7
     assert again.stage_seconds == ctx.stage_seconds  # cached: recorded time, not re-run

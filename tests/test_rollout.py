@@ -5,19 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from outlearn.core import Learner, Trajectory
 from outlearn.envs import make_env
-from outlearn.rollout import (
-    JaxLearnerAdapter,
-    Trajectory,
-    action_uniforms,
-    fold_in,
-    rollout_scan,
-    rollout_steps,
-    split2,
-    step_keys,
-    uniforms,
-)
-from outlearn.teachers.base import Learner
+from outlearn.rng import action_uniforms, fold_in, split2, step_keys, uniforms
+from outlearn.rollout import JaxLearnerAdapter, rollout_scan, rollout_steps
 
 
 class CountingRandom:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from outlearn.core import Transition
 from outlearn.errors import ConfigError
 from outlearn.students import (
     ADConfig,
@@ -23,7 +24,6 @@ from outlearn.students import (
     step_inputs,
 )
 from outlearn.students.train import loss_fn
-from outlearn.teachers.base import Transition
 
 torch.set_num_threads(1)
 A, NOBS = 3, 5

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from outlearn.config import parse_config
+from outlearn.core import Trajectory
 from outlearn.errors import CheckpointError, ConfigError, HistoryFileError
 from outlearn.histories import HistoryMeta, LearnerInfo, write_history
-from outlearn.rollout import Trajectory
 from outlearn.students import (
     StudentLearner,
     TrainConfig,

@@ -71,7 +71,7 @@ def remove_stale_temps(dst: Path) -> list[Path]:
     """Remove ``<dst name>.tmp-<pid>`` files of writers that died (pid not running here,
     file untouched for :data:`STALE_TMP_SECONDS`); returns those removed."""
     pattern = re.compile(re.escape(dst.name) + r"\.tmp-(\d+)$")
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(dst.parent.iterdir()) if dst.parent.is_dir() else []
     except OSError:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from pydantic import Field, model_validator
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -24,6 +23,7 @@ from outlearn.config import Config, Seed, load_toml
 from outlearn.errors import ConfigError
 from outlearn.histories.io import write_history
 from outlearn.histories.schema import HistoryMeta, LearnerInfo, flatten_task_params
+from outlearn.rng import learner_keys
 
 __all__ = [
     "CollectConfig",
@@ -81,14 +81,12 @@ def learner_seeds(seed: int, num_learners: int) -> np.ndarray:
     return np.random.SeedSequence(seed).generate_state(num_learners, dtype=np.uint32)
 
 
-def learner_keys(seeds: np.ndarray) -> jax.Array:
-    """(L,) jax key array: ``jax.random.key(seeds[l])`` for each learner."""
-    return jax.vmap(jax.random.key)(jnp.asarray(np.asarray(seeds, dtype=np.uint32)))
-
-
 def resolve_num_steps(cfg: CollectConfig, episode_len: int) -> int:
     """Steps per learner; refuses fewer steps than one episode."""
-    steps = cfg.num_steps if cfg.num_steps is not None else cfg.num_episodes * episode_len
+    steps = cfg.num_steps
+    if steps is None:
+        assert cfg.num_episodes is not None  # the config holds exactly one of the two
+        steps = cfg.num_episodes * episode_len
     if steps < episode_len:
         raise ConfigError(f"num_steps={steps} is shorter than one episode (episode_len="
                           f"{episode_len}): set num_steps >= {episode_len}")
@@ -96,11 +94,11 @@ def resolve_num_steps(cfg: CollectConfig, episode_len: int) -> int:
 
 
 def _build(cfg: CollectConfig) -> tuple[Any, Any]:
-    import outlearn.envs  # noqa: F401  (registers the families)
     import outlearn.teachers  # noqa: F401  (registers the teachers)
-    from outlearn.registry import ENVS, TEACHERS
+    from outlearn.envs import make_family
+    from outlearn.registry import TEACHERS
 
-    family = ENVS.get(cfg.env.name)(**cfg.env.kwargs)
+    family = make_family(cfg.env)
     teacher = TEACHERS.get(cfg.teacher.name)(family, **cfg.teacher.kwargs)
     return family, teacher
 

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, TypeVar
 
 from outlearn.errors import ConfigError
+
+T = TypeVar("T")
 
 
 class Registry:
@@ -26,11 +28,11 @@ class Registry:
     def __init__(self, kind: str, plural: str | None = None):
         self.kind = kind
         self.plural = plural or f"{kind}s"  # "studies", not "studys"
-        self._items: dict[str, Callable[..., Any]] = {}
+        self._items: dict[str, Any] = {}  # factories (a study: its Study record)
         self._loaded_entry_points = False
 
-    def register(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        def deco(factory: Callable[..., Any]) -> Callable[..., Any]:
+    def register(self, name: str) -> Callable[[T], T]:
+        def deco(factory: T) -> T:
             if name in self._items and self._items[name] is not factory:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             self._items[name] = factory
@@ -46,7 +48,7 @@ class Registry:
             if ep.name not in self._items:
                 self._items[ep.name] = ep.load()
 
-    def get(self, name: str) -> Callable[..., Any]:
+    def get(self, name: str) -> Any:
         self._load_entry_points()
         if name not in self._items:
             known = ", ".join(sorted(self._items)) or "(none)"

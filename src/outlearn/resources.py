@@ -128,6 +128,7 @@ def _per_learner(family: Any, learner: Any | None) -> tuple[int, int, int]:
     import jax
     import jax.numpy as jnp
 
+    from outlearn.core import Learner
     from outlearn.rollout import init_learners
 
     n = 1024  # any batch: every leaf has the batch as its leading axis
@@ -136,7 +137,7 @@ def _per_learner(family: Any, learner: Any | None) -> tuple[int, int, int]:
     params = jax.eval_shape(family.task_params, ids)
     state = jax.eval_shape(lambda k, p: jax.vmap(family.reset)(k, p), keys, params)
     lstate = (jax.eval_shape(lambda k, p: init_learners(learner, k, p), keys, params)
-              if learner is not None and hasattr(learner, "init") else ())
+              if isinstance(learner, Learner) else ())
     return _nbytes(params) // n, _nbytes(state) // n, _nbytes(lstate) // n
 
 
@@ -233,8 +234,8 @@ def estimate_eval(cfg: Any, family: Any = None, num_tasks: int | None = None) ->
     """An evaluation: each learner's rollout of tasks x seeds for num_episodes episodes
     (step path: every step's arrays kept, then stacked: 3 copies), the curves of every
     learner, and the results table (one text row per learner, seed, task and episode)."""
+    from outlearn.envs import make_family
     from outlearn.evaluation.baselines import make_baseline, make_teacher
-    from outlearn.evaluation.evaluate import make_family
 
     if family is None:
         family = make_family(cfg.env)

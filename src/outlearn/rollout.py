@@ -7,11 +7,13 @@ Two paths, same trajectories for the same keys (a test holds them together):
 * **step** (:class:`StepEnv` + :func:`rollout_steps`): one batched step at a time from
   Python, so the learner can be anything (a torch student, a baseline) -- evaluation.
 
-Randomness: learner ``b`` at global step ``t`` uses ``k = fold_in(keys[b], t)``: its
-action uniform is ``uniform(k)``, its env and update keys ``fold_in(k, 1)`` and
-``fold_in(k, 2)`` (:func:`step_keys`). The initial reset and learner init use
-``fold_in(keys[b], 2**31 - 1)`` and ``fold_in(keys[b], 2**31 - 2)``. The fused path draws
-a chunk's action uniforms at once (:func:`action_uniforms`): the same numbers.
+Randomness (:mod:`outlearn.rng`): learner ``b`` at global step ``t`` uses
+``k = fold_in(keys[b], t)``: its action uniform is ``uniform(k)``, its env and update keys
+``fold_in(k, 1)`` and ``fold_in(k, 2)`` (:func:`~outlearn.rng.step_keys`); the initial
+reset and learner init fold fixed data into ``keys[b]``. The fused path draws a chunk's
+action uniforms at once (:func:`~outlearn.rng.action_uniforms`): the same numbers.
+Learners implement :class:`outlearn.core.Learner` (fused) or
+:class:`outlearn.core.StepLearner` (step path).
 """
 
 from __future__ import annotations
@@ -19,101 +21,15 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from outlearn.core import Learner, Trajectory, Transition
 from outlearn.envs.base import TaskFamily
-from outlearn.teachers.base import Learner, Transition
-
-
-class Trajectory(NamedTuple):
-    """Arrays of a batch of learners, each (B, S) unless stated."""
-
-    obs: np.ndarray  # int32, the observation each action was taken in
-    actions: np.ndarray  # int32
-    rewards: np.ndarray  # float32
-    terminated: np.ndarray  # bool
-    truncated: np.ndarray  # bool
-    probs: np.ndarray  # float32 (B, S, A): the learner's action probabilities
-    optimal_actions: np.ndarray  # int32: an optimal action in that state (oracle label)
-    expected_rewards: np.ndarray  # float32: expected reward of the action taken
-
-
-# ----------------------------------------------------------------------------- randomness
-# jax.random.fold_in / split / uniform on a batch of threefry keys, bit for bit the same
-# as jax's own. On CPU jax lowers each threefry hash to a rolled 5-iteration while loop
-# (tens of tiny kernels per hash); written out here, the hash fuses with its neighbours.
-
-_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
-
-
-def _rotl(x: jax.Array, d: int) -> jax.Array:
-    return (x << np.uint32(d)) | (x >> np.uint32(32 - d))
-
-
-def threefry2x32(k1, k2, x1, x2) -> tuple[jax.Array, jax.Array]:
-    """The Threefry-2x32 hash (20 rounds) of counts (x1, x2) under keys (k1, k2); all
-    uint32 arrays of one broadcast shape. Equal to jax's ``threefry2x32`` primitive."""
-    ks = (k1, k2, k1 ^ k2 ^ np.uint32(0x1BD11BDA))
-    x1, x2 = x1 + ks[0], x2 + ks[1]
-    for i in range(5):
-        for r in _ROTATIONS[i % 2]:
-            x1 = x1 + x2
-            x2 = _rotl(x2, r) ^ x1
-        x1 = x1 + ks[(i + 1) % 3]
-        x2 = x2 + ks[(i + 2) % 3] + np.uint32(i + 1)
-    return x1, x2
-
-
-def _fast(keys: jax.Array) -> bool:
-    """Whether the unrolled hash reproduces jax for these keys (default threefry keys)."""
-    return (str(jax.random.key_impl(keys)) == "threefry2x32"
-            and bool(jax.config.jax_threefry_partitionable))
-
-
-def _hash(keys: jax.Array, x1, x2) -> tuple[jax.Array, jax.Array]:
-    kd = jax.random.key_data(keys)
-    return threefry2x32(kd[..., 0], kd[..., 1], jnp.asarray(x1, jnp.uint32),
-                        jnp.asarray(x2, jnp.uint32))
-
-
-def fold_in(keys: jax.Array, data) -> jax.Array:
-    """``jax.random.fold_in(keys[b], data)`` for every key of ``keys`` (B,); data int []."""
-    if not _fast(keys):
-        return jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, data)
-    h1, h2 = _hash(keys, 0, jnp.asarray(data).astype(jnp.uint32))
-    return jax.random.wrap_key_data(jnp.stack([h1, h2], -1), impl="threefry2x32")
-
-
-def split2(keys: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """``jax.random.split(keys[b])`` (two keys) for every key of ``keys`` (B,)."""
-    if not _fast(keys):
-        pair = jax.vmap(jax.random.split)(keys)
-        return pair[:, 0], pair[:, 1]
-    out = [_hash(keys, 0, i) for i in (0, 1)]
-    return tuple(jax.random.wrap_key_data(jnp.stack(h, -1), impl="threefry2x32") for h in out)
-
-
-def uniforms(keys: jax.Array) -> jax.Array:
-    """``jax.random.uniform(keys[b])`` for every key of ``keys`` (B,): float32 (B,)."""
-    if not _fast(keys):
-        return jax.vmap(jax.random.uniform)(keys)
-    h1, h2 = _hash(keys, 0, 0)
-    mantissa = ((h1 ^ h2) >> np.uint32(9)) | np.uint32(0x3F800000)  # a float in [1, 2)
-    return jax.lax.bitcast_convert_type(mantissa, jnp.float32) - jnp.float32(1.0)
-
-
-def step_keys(keys: jax.Array, t: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """(act, env, update) keys for every learner at step ``t``; keys: (B,) key array.
-
-    ``k = fold_in(key_b, t)`` is the act key; env and update keys are ``fold_in(k, 1)``
-    and ``fold_in(k, 2)``, which XLA drops when a learner or env does not use them.
-    """
-    k = fold_in(keys, t)
-    return k, fold_in(k, 1), fold_in(k, 2)
+from outlearn.rng import action_uniforms, init_keys, reset_keys, split2, step_keys, uniforms
 
 
 def sample_actions(key: jax.Array, probs: jax.Array) -> jax.Array:
@@ -131,12 +47,6 @@ def sample_with_uniforms(u: jax.Array, probs: jax.Array) -> jax.Array:
     thr = u * cdf[-1]
     a = sum((c <= thr).astype(jnp.int32) for c in cdf)
     return jnp.minimum(a, probs.shape[-1] - 1).astype(jnp.int32)
-
-
-def action_uniforms(keys: jax.Array, ts: jax.Array) -> jax.Array:
-    """The uniform each learner draws its action with at each step of ``ts`` (S,):
-    float32 (S, B), row ``i`` is ``uniforms(step_keys(keys, ts[i])[0])``."""
-    return jax.vmap(lambda t: uniforms(fold_in(keys, t)))(ts)
 
 
 def env_step(family: TaskFamily, env_keys, state, actions, params):
@@ -162,7 +72,7 @@ def env_step(family: TaskFamily, env_keys, state, actions, params):
 
 def _reset(family: TaskFamily, keys: jax.Array, params: Any) -> tuple[jax.Array, Any]:
     """First (obs (B,), env state) of every learner's env, from its root key (B,)."""
-    return jax.vmap(family.reset)(fold_in(keys, 2**31 - 1), params)
+    return jax.vmap(family.reset)(reset_keys(keys), params)
 
 
 class StepEnv:
@@ -188,8 +98,7 @@ class StepEnv:
 
 
 def init_learners(learner: Learner, keys: jax.Array, params: Any) -> Any:
-    ikeys = jax.vmap(lambda k: jax.random.fold_in(k, 2**31 - 2))(keys)
-    return jax.vmap(learner.init)(ikeys, params)
+    return jax.vmap(learner.init)(init_keys(keys), params)
 
 
 def _scan_body(family: TaskFamily, learner: Learner, keys, params):
@@ -278,7 +187,8 @@ def rollout_scan(
     # scan is cheaper than a per-step output inside it
     opt = _cached("labels", family, None, lambda: jax.vmap(
         jax.vmap(family.optimal_action, in_axes=(0, None))))(cols[0], params)
-    traj = Trajectory(*cols[:6], np.asarray(opt), cols[6])
+    o, a, r, term, trunc, p, expected = cols
+    traj = Trajectory(o, a, r, term, trunc, p, np.asarray(opt), expected)
     return traj, carry[2]
 
 
@@ -327,7 +237,8 @@ def rollout_steps(
 
 
 class JaxLearnerAdapter:
-    """Wrap a JAX :class:`Learner` into the (policy, observe) pair of the step path."""
+    """Wrap a JAX :class:`Learner` into a :class:`~outlearn.core.StepLearner` (the step
+    path's ``policy``/``observe`` pair)."""
 
     def __init__(self, learner: Learner, keys: jax.Array, params: Any):
         self.learner = learner

@@ -9,25 +9,23 @@ Every pull is an episode of length 1 (``truncated=True``, ``terminated=False``),
 observation is always 0 (``num_obs=1``), and the family is continuous (``num_tasks=None``).
 
 Task ids are 64-bit (``split_tasks`` puts the seed in the high 32 bits): the means come
-from ``id_key(low 32 bits, salt)`` folded with the high 32 bits, so train ids of two seeds
-give different tasks. A jax int32 id equals the same numpy id (high bits 0).
+from ``outlearn.rng.id_key(low 32 bits, salt)`` folded with the high 32 bits, so train
+ids of two seeds give different tasks. A jax int32 id equals the same numpy id (high bits 0).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from functools import partial
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from pydantic import Field
 
 from outlearn.config import Config, parse_config
-from outlearn.envs.base import StepOut, id_key
-from outlearn.errors import ConfigError
+from outlearn.envs.base import StepOut
 from outlearn.registry import ENVS
+from outlearn.rng import id_keys
 
 
 class BanditConfig(Config):
@@ -48,33 +46,6 @@ class BanditParams(NamedTuple):
 
 class BanditState(NamedTuple):
     time: jax.Array  # int32 []: 0 before the pull, 1 after
-
-
-def id_keys(task_ids: Any, salt: int) -> jax.Array:
-    """One PRNG key per task id (n,), from all 64 bits of each (non-negative) id."""
-    if isinstance(task_ids, jax.Array):  # int32 unless x64 is on
-        lo = task_ids.astype(jnp.uint32)
-        wide = task_ids.dtype.itemsize == 8
-        hi = (task_ids >> 32).astype(jnp.uint32) if wide else jnp.zeros_like(lo)
-    else:
-        ids = np.asarray(task_ids)
-        if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
-            raise ConfigError(
-                f"task_ids must be a 1-d integer array, got {ids.dtype} {ids.shape}; "
-                "pass e.g. np.arange(n) or the ids from split_tasks"
-            )
-        if ids.size and ids.min() < 0:
-            raise ConfigError("task ids must be >= 0; use ids from split_tasks(family, ...)")
-        ids = ids.astype(np.uint64)
-        lo = jnp.asarray((ids & np.uint64(0xFFFFFFFF)).astype(np.uint32))
-        hi = jnp.asarray((ids >> np.uint64(32)).astype(np.uint32))
-    return _keys_from_halves(lo, hi, salt)
-
-
-@partial(jax.jit, static_argnums=2)
-def _keys_from_halves(lo: jax.Array, hi: jax.Array, salt: int) -> jax.Array:
-    """Keys (n,) from the low and high 32 bits (uint32 (n,) each) of task ids."""
-    return jax.vmap(lambda lo_, hi_: jax.random.fold_in(id_key(lo_, salt), hi_))(lo, hi)
 
 
 class _Bandit(ABC):

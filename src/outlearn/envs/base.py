@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 Params = Any  # a pytree of jnp arrays describing one task
@@ -97,11 +96,3 @@ def split_tasks(
     train = base + np.arange(n_train, dtype=np.int64)
     test = base + 2**20 + np.arange(n_test, dtype=np.int64)
     return train, test
-
-
-def id_key(task_id: jax.Array, salt: int = 0) -> jax.Array:
-    """A PRNG key from the low 32 bits of a task id; callers fold in the high bits
-    (which carry the split seed), as :func:`outlearn.envs.bandits.id_keys` does."""
-    k = jax.random.key(salt)
-    tid = jnp.asarray(task_id, dtype=jnp.uint32)
-    return jax.random.fold_in(k, tid)

@@ -15,10 +15,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from outlearn.envs.bandits import id_keys
 from outlearn.envs.base import StepOut, TaskFamily
 from outlearn.errors import ConfigError
 from outlearn.registry import ENVS
+from outlearn.rng import id_keys
 
 
 class PermutedParams(NamedTuple):

@@ -17,10 +17,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from outlearn.core import Learner, Transition
 from outlearn.envs.base import TaskFamily
 from outlearn.errors import ConfigError
 from outlearn.registry import TEACHERS
-from outlearn.teachers.base import Learner, Transition
 
 BASELINES = ("random", "noop", "oracle")
 

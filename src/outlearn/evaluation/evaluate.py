@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -23,6 +24,8 @@ from pydantic import Field, model_validator
 
 from outlearn.atomic import atomic_path, atomic_write_text, check_output
 from outlearn.config import Config, Seed, load_toml
+from outlearn.core import Learner, StepLearner, Trajectory
+from outlearn.envs import make_family
 from outlearn.envs.base import TaskFamily, split_tasks
 from outlearn.errors import CheckpointError, ConfigError
 from outlearn.evaluation.baselines import BASELINES, make_baseline, make_teacher
@@ -32,11 +35,14 @@ from outlearn.evaluation.metrics import (
     last_episodes,
     mean_curve_ci,
 )
-from outlearn.rollout import Trajectory, rollout_scan, rollout_steps
+from outlearn.rng import unit_keys
+from outlearn.rollout import rollout_scan, rollout_steps
 from outlearn.stats import crossed_mean_ci
 from outlearn.students.device import check_device_name
 from outlearn.students.threads import configure_threads
-from outlearn.teachers.base import Learner
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 
 class EnvSpec(Config):
@@ -117,18 +123,6 @@ class EvalConfig(Config):
 # ----------------------------------------------------------------------------- building blocks
 
 
-def make_family(env: EnvSpec) -> TaskFamily:
-    """The task family named by ``env``."""
-    import outlearn.envs as envs
-
-    make_env = getattr(envs, "make_env", None)
-    if make_env is not None:
-        return make_env(env.name, **env.kwargs)
-    from outlearn.registry import ENVS
-
-    return ENVS.get(env.name)(**env.kwargs)
-
-
 def select_tasks(family: TaskFamily, spec: TaskSpec) -> np.ndarray:
     """Task ids (T,) int64 of the chosen split."""
     train, test = split_tasks(family, spec.seed, spec.n_train, spec.n_test)
@@ -145,17 +139,6 @@ def select_tasks(family: TaskFamily, spec: TaskSpec) -> np.ndarray:
     return ids
 
 
-def unit_keys(seed: int, task_ids: np.ndarray) -> jax.Array:
-    """(T,) PRNG keys, one per task, from the seed and the task id only."""
-    root = jax.random.key(seed & 0xFFFFFFFF)  # jax keeps the low 32 bits of a seed:
-    if seed >> 32:  # fold the high ones in, so seeds >= 2**32 do not alias small ones
-        root = jax.random.fold_in(root, seed >> 32)
-    ids = np.asarray(task_ids, dtype=np.int64)
-    hi = jnp.asarray((ids >> 32).astype(np.uint32))
-    lo = jnp.asarray((ids & 0xFFFFFFFF).astype(np.uint32))
-    return jax.vmap(lambda h, lo_: jax.random.fold_in(jax.random.fold_in(root, h), lo_))(hi, lo)
-
-
 def _jax_learner(spec: LearnerSpec, family: TaskFamily) -> Learner:
     if spec.kind == "baseline":
         return make_baseline(str(spec.baseline), family)
@@ -163,11 +146,13 @@ def _jax_learner(spec: LearnerSpec, family: TaskFamily) -> Learner:
 
 
 def _student_factory(spec: LearnerSpec, family: TaskFamily, mode: str
-                     ) -> Callable[[int, int], Any]:
-    """(num_envs, seed) -> a ``StudentLearner`` (``policy``/``observe`` for the step path)."""
+                     ) -> Callable[[int, int], StepLearner]:
+    """(num_envs, seed) -> a ``StudentLearner`` (a :class:`~outlearn.core.StepLearner`)."""
     from outlearn.students import StudentLearner, load_student
 
     configure_threads()
+    assert spec.checkpoint is not None  # LearnerSpec requires it of a student
+    model: Any  # a student nn.Module: its sizes are plain attributes
     model, _ = load_student(spec.checkpoint, spec.device)
     if (model.num_actions, model.num_obs) != (family.num_actions, family.num_obs):
         raise CheckpointError(
@@ -180,7 +165,7 @@ def _student_factory(spec: LearnerSpec, family: TaskFamily, mode: str
     return lambda n, seed: StudentLearner(model, num_envs=n, context_len=ctx, mode=mode, seed=seed)
 
 
-LearnerLike = LearnerSpec | Learner | Callable[[int, int], Any]
+LearnerLike = LearnerSpec | Learner | Callable[[int, int], StepLearner]
 
 
 def run_learner(
@@ -194,8 +179,9 @@ def run_learner(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run one learner on every (seed, task) for ``num_episodes`` episodes.
 
-    ``learner``: a :class:`LearnerSpec`, a JAX learner, or a factory
-    ``(num_envs, seed) -> obj`` with the step path's ``policy``/``observe``; it is
+    ``learner``: a :class:`LearnerSpec`, a JAX :class:`~outlearn.core.Learner` (run
+    fused), or a factory ``(num_envs, seed) ->`` :class:`~outlearn.core.StepLearner`
+    (run on the step path); the factory is
     called once with ``num_envs = seeds * tasks`` (rows seed-major, keys from
     :func:`unit_keys`) and ``seed = seeds[0]``. Returns
     (returns, regret), each (seeds, tasks, episodes) float64; ``regret`` is the
@@ -211,11 +197,16 @@ def run_learner(
     n = task_ids.size
     keys = jnp.concatenate([unit_keys(s, task_ids) for s in seeds])  # (S*T,) seed-major
     tiled = jax.tree.map(lambda x: jnp.concatenate([x] * len(seeds)), params)
-    if hasattr(learner, "init") and hasattr(learner, "update"):  # JAX learner: fused
+    if isinstance(learner, Learner):  # a JAX learner: fused
         traj, _ = rollout_scan(family, learner, keys, tiled, num_steps,
                                chunk=_chunk(num_steps), on_chunk=on_step)
-    else:  # step path, all seeds in one batch
+    else:  # a StepLearner factory: the step path, all seeds in one batch
         stepper = learner(n * len(seeds), int(seeds[0]))
+        if not isinstance(stepper, StepLearner):
+            raise TypeError(
+                f"run_learner: the factory returned a {type(stepper).__name__}, which is not "
+                "a StepLearner (policy(obs, t) and observe(tr, keys, t)); pass a JAX Learner "
+                "(init/policy/update) or a factory (num_envs, seed) -> StepLearner")
         traj = rollout_steps(family, stepper.policy, stepper.observe, keys, tiled, num_steps,
                              on_step=on_step)
     trajs = [Trajectory(*[x[i * n:(i + 1) * n] for x in traj]) for i in range(len(seeds))]
@@ -313,8 +304,12 @@ def _run_all(cfg: EvalConfig, family: TaskFamily, task_ids: np.ndarray, progress
             task = bar.add_task(f"{lr.name} ({lr.kind}, {units} tasks x seeds)", total=steps)
             results[lr.name] = run_learner(
                 family, lr, task_ids, cfg.seeds, cfg.num_episodes, cfg.mode,
-                on_step=lambda n, task=task: bar.update(task, completed=n))
+                on_step=partial(_advance, bar, task))
     return results
+
+
+def _advance(bar: Progress, task: TaskID, steps: int) -> None:
+    bar.update(task, completed=steps)
 
 
 def evaluate(cfg: EvalConfig, *, progress: bool = True) -> Path:
@@ -334,9 +329,10 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.json", cfg.to_json() + "\n")
     last_n = last_episodes(cfg.num_episodes, cfg.last_n)
-    summary = {name: {"asymptote": asymptote(ret, last_n).as_dict(), "last_n": last_n,
-                      "total_regret": crossed_mean_ci(reg.sum(-1)).as_dict()}
-               for name, (ret, reg) in results.items()}
+    summary: dict[str, Any] = {
+        name: {"asymptote": asymptote(ret, last_n).as_dict(), "last_n": last_n,
+               "total_regret": crossed_mean_ci(reg.sum(-1)).as_dict()}
+        for name, (ret, reg) in results.items()}
     summary["_tasks"] = [int(t) for t in task_ids]
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     write_csv(run_dir / "results.csv", results, cfg.seeds, task_ids, bandit)

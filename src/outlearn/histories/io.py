@@ -2,7 +2,7 @@
 
 ``L`` learners, ``S`` steps, ``A`` actions, ``E`` completed episodes.
 
-* :func:`write_history` writes a :class:`~outlearn.rollout.Trajectory` atomically, in a
+* :func:`write_history` writes a :class:`~outlearn.core.Trajectory` atomically, in a
   deterministic byte layout (no timestamps, a fixed HDF5 format version), so the same
   arrays and meta give a byte-identical file.
 * :class:`History` opens one read-only, validates it (missing, not HDF5, truncated or
@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 
 from outlearn.atomic import atomic_write_bytes, disk_full_error, is_disk_full, temp_name
+from outlearn.core import Trajectory
 from outlearn.errors import HistoryFileError
 from outlearn.histories.schema import (
     COMPLETE_ATTR,
@@ -36,7 +37,6 @@ from outlearn.histories.schema import (
     read_guard,
     split_code,
 )
-from outlearn.rollout import Trajectory
 
 __all__ = ["History", "episode_returns", "write_history"]
 
@@ -83,7 +83,8 @@ def episode_returns(
 
 def _step_arrays(traj: Trajectory, meta: HistoryMeta) -> dict[str, np.ndarray]:
     """Validated, dtype-cast per-step arrays of ``traj``; probs only when not None."""
-    arrays = {k: np.asarray(getattr(traj, k), dtype=dt) for k, dt in STEP_DATASETS.items()}
+    arrays: dict[str, np.ndarray] = {k: np.asarray(getattr(traj, k), dtype=dt)
+                                     for k, dt in STEP_DATASETS.items()}
     shape = arrays["obs"].shape
     if len(shape) != 2 or shape[0] < 1 or shape[1] < 1:
         raise HistoryFileError(
@@ -105,7 +106,8 @@ def _step_arrays(traj: Trajectory, meta: HistoryMeta) -> dict[str, np.ndarray]:
 
 
 def _learner_arrays(learners: LearnerInfo, L: int) -> dict[str, np.ndarray]:
-    out = {k: np.asarray(getattr(learners, k), dtype=dt) for k, dt in LEARNER_DATASETS.items()}
+    out: dict[str, np.ndarray] = {k: np.asarray(getattr(learners, k), dtype=dt)
+                                  for k, dt in LEARNER_DATASETS.items()}
     for k, a in out.items():
         if a.shape != (L,):
             raise HistoryFileError(f"learner info {k} has shape {a.shape}, expected ({L},): "
@@ -206,7 +208,8 @@ class History:
     """
 
     def __init__(self, path: str | Path | IO[bytes], *, verify: bool | str = "auto"):
-        self.path = path if hasattr(path, "read") else Path(path)  # type: ignore[arg-type]
+        # a Path, or the file object it was opened from
+        self.path: Any = path if hasattr(path, "read") else Path(path)
         self._f, self.meta = open_validated(self.path)
         self._cache: dict[str, np.ndarray] = {}
         names = [*STEP_DATASETS, *([PROBS] if PROBS in self._f else [])]

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from outlearn.core import Trajectory
 from outlearn.errors import ConfigError
 from outlearn.histories.io import History, write_history
 from outlearn.histories.schema import PROBS, STEP_DATASETS, code_version, read_guard, split_code
-from outlearn.rollout import Trajectory
 
 __all__ = ["cut_at_performance", "cut_at_step", "keep_every_kth_episode", "keep_train_tasks",
            "performance_curve"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from outlearn.stats import Estimate
 
@@ -37,7 +38,7 @@ class Section:
     claim: str
     setting: str
     columns: list[str]
-    rows: list[dict[str, Cell]]
+    rows: list[dict[str, Any]]  # column -> Cell (None or absent: an empty cell)
     verdict: str
     verdict_reason: str
     figures: list[Path] = field(default_factory=list)

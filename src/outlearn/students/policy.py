@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from outlearn.core import Transition
 from outlearn.errors import ConfigError
-from outlearn.teachers.base import Transition
 
 
 def check_family(model: nn.Module, family: Any) -> None:

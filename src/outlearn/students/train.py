@@ -361,6 +361,7 @@ def _train(cfg: TrainConfig, src: HistoryAdapter, stop_after: int | None, quiet:
     ck = load_checkpoint(prev) if prev is not None else None
     digest = history_digest(cfg.history)
     if ck is not None:
+        assert prev is not None  # ck was loaded from it
         check_compatible(ck, prev, cfg.resume_json(), cfg.resume_hash(), _upgraded(ck))
         check_same_history(ck, prev, cfg, digest)
     check_history(src, cfg, ck)

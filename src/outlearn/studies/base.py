@@ -20,7 +20,7 @@ import fnmatch
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +33,9 @@ from outlearn.studies.parallel import Executor, Serial
 from outlearn.studies.store import RunPaths, is_finished, read_result, write_result
 
 T = TypeVar("T")
+#: a stage's work: called with its directory (``fn(stage_dir)``); typed ``...`` because
+#: studies bind their loop variables as defaults (``lambda d, s=s: ...``)
+StageFn = Callable[..., T]
 
 #: the result file of stages written by versions before results were data: never read
 OLD_RESULT = "result.pkl"
@@ -66,12 +69,13 @@ def inputs_hash(inputs: Any, run_dir: str | Path | None = None) -> str:
 
 
 # ------------------------------------------------------------------ code versions
+_LOOP = ("outlearn.core", "outlearn.rng", "outlearn.rollout")  # types, keys, the rollout loop
 _TEACHER_DATA = ("outlearn.collect", "outlearn.envs", "outlearn.teachers", "outlearn.histories",
-                 "outlearn.rollout", "outlearn.config", "outlearn.registry")
-_IN_CONTEXT = ("outlearn.evaluation", "outlearn.envs", "outlearn.teachers", "outlearn.rollout",
+                 *_LOOP, "outlearn.config", "outlearn.registry")
+_IN_CONTEXT = ("outlearn.evaluation", "outlearn.envs", "outlearn.teachers", *_LOOP,
                "outlearn.histories", "outlearn.stats", "outlearn.registry")
 _TRAIN = ("outlearn.studies.common", "outlearn.students", "outlearn.histories",
-          "outlearn.rollout", "outlearn.config", "outlearn.registry")
+          *_LOOP, "outlearn.config", "outlearn.registry")
 _CATEGORICAL = ("outlearn.studies.selfdistill", "outlearn.selfdistill.categorical",
                 "outlearn.selfdistill.sampling", "outlearn.config")
 
@@ -99,17 +103,17 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
                  *_IN_CONTEXT),
     "h-evaluate": ("outlearn.studies.common", "outlearn.students", *_IN_CONTEXT),
     # studies.subsample.subsample, studies.taskcount.subset: history transforms
-    "subsample": ("outlearn.studies.subsample", "outlearn.histories", "outlearn.rollout"),
-    "subset": ("outlearn.studies.taskcount", "outlearn.histories", "outlearn.rollout"),
+    "subsample": ("outlearn.studies.subsample", "outlearn.histories", *_LOOP),
+    "subset": ("outlearn.studies.taskcount", "outlearn.histories", *_LOOP),
     # studies.selftrain.run_all -> selfdistill.addition
     "loops": ("outlearn.studies.selftrain", "outlearn.selfdistill", "outlearn.config"),
     # selfdistill.categorical.run_finite from CategoricalConfig.p0 (studies.selfdistill)
     "drift": _CATEGORICAL,
     "fixation": _CATEGORICAL,
     "diversity-*": _CATEGORICAL,
-    # selfdistill.lmstudy.run_ngram / run_transformer: n-gram and char transformer loops
-    "lm-ngram": ("outlearn.selfdistill", "outlearn.config"),
-    "lm-transformer": ("outlearn.selfdistill", "outlearn.config"),
+    # studies.lmstudy.run_ngram / run_transformer: n-gram and char transformer loops
+    "lm-ngram": ("outlearn.studies.lmstudy", "outlearn.selfdistill", "outlearn.config"),
+    "lm-transformer": ("outlearn.studies.lmstudy", "outlearn.selfdistill", "outlearn.config"),
 }
 
 #: what a stage not in :data:`STAGE_CODE` depends on: all of outlearn
@@ -187,7 +191,7 @@ class RunContext:
         d.mkdir(parents=True, exist_ok=True)
         return d
 
-    def stage(self, name: str, inputs: Any, fn: Callable[[Path], T],
+    def stage(self, name: str, inputs: Any, fn: StageFn[T],
               code: Iterable[str] | None = None) -> T:
         """Run ``fn(stage_dir)`` once per distinct ``inputs`` and code version; cache its
         result, which must be data (see :mod:`outlearn.studies.store`).
@@ -199,7 +203,7 @@ class RunContext:
         """
         return self.stages(name, [inputs], [fn], code)[0]
 
-    def stages(self, name: str, inputs: list[Any], fns: list[Callable[[Path], T]],
+    def stages(self, name: str, inputs: list[Any], fns: Sequence[StageFn[T]],
                code: Iterable[str] | None = None) -> list[T]:
         """:meth:`stage` for several independent stages: the ones not cached yet run through
         :attr:`executor` (at once, when it has several workers); results in input order."""
@@ -217,8 +221,11 @@ class RunContext:
             meta = {"name": name, "code": list(modules), "code_version": code_version(modules)}
             calls = [lambda d=dirs[k], fn=fns[k], run_dir=self.run_dir: run_stage(
                 d, fn, run_dir, meta) for k in todo]
-            done = lambda j: self.executor.workers > 1 and self.log(  # noqa: E731
-                f"stage {name}: {dirs[todo[j]].name} done")
+
+            def done(j: int) -> None:
+                if self.executor.workers > 1:
+                    self.log(f"stage {name}: {dirs[todo[j]].name} done")
+
             self.executor.map(calls, done)
         out = []
         for d in dirs:

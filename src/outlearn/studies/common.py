@@ -12,17 +12,17 @@ from __future__ import annotations
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from outlearn.collect import CollectConfig, EnvSection, TasksSection, TeacherSection, collect
 from outlearn.config import Config, Seed
+from outlearn.envs import make_family
 from outlearn.evaluation import metrics as M
 from outlearn.evaluation.baselines import make_baseline, make_teacher, stay_action
 from outlearn.evaluation.evaluate import run_learner
-from outlearn.registry import ENVS
 from outlearn.report.figures import curves_figure
 from outlearn.report.section import Cell
 from outlearn.studies.verdicts import Verdict, in_context_verdict
@@ -125,12 +125,6 @@ class TeacherStudyConfig(Config):
                                          self.eval.episodes, len(self.train_seeds) + 4,
                                          "eval.episodes, eval.seeds or tasks.n_test"))
         return self
-
-
-def make_family(env: EnvSection) -> Any:
-    import outlearn.envs  # noqa: F401  (registers the families)
-
-    return ENVS.get(env.name)(**env.kwargs)
 
 
 def held_out_tasks(family: Any, tasks: TasksSection) -> np.ndarray:
@@ -252,8 +246,11 @@ class Setting:
     extra: tuple[Any, ...] = field(default_factory=tuple)
 
 
+K = TypeVar("K", bound=Hashable)
+
+
 def train_by_setting(cfg: TeacherStudyConfig, ctx: RunContext,
-                     settings: dict[Hashable, Setting]) -> dict[Hashable, list[Path]]:
+                     settings: dict[K, Setting]) -> dict[K, list[Path]]:
     """One student per (setting, train seed), as independent stages (at once with
     ``--workers``); returns each setting's checkpoints, in train-seed order."""
     quiet = ctx.quiet or ctx.executor.workers > 1
@@ -269,7 +266,7 @@ def train_by_setting(cfg: TeacherStudyConfig, ctx: RunContext,
 
 
 def students_by_setting(cfg: TeacherStudyConfig, ctx: RunContext, ids: np.ndarray,
-                        settings: dict[Hashable, Setting]) -> dict[Hashable, np.ndarray]:
+                        settings: dict[K, Setting]) -> dict[K, np.ndarray]:
     """One student per (setting, train seed), then each setting's students in context on
     the held-out tasks ``ids``: independent stages (run at once with ``--workers``).
     Returns each setting's returns, (students x eval seeds, tasks, episodes)."""

@@ -10,7 +10,7 @@ it runs in the driver, so caching and resuming are the same whichever ran it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from outlearn.errors import ConfigError
@@ -23,7 +23,7 @@ class Executor(Protocol):
 
     workers: int
 
-    def map(self, calls: list[Callable[[], T]], on_done: Callable[[int], None] | None = None
+    def map(self, calls: Sequence[Callable[[], T]], on_done: Callable[[int], None] | None = None
             ) -> list[T]: ...
 
 
@@ -32,7 +32,7 @@ class Serial:
 
     workers = 1
 
-    def map(self, calls: list[Callable[[], T]], on_done: Callable[[int], None] | None = None
+    def map(self, calls: Sequence[Callable[[], T]], on_done: Callable[[int], None] | None = None
             ) -> list[T]:
         out = []
         for i, call in enumerate(calls):
@@ -80,7 +80,7 @@ class RayPool:
             self._remote = ray.remote(num_cpus=1)(_call)
         return ray
 
-    def map(self, calls: list[Callable[[], T]], on_done: Callable[[int], None] | None = None
+    def map(self, calls: Sequence[Callable[[], T]], on_done: Callable[[int], None] | None = None
             ) -> list[T]:
         ray = self._start()
         refs = [self._remote.remote(c) for c in calls]

@@ -3,7 +3,7 @@
 ``selfdistill-categorical``: the exact map p' ∝ p^(1/T), Wright-Fisher drift at T=1 with N
 samples per generation, fresh and accumulated real data, and truncated sampling.
 ``selfdistill-lm``: the same loop on character language models of Python's help text
-(its config and sections live in :mod:`outlearn.selfdistill.lmstudy`).
+(its config and sections live in :mod:`outlearn.studies.lmstudy`).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from outlearn.selfdistill.categorical import (
     run_finite,
 )
 from outlearn.selfdistill.figures import ci, curves_figure, z_score
-from outlearn.selfdistill.lmstudy import LMStudyConfig, run_lm_study
 from outlearn.selfdistill.sampling import Sampler
 from outlearn.studies.base import RunContext, Study
+from outlearn.studies.lmstudy import LMStudyConfig, run_lm_study
 
 Z_MAX = 4.0  # |mean - theory| within 4 standard errors counts as agreement
 

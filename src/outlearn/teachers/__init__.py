@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from outlearn.core import Learner, LState, Transition
 from outlearn.envs.base import TaskFamily
 from outlearn.registry import TEACHERS
 from outlearn.teachers.bandit import (
@@ -20,7 +21,6 @@ from outlearn.teachers.bandit import (
     ThompsonConfig,
     UCB1Config,
 )
-from outlearn.teachers.base import Learner, LState, Transition
 from outlearn.teachers.noise import NoiseConfig, NoiseCurriculum
 from outlearn.teachers.ppo import PPO, PPOConfig
 from outlearn.teachers.qlearning import EpsilonConfig, QLearning, QLearningConfig, epsilon_at

@@ -24,9 +24,9 @@ import optax
 from pydantic import Field, model_validator
 
 from outlearn.config import Config, parse_config
+from outlearn.core import Transition
 from outlearn.envs.base import TaskFamily
 from outlearn.registry import TEACHERS
-from outlearn.teachers.base import Transition
 
 
 class PPOConfig(Config):

@@ -20,10 +20,10 @@ import jax.numpy as jnp
 from pydantic import Field, model_validator
 
 from outlearn.config import Config, parse_config
+from outlearn.core import Transition
 from outlearn.envs.base import TaskFamily
 from outlearn.errors import ConfigError
 from outlearn.registry import TEACHERS
-from outlearn.teachers.base import Transition
 
 Schedule = Literal["constant", "linear", "exponential"]
 

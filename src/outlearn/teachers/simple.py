@@ -17,9 +17,9 @@ import jax.numpy as jnp
 from pydantic import Field, field_validator
 
 from outlearn.config import Config, parse_config
+from outlearn.core import Transition
 from outlearn.envs.base import TaskFamily
 from outlearn.registry import TEACHERS
-from outlearn.teachers.base import Transition
 
 
 class RandomConfig(Config):

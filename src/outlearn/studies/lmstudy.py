@@ -1,5 +1,8 @@
 """The ``selfdistill-lm`` study: character LMs refitted on their own samples (claim 13).
 
+Registered with ``selfdistill-categorical`` in :mod:`outlearn.studies.selfdistill`; the
+models and the loop are in :mod:`outlearn.selfdistill`.
+
 Settings: every temperature in ``temperatures`` with self data only, and at T=1 a
 ``fresh`` fraction of real data and (optionally) accumulation of all past data. Each
 runs for ``seeds`` seeds with an n-gram model, and with a small transformer when enabled.
