@@ -231,3 +231,48 @@ def test_mixture_teacher_draws_one_fixed_distribution_per_learner(bandit):
     assert np.all(one.max(-1) == 1.0)
     with pytest.raises(ConfigError, match=r"point_mass.*\[0, 1\]"):
         make_teacher("mixture", bandit, point_mass=[1.5])
+
+
+def _contract_pairs() -> list[tuple[str, str]]:
+    """(teacher, family) for every registered teacher on each family it accepts (a teacher
+    refuses a family it cannot run, e.g. UCB1 on Dark Room, with a ConfigError)."""
+    import outlearn.teachers  # noqa: F401  (registers them)
+    from outlearn.registry import TEACHERS
+
+    pairs = []
+    for name in sorted(TEACHERS.names()):
+        for env in ("bernoulli-bandit", "darkroom"):
+            try:
+                make_teacher(name, _FAMILIES[env])
+            except ConfigError:
+                continue
+            pairs.append((name, env))
+    return pairs
+
+
+_FAMILIES = {"bernoulli-bandit": make_env("bernoulli-bandit", num_arms=3),
+             "darkroom": make_env("darkroom", size=3, episode_len=4)}
+
+
+def test_every_registered_teacher_runs_somewhere():
+    from outlearn.registry import TEACHERS
+
+    assert {t for t, _ in _contract_pairs()} == set(TEACHERS.names())
+
+
+@pytest.mark.parametrize("name,env", _contract_pairs())
+def test_teacher_contract_under_vmap(name, env):
+    """Every teacher, batched: probabilities are a distribution over the family's actions at
+    every step, the fused rollout keeps its state's shapes, and it is deterministic in its
+    keys."""
+    fam = _FAMILIES[env]
+    traj, _, lstate = run(fam, name, 4, 12)
+    traj2, _, _ = run(fam, name, 4, 12)
+    p = np.asarray(traj.probs)
+    assert p.shape == (4, 12, fam.num_actions)
+    assert np.all(p >= 0) and np.allclose(p.sum(-1), 1.0, atol=1e-5)
+    a = np.asarray(traj.actions)
+    assert np.all((a >= 0) & (a < fam.num_actions))
+    assert all(leaf.shape[0] == 4 for leaf in jax.tree.leaves(lstate))
+    np.testing.assert_array_equal(a, np.asarray(traj2.actions))
+
