@@ -28,7 +28,7 @@ from outlearn.stats import Estimate
 
 _CSS = """
 *{box-sizing:border-box}
-body{font-family:system-ui,sans-serif;max-width:1200px;margin:1.5em auto;padding:0 1em;
+body{font-family:system-ui,sans-serif;max-width:1280px;margin:1.5em auto;padding:0 1em;
 color:#222;line-height:1.45}
 h1{font-size:1.5em;margin-bottom:.2em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;
 margin-top:2em}
@@ -36,7 +36,7 @@ margin-top:2em}
 .scroll{overflow-x:auto;max-width:100%;margin:1em 0}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;
 text-align:right;vertical-align:top}th{background:#f4f4f4}
-td:first-child,th:first-child,td.text{text-align:left}td.text{min-width:12em}
+td:first-child,th:first-child,td.text{text-align:left}td.text{min-width:10em}
 .est{white-space:nowrap}.ci{color:#666;font-size:.9em}
 table.setting td{text-align:left}table.setting td:first-child{white-space:nowrap;
 font-weight:600}
@@ -47,7 +47,9 @@ figure{margin:1em 0}img{display:block;width:100%;height:auto}
 pre{background:#f7f7f7;padding:1em;overflow:auto;font-size:.85em;max-width:100%}
 details{margin:1em 0}summary{cursor:pointer;font-weight:600}
 @media (max-width:600px){body{margin:.6em auto;padding:0 .6em}
-td,th{padding:.25em .4em}h1{font-size:1.25em}}
+td,th{padding:.25em .4em}h1{font-size:1.25em}
+table.setting td{display:block;border:0;padding:.1em .4em}table.setting tr{display:block;
+border-bottom:1px solid #ccc;padding:.3em 0}}
 """
 
 
