@@ -148,10 +148,10 @@ def compare(run_a: Path, run_b: Path) -> None:
     for s in c.sections:
         t = Table(title=f"{s.title}: verdict A {s.verdicts[0]}, B {s.verdicts[1]}",
                   title_justify="left")
-        t.add_column("row")
-        t.add_column("column")
-        t.add_column("A", justify="right", no_wrap=True)
-        t.add_column("B", justify="right", no_wrap=True)
+        t.add_column("row", min_width=8)
+        t.add_column("column", min_width=8)
+        t.add_column("A", justify="right", min_width=20)  # an estimate with
+        t.add_column("B", justify="right", min_width=20)  # its CI fits in 20
         for row in s.rows:
             t.add_row(*row)
         con.print(t)
