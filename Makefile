@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export XLA_FLAGS ?= --xla_force_host_platform_device_count=1
 export JAX_PLATFORMS ?= cpu
 
-.PHONY: demo test test-slow test-badinput lint bench install
+.PHONY: demo test test-slow test-badinput test-browser lint bench install
 
 $(STAMP): requirements.lock pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -27,6 +27,11 @@ test: $(STAMP)
 
 test-badinput: $(STAMP)
 	$(BIN)/python -m pytest -m badinput -q
+
+# The report in headless Chromium at 1400 px and 390 px (installs Debian's chromium if missing).
+test-browser: $(STAMP)
+	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+	$(BIN)/python -m pytest -m browser -q
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q

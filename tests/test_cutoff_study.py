@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import outlearn.studies.cutoff as cutoff
+import outlearn.studies.horizon as horizon_module
 from outlearn.config import parse_config
 from outlearn.errors import ConfigError
 from outlearn.report.section import Outcome, Section
@@ -111,6 +112,28 @@ def test_report_has_figures_cis_and_consistent_verdicts(tiny):
     assert horizon.rows[0]["ratio to ucb1"].low > 0
     assert ("tracks ucb1" in horizon.verdict) == (horizon.rows[0]["ratio to ucb1"].high <= 1.2)
 
+
+
+def test_horizon_figure_shows_per_pull_regret_with_the_verdicts_windows(tiny, monkeypatch):
+    """Claim 3's verdict is about per-pull regret before T and at the end: its figure has a
+    per-pull panel with those two windows shaded, beside the cumulative regret."""
+    out, _ = tiny
+    calls = []
+    real = horizon_module.panels_figure
+    monkeypatch.setattr(horizon_module, "panels_figure",
+                        lambda path, panels, *a, **k: calls.append(panels) or real(path, panels,
+                                                                                   *a, **k))
+    _sections(out)
+    (panels,) = calls
+    assert [p.ylabel for p in panels] == ["cumulative regret", "regret per pull"]
+    T, factor = TINY["horizon_extrapolation"]["T"], TINY["horizon_extrapolation"]["factor"]
+    assert panels[1].spans == {"before T": (T // 2 + 0.5, T + 0.5),
+                               "at the end": (factor * T - T // 2 + 0.5, factor * T + 0.5)}
+    for p in panels:
+        assert set(p.curves) == {"student", "ucb1"}
+        assert all(c.mean.size == factor * T for c in p.curves.values())
+    cum, per = panels[0].curves["student"].mean, panels[1].curves["student"].mean
+    np.testing.assert_allclose(np.cumsum(per), cum, rtol=1e-9, atol=1e-12)
 
 def test_a_run_killed_in_training_resumes_to_the_same_results(tiny, monkeypatch):
     out, _ = tiny

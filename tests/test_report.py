@@ -124,3 +124,96 @@ def test_results_json_round_trip_and_markdown(tmp_path):
     (tmp_path / "bad" / "results.json").write_text("{]")
     with pytest.raises(ConfigError, match="not a results.json"):
         read_results(tmp_path / "bad")
+
+
+def _drawn(fig):
+    import matplotlib.text
+
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text()]
+    return r, texts
+
+
+def _check_figure(fig, n_axes):
+    """Full report width, no text under MIN_FONT_PT, one legend, outside every axes."""
+    from outlearn.report.figures import FIG_WIDTH, MIN_FONT_PT
+
+    r, texts = _drawn(fig)
+    assert fig.get_figwidth() == FIG_WIDTH
+    assert min(t.get_fontsize() for t in texts) >= MIN_FONT_PT
+    axes = [ax for ax in fig.axes if ax.axison]
+    assert len(axes) == n_axes and all(ax.get_legend() is None for ax in axes)
+    assert len(fig.legends) == 1
+    box = fig.legends[0].get_window_extent(r)
+    for ax in axes:
+        assert not box.overlaps(ax.get_window_extent(r))
+    import matplotlib.pyplot as plt
+
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    plt.close(fig)
+    return labels
+
+
+def test_figures_keep_the_legend_off_the_data_and_the_text_readable():
+    import numpy as np
+
+    from outlearn.evaluation.metrics import CurveCI
+    from outlearn.report.figures import CurvesPanel, CutPanel, cutoff_fig, panels_fig
+
+    y = np.linspace(0, 1, 30)
+    c = CurveCI(y, y - 0.1, y + 0.1, 0.95)
+    fig = cutoff_fig(y, [CutPanel("uncut", c, 30, None), CutPanel("cut", c, 10, 0.5),
+                         CutPanel("early", c, 3, 0.1), CutPanel("more", c, 5, 0.2)],
+                     {"random": 0.1, "optimum": 1.0}, suptitle="title")
+    labels = _check_figure(fig, 4)
+    # every label once, whichever panel drew it (the uncut panel has no unseen part)
+    assert sorted(labels) == sorted(["teacher (seen)", "teacher (unseen)", "student (95% CI)",
+                                     "random", "optimum", "data ceiling"])
+    fig = panels_fig([CurvesPanel("cumulative", "regret", {"student": c, "ucb": c}),
+                      CurvesPanel("per pull", "regret/pull", {"ucb": c, "student": c},
+                                  {"before T": (5.5, 10.5)})], "pull", {"T": 10}, "t")
+    assert sorted(_check_figure(fig, 2)) == ["T", "student", "ucb"]
+
+
+def test_report_reads_on_any_screen_and_loads_nothing(tmp_path):
+    """The markup the browser test measures: a viewport tag, tables in scroll boxes,
+    estimates kept whole, a setting table without Python dicts, config and run details
+    collapsed, the date and release at the top; every src a data: URI, every href an
+    anchor (the page is one self-contained file)."""
+    import re
+
+    from report_sample import sample_report
+
+    page = sample_report(tmp_path).read_text()
+    assert "<meta name='viewport' content='width=device-width, initial-scale=1'>" in page
+    tables = page.count("<table")
+    assert tables == 3 and page.count("<div class='scroll'") == tables
+    assert "<span class='est'>0.123 <span class='ci'>[-0.0457, 0.988]</span></span>" in page
+    assert "darkroom (size 5, episode_len 20), teacher qlearning {}" in page
+    assert "{'size'" not in page and "date 2025-01-01" in page and "v0.1.0-5-gabcdef0" in page
+    assert re.search(r"<details><summary>Resolved config</summary><pre>\{", page)
+    assert "<details><summary>Run (machine, times)</summary>" in page
+    srcs = re.findall(r"\bsrc='([^']*)'", page)
+    assert len(srcs) == 2 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert all(h.startswith("#") for h in re.findall(r"\bhref='([^']*)'", page))
+    assert "<link" not in page and "@import" not in page and "url(" not in page
+
+
+def test_setting_table_lists_what_the_config_file_set():
+    from outlearn.report.html import readable, setting_rows
+
+    class Inner(Config):
+        a: int = 1
+        b: dict = {}
+
+    class Outer(Config):
+        env: str = "darkroom"
+        inner: Inner = Inner()
+        seeds: list[int] = [0]
+
+    cfg = Outer.model_validate({"inner": {"b": {"size": 5}}, "seeds": [0, 1]})
+    assert setting_rows(cfg) == {"inner": "b size 5", "seeds": "[0, 1]"}
+    assert setting_rows({"x": {"y": 1.5, "z": None}}) == {"x": "y 1.5, z unset"}
+    assert readable("bandit {'num_arms': 5}, {} {not python}") == \
+        "bandit (num_arms 5), {} {not python}"

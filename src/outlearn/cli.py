@@ -1,15 +1,19 @@
 """The command line: thin wrappers over the Python API (``outlearn --help``).
 
-Each command loads a TOML config and calls the same function a notebook would.
+Each command loads a TOML config and calls the same function a notebook would. Relative
+paths written in a config resolve from the config file's folder. Ctrl-C stops a command
+with a line saying what was kept and how to resume (exit status 130).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from outlearn.errors import OutlearnError
+from outlearn.errors import OutlearnError, Stopped
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -19,40 +23,54 @@ def _fail(err: Exception) -> None:
     raise typer.Exit(2)
 
 
+def _call(fn: Callable[[], Any], on_stop: str) -> Any:
+    """``fn()``; an OutlearnError exits 2 with its message; Ctrl-C exits 130 with the
+    message of the :class:`~outlearn.errors.Stopped` it became, else ``on_stop``."""
+    try:
+        return fn()
+    except OutlearnError as err:
+        _fail(err)
+    except KeyboardInterrupt as err:
+        msg = str(err) if isinstance(err, Stopped) and str(err) else on_stop
+        typer.secho(msg, fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(130) from None
+
+
 @app.command()
 def collect(config: Path) -> None:
     """Run teachers on tasks and write their learning histories to one HDF5 file."""
     from outlearn.collect import collect_from_toml
 
-    try:
-        path = collect_from_toml(config)
-    except OutlearnError as err:
-        _fail(err)
+    path = _call(lambda: collect_from_toml(config),
+                 "stopped; nothing was written (a collection does not resume): rerun the "
+                 "same command to start it again")
     typer.echo(f"wrote {path}")
 
 
 @app.command()
 def train(config: Path) -> None:
-    """Train a student on a history file (resumes from its last checkpoint)."""
+    """Train a student on a history file (resumes from its last checkpoint); writes
+    metrics.jsonl and loss.png (training and validation loss) in its out dir."""
     from outlearn.students.train import train_from_toml
 
-    try:
-        path = train_from_toml(config)
-    except OutlearnError as err:
-        _fail(err)
+    path = _call(lambda: train_from_toml(config),
+                 "stopped; rerun the same command to resume from the last checkpoint")
     typer.echo(f"wrote {path}")
 
 
 @app.command("eval")
 def evaluate(config: Path) -> None:
-    """Run a student and baselines in context on tasks; write a results table and figure."""
-    from outlearn.evaluation.evaluate import evaluate_from_toml
+    """Run a student and baselines in context on tasks; print the summary table (every
+    estimate with its 95% CI) and write it with the curves and a figure."""
+    from rich.console import Console
 
-    try:
-        path = evaluate_from_toml(config)
-    except OutlearnError as err:
-        _fail(err)
-    typer.echo(f"wrote {path}")
+    from outlearn.evaluation.evaluate import evaluate_from_toml, summary_table
+
+    path = _call(lambda: evaluate_from_toml(config),
+                 "stopped; nothing was written (an evaluation does not resume): rerun the "
+                 "same command to start it again")
+    Console().print(summary_table(path))
+    typer.echo(f"wrote {path} (summary.json, results.csv, curves.png)")
 
 
 @app.command()
@@ -65,10 +83,8 @@ def run(
     """Run a study end to end (collect, train, evaluate, report), resuming cached stages."""
     from outlearn.studies.runner import run_from_toml
 
-    try:
-        path = run_from_toml(config, out, workers=workers, address=address)
-    except OutlearnError as err:
-        _fail(err)
+    path = _call(lambda: run_from_toml(config, out, workers=workers, address=address),
+                 "stopped; finished stages are kept: rerun the same command to resume")
     typer.echo(f"report: {path}")
 
 
@@ -78,11 +94,72 @@ def results(paths: list[Path]) -> None:
     Markdown: the README's result tables come from this command."""
     from outlearn.report.results import markdown, read_results
 
-    try:
-        docs = [(p, read_results(p)) for p in paths]
-    except OutlearnError as err:
-        _fail(err)
+    docs = _call(lambda: [(p, read_results(p)) for p in paths], "stopped")
     typer.echo("\n\n".join(markdown(d, str(p)) for p, d in docs))
+
+
+@app.command()
+def runs(folder: Path = typer.Argument(Path("runs"), help="the folder of run dirs")) -> None:
+    """List the study runs in a folder (study, date, verdicts, wall time), newest first,
+    and write FOLDER/index.html linking every report."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from outlearn.report.runs import duration, find_runs, short_date, verdict_text, write_index
+
+    found = _call(lambda: find_runs(folder), "stopped")
+    t = Table(title=f"{len(found)} runs in {folder}", title_justify="left")
+    for col in ("run", "study", "date (UTC)", "verdicts", "wall time"):
+        t.add_column(col, no_wrap=col in ("run", "date (UTC)"))
+    for r in found:
+        t.add_row(r.path.name, r.study, short_date(r.date), verdict_text(r),
+                  duration(r.seconds))
+    Console().print(t)
+    typer.echo(f"index: {_call(lambda: write_index(folder, found), 'stopped')}")
+
+
+@app.command()
+def compare(run_a: Path, run_b: Path) -> None:
+    """Two finished runs side by side: how their configs differ, each section's verdicts
+    and every estimate both have (same section, row and column)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from outlearn.report.runs import compare as compare_runs
+    from outlearn.report.runs import load_run, short_date
+
+    a, b = _call(lambda: (load_run(run_a), load_run(run_b)), "stopped")
+    c = compare_runs(a, b)
+    con = Console()
+    con.print(f"A: {a.path} ({a.study}, {short_date(a.date)})\nB: {b.path} ({b.study}, "
+              f"{short_date(b.date)})")
+    if a.study != b.study:
+        con.print(f"[yellow]different studies ({a.study} and {b.study}): only sections "
+                  "with the same key are compared[/]")
+    if c.config_diff:
+        t = Table(title="config: what differs", title_justify="left")
+        for col in ("key", "A", "B"):
+            t.add_column(col, overflow="fold")
+        for row in c.config_diff:
+            t.add_row(*row)
+        con.print(t)
+    else:
+        con.print("config: the same")
+    for s in c.sections:
+        t = Table(title=f"{s.title}: verdict A {s.verdicts[0]}, B {s.verdicts[1]}",
+                  title_justify="left")
+        t.add_column("row", min_width=8)
+        t.add_column("column", min_width=8)
+        t.add_column("A", justify="right", min_width=20)  # an estimate with
+        t.add_column("B", justify="right", min_width=20)  # its CI fits in 20
+        for cells in s.rows:
+            t.add_row(*cells)
+        con.print(t)
+        for line in s.only:
+            con.print(f"  {line}")
+    for line in c.only:
+        con.print(line)
+    con.print(c.note)
 
 
 @app.command("list")

@@ -186,5 +186,5 @@ def collect(cfg: CollectConfig, *, progress: bool = True, created_by: str = "") 
 
 def collect_from_toml(path: str | Path, *, progress: bool = True) -> Path:
     """``outlearn collect <path>``: load the TOML config and run :func:`collect`."""
-    cfg = load_toml(CollectConfig, path)
+    cfg = load_toml(CollectConfig, path, "collect")
     return collect(cfg, progress=progress, created_by=f"outlearn collect {path}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import numbers
+import os
 import tomllib
 import types
 import typing
@@ -144,7 +145,8 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     if path.is_dir():
         raise ConfigError(f"config path {path} is a directory: give a .toml file")
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist: check the path")
+        raise ConfigError(f"config file {path} does not exist: check the path (configs/ "
+                          "holds one for every command to copy)")
     try:
         raw = path.read_bytes()
     except OSError as err:
@@ -161,6 +163,94 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {err}") from None
 
 
-def load_toml(model: type[C], path: str | Path) -> C:
-    """Load and validate a TOML config file into ``model``."""
-    return parse_config(model, read_toml(path), str(path))
+#: each command's config, told apart by keys only it requires (checked in this order)
+COMMAND_KEYS: dict[str, tuple[str, ...]] = {
+    "run": ("study",),
+    "train": ("history",),
+    "eval": ("learners", "num_episodes"),
+    "collect": ("teacher", "tasks", "out"),
+}
+
+
+def config_command(data: dict[str, Any]) -> str | None:
+    """The command a config's table is for (``run``, ``train``, ``eval``, ``collect``), by
+    the keys only that command's config requires; None when it has none of them."""
+    for command, keys in COMMAND_KEYS.items():
+        if all(k in data for k in keys):
+            return command
+    return None
+
+
+def check_command(data: dict[str, Any], command: str, source: str) -> None:
+    """Refuse a config written for another command, naming that command."""
+    other = config_command(data)
+    if other is not None and other != command:
+        keys = ", ".join(f"`{k}`" for k in COMMAND_KEYS[other])
+        raise ConfigError(f"{source} is a config for `outlearn {other}` (it has {keys}), not "
+                          f"for `outlearn {command}`: run `outlearn {other} {source}`")
+
+
+def _is_path(ann: Any) -> bool:
+    return any(isinstance(m, type) and issubclass(m, Path) for m in _members(ann))
+
+
+def _submodels(ann: Any) -> tuple[type[Config] | None, bool]:
+    """(the Config model in ``ann``, whether it is a list of them)."""
+    for m in _members(ann):
+        if isinstance(m, type) and issubclass(m, Config):
+            return m, False
+        if typing.get_origin(m) is list:
+            args = typing.get_args(m)
+            if args and isinstance(args[0], type) and issubclass(args[0], Config):
+                return args[0], True
+    return None, False
+
+
+def resolve_paths(model: type[Config], data: dict[str, Any], base: Path, source: str,
+                  prefix: str = "") -> dict[str, Any]:
+    """``data`` with every relative path it holds (fields typed Path, in nested models
+    too) resolved from the folder ``base`` of its config file. Defaults are left alone
+    (they resolve from the working directory).
+
+    A path that resolved from the working directory before (as outlearn did) names
+    something that exists while the config-relative one does not: refused, naming both
+    and the spelling that keeps the old meaning, rather than a run that silently reads or
+    writes elsewhere.
+    """
+    out = dict(data)
+    for name, field in model.model_fields.items():
+        v, key = out.get(name), f"{prefix}{name}"
+        if isinstance(v, str) and v.strip() and _is_path(field.annotation):
+            p = Path(v).expanduser()
+            if p.is_absolute():
+                continue
+            new = Path(os.path.normpath(base / p))
+            if new != Path(os.path.normpath(p)) and not new.exists() and p.exists():
+                keep = os.path.relpath(p.resolve(), base.resolve())
+                raise ConfigError(
+                    f"{source}: {key} = {v!r} resolves from the config file's folder, to "
+                    f"{new}, which does not exist; {p} (from the working directory, as "
+                    f"outlearn resolved it before) does. Write {key} = {keep!r} to keep that "
+                    "meaning, or give an absolute path")
+            out[name] = str(new)
+            continue
+        sub, many = _submodels(field.annotation)
+        if sub is None:
+            continue
+        if many and isinstance(v, list):
+            out[name] = [resolve_paths(sub, x, base, source, f"{key}[{i}].")
+                         if isinstance(x, dict) else x for i, x in enumerate(v)]
+        elif not many and isinstance(v, dict):
+            out[name] = resolve_paths(sub, v, base, source, f"{key}.")
+    return out
+
+
+def load_toml(model: type[C], path: str | Path, command: str | None = None) -> C:
+    """Load and validate a TOML config file into ``model``: relative paths in it resolve
+    from the file's folder (:func:`resolve_paths`). ``command``: the CLI command it is
+    for; a config for another one is refused, naming it (:func:`check_command`)."""
+    data = read_toml(path)
+    if command is not None:
+        check_command(data, command, str(path))
+    data = resolve_paths(model, data, Path(path).parent, str(path))
+    return parse_config(model, data, str(path))

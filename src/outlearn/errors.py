@@ -31,3 +31,9 @@ class DiskFullError(OutlearnError):
 
 class RunLockedError(OutlearnError):
     """Another process is running in the same run directory."""
+
+
+class Stopped(KeyboardInterrupt):
+    """Ctrl-C, with what was kept and how to resume (``str(err)``); the CLI prints it and
+    exits with 130 as for any Ctrl-C. A KeyboardInterrupt, so whatever catches those
+    still does."""

@@ -312,6 +312,18 @@ def _advance(bar: Progress, task: TaskID, steps: int) -> None:
     bar.update(task, completed=steps)
 
 
+def check_checkpoints(cfg: EvalConfig) -> None:
+    """Refuse, before any learner runs, a student whose checkpoint is not there."""
+    for lr in cfg.learners:
+        if lr.kind != "student":
+            continue
+        p = Path(str(lr.checkpoint))
+        if not p.exists():
+            raise CheckpointError(
+                f"learner {lr.name!r}: checkpoint {p} does not exist: run `outlearn train "
+                "<train config>` first (give its `out` directory here), or fix `checkpoint`")
+
+
 def evaluate(cfg: EvalConfig, *, progress: bool = True) -> Path:
     """Run every learner of ``cfg`` on the same tasks and seeds; return the run dir.
 
@@ -320,6 +332,7 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> Path:
     from outlearn.resources import check_memory, estimate_eval
 
     check_output(cfg.out_dir, "out_dir", kind="dir")
+    check_checkpoints(cfg)
     family = make_family(cfg.env)
     task_ids = select_tasks(family, cfg.tasks)
     check_memory(estimate_eval(cfg, family, int(task_ids.size)))
@@ -341,9 +354,34 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> Path:
     return run_dir
 
 
+def summary_rows(run_dir: Path) -> list[dict[str, Any]]:
+    """Each learner's line of a finished evaluation's ``summary.json``: name, asymptote
+    (mean return over its last episodes) and total regret, each {value, low, high}."""
+    doc = json.loads((Path(run_dir) / "summary.json").read_text(encoding="utf-8"))
+    return [{"learner": name, **v} for name, v in doc.items() if not name.startswith("_")]
+
+
+def summary_table(run_dir: Path) -> Any:
+    """The summary of ``run_dir`` as a rich table, every estimate with its 95% CI."""
+    from rich.table import Table
+
+    rows = summary_rows(run_dir)
+    ci = lambda d: f"{d['value']:.3g} [{d['low']:.3g}, {d['high']:.3g}]"  # noqa: E731
+    last = rows[0]["last_n"] if rows else 0
+    t = Table(title=f"{Path(run_dir).name}: mean over tasks x seeds, [95% CI]",
+              title_justify="left")
+    t.add_column("learner")
+    t.add_column(f"asymptote (mean return, last {last} episodes)", justify="right",
+                 no_wrap=True)
+    t.add_column("total regret", justify="right", no_wrap=True)
+    for r in rows:
+        t.add_row(r["learner"], ci(r["asymptote"]), ci(r["total_regret"]))
+    return t
+
+
 def evaluate_from_toml(path: str | Path) -> Path:
     """``outlearn eval CONFIG``: load an :class:`EvalConfig` from TOML and evaluate it."""
-    return evaluate(load_toml(EvalConfig, path))
+    return evaluate(load_toml(EvalConfig, path, "eval"))
 
 
 __all__ = [
@@ -357,5 +395,7 @@ __all__ = [
     "run_learner",
     "run_learner_curves",
     "select_tasks",
+    "summary_rows",
+    "summary_table",
     "unit_keys",
 ]

@@ -1,17 +1,26 @@
 """Learning-curve figures for reports (matplotlib, Agg backend, PNG written atomically).
 
+Every figure is :data:`FIG_WIDTH` inches wide, the width the report shows it at (about
+1,100 px on a desktop screen), with text of at least :data:`MIN_FONT_PT` points (about 14
+px there) and its legend outside the axes, below them or beside them, so that it covers no
+data.
+
 :func:`cutoff_figure` draws one panel per cut: the teacher's curve, solid over the
 episodes the student saw and dashed over the ones it did not; the student's mean curve
 with its 95% CI band; the baselines (random, no-op) and the optimum; and the data
-ceiling of that cut. :func:`curves_figure` draws any set of mean curves with CI bands
-(regret curves of the horizon-extrapolation check, for example).
+ceiling of that cut. :func:`curves_figure` draws any set of mean curves with CI bands on
+one panel, :func:`panels_figure` several such panels side by side (the horizon claim's
+cumulative and per-pull regret, for example).
 """
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -20,10 +29,29 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from outlearn.atomic import atomic_path  # noqa: E402
-from outlearn.evaluation.metrics import CurveCI  # noqa: E402
+
+if TYPE_CHECKING:  # (importing outlearn.evaluation loads jax: training plots need only this)
+    from outlearn.evaluation.metrics import CurveCI
+
+FIG_WIDTH = 11.0
+"""Inches: every report figure's width (the report shows it at the page's full width)."""
+MIN_FONT_PT = 10.0
+"""Points: the smallest text in a report figure (tick labels, legend)."""
+DPI = 110
+
+STYLE = {"font.size": 11, "axes.titlesize": 11, "axes.labelsize": 11,
+         "xtick.labelsize": MIN_FONT_PT, "ytick.labelsize": MIN_FONT_PT,
+         "legend.fontsize": MIN_FONT_PT, "figure.titlesize": 12}
 
 _BASELINE_STYLE = {"random": ("tab:gray", ":"), "no-op": ("tab:brown", "-."),
                    "optimum": ("black", "--")}
+
+
+@contextmanager
+def report_style():
+    """matplotlib settings of every report figure (fonts no smaller than MIN_FONT_PT)."""
+    with plt.rc_context(STYLE):
+        yield
 
 
 @dataclass(frozen=True)
@@ -42,9 +70,20 @@ class CutPanel:
     ceiling: float | None = None
 
 
+@dataclass(frozen=True)
+class CurvesPanel:
+    """One panel of :func:`panels_figure`: mean curves with CI bands, each (X,), drawn at
+    x = 1..X; ``spans``: labelled x ranges shaded grey (the windows a verdict compares)."""
+
+    title: str
+    ylabel: str
+    curves: dict[str, CurveCI]
+    spans: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
 def _save(fig: plt.Figure, path: Path) -> Path:
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
+        fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})
     plt.close(fig)
     return Path(path)
 
@@ -67,6 +106,57 @@ def _teacher(ax: plt.Axes, teacher: np.ndarray, seen: int) -> None:
     ax.axvline(k + 0.5, color="tab:blue", lw=0.6, alpha=0.5)
 
 
+def _legend_below(fig: plt.Figure, axes: list[plt.Axes], max_cols: int = 4) -> None:
+    """One legend for the whole figure, below the panels (outside every axes): each label
+    once, from whichever panel has it."""
+    seen: dict[str, object] = {}
+    for ax in axes:
+        for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            if not label.startswith("_"):
+                seen.setdefault(label, h)
+    if seen:
+        fig.legend(list(seen.values()), list(seen), loc="outside lower center",
+                   ncol=min(len(seen), max_cols), frameon=False)
+
+
+def cutoff_fig(
+    teacher: np.ndarray,
+    panels: list[CutPanel],
+    baselines: dict[str, np.ndarray | float],
+    ylabel: str = "episode return",
+    suptitle: str | None = None,
+) -> plt.Figure:
+    """The figure of :func:`cutoff_figure` (not saved)."""
+    n = len(panels)
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    with report_style():
+        fig, axes = plt.subplots(rows, cols, figsize=(FIG_WIDTH, 3.3 * rows + 1.0),
+                                 sharey=True, squeeze=False, layout="constrained")
+        for ax, p in zip(axes.flat, panels, strict=False):
+            _teacher(ax, np.asarray(teacher, np.float64), p.seen_episodes)
+            _band(ax, p.student, "student (95% CI)", "tab:red")
+            for name, b in baselines.items():
+                color, ls = _BASELINE_STYLE.get(name, ("tab:olive", ":"))
+                if np.ndim(b) == 0:
+                    ax.axhline(float(b), color=color, ls=ls, lw=1.0, label=name)
+                else:
+                    ax.plot(np.arange(1, len(b) + 1), b, color=color, ls=ls, lw=1.0, label=name)
+            if p.ceiling is not None:
+                ax.axhline(p.ceiling, color="tab:green", lw=1.0, ls=(0, (5, 2, 1, 2)),
+                           label="data ceiling")
+            ax.set_title(p.title)
+            ax.set_xlabel("episode")
+        for ax in axes.flat[n:]:
+            ax.axis("off")
+        for r in range(rows):
+            axes[r, 0].set_ylabel(ylabel)
+        _legend_below(fig, list(axes.flat[:n]))
+        if suptitle:
+            fig.suptitle(suptitle)
+    return fig
+
+
 def cutoff_figure(
     path: Path,
     teacher: np.ndarray,
@@ -81,33 +171,41 @@ def cutoff_figure(
     continuation past every cut). baselines: name -> (E,) mean curve or a constant
     (``"random"``, ``"no-op"``, ``"optimum"`` get fixed styles).
     """
+    return _save(cutoff_fig(teacher, panels, baselines, ylabel, suptitle), path)
+
+
+def panels_fig(panels: list[CurvesPanel], xlabel: str, vlines: dict[str, float] | None = None,
+               title: str | None = None) -> plt.Figure:
+    """The figure of :func:`panels_figure` (not saved)."""
     n = len(panels)
-    cols = min(n, 3)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), sharey=True,
-                             squeeze=False)
-    for ax, p in zip(axes.flat, panels, strict=False):
-        _teacher(ax, np.asarray(teacher, np.float64), p.seen_episodes)
-        _band(ax, p.student, "student (95% CI)", "tab:red")
-        for name, b in baselines.items():
-            color, ls = _BASELINE_STYLE.get(name, ("tab:olive", ":"))
-            if np.ndim(b) == 0:
-                ax.axhline(float(b), color=color, ls=ls, lw=1.0, label=name)
-            else:
-                ax.plot(np.arange(1, len(b) + 1), b, color=color, ls=ls, lw=1.0, label=name)
-        if p.ceiling is not None:
-            ax.axhline(p.ceiling, color="tab:green", lw=1.0, ls=(0, (5, 2, 1, 2)),
-                       label="data ceiling")
-        ax.set_title(p.title, fontsize=10)
-        ax.set_xlabel("episode")
-    for ax in axes.flat[n:]:
-        ax.axis("off")
-    axes[0, 0].set_ylabel(ylabel)
-    axes.flat[0].legend(fontsize=7, loc="lower right")
-    if suptitle:
-        fig.suptitle(suptitle, fontsize=11)
-    fig.tight_layout()
-    return _save(fig, path)
+    with report_style():
+        fig, axes = plt.subplots(1, n, figsize=(FIG_WIDTH, 4.6), squeeze=False,
+                                 layout="constrained")
+        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        names = list(dict.fromkeys(k for p in panels for k in p.curves))
+        for ax, p in zip(axes.flat, panels, strict=True):
+            for i, (label, (x0, x1)) in enumerate(p.spans.items()):
+                ax.axvspan(x0, x1, color="0.5", alpha=0.12 + 0.08 * i, lw=0)
+                ax.annotate(label, ((x0 + x1) / 2, 0.02), xycoords=("data", "axes fraction"),
+                            ha="center", va="bottom")
+            for name, c in p.curves.items():
+                _band(ax, c, name, colors[names.index(name) % len(colors)])
+            for name, x in (vlines or {}).items():
+                ax.axvline(x, color="black", lw=0.8, ls=":", label=name)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(p.ylabel)
+            ax.set_title(p.title)
+        _legend_below(fig, list(axes.flat))
+        if title:
+            fig.suptitle(title)
+    return fig
+
+
+def panels_figure(path: Path, panels: list[CurvesPanel], xlabel: str,
+                  vlines: dict[str, float] | None = None, title: str | None = None) -> Path:
+    """Panels of mean curves with CI bands side by side, one colour per curve name across
+    panels, labelled vertical lines on every panel; returns ``path`` (PNG)."""
+    return _save(panels_fig(panels, xlabel, vlines, title), path)
 
 
 def curves_figure(
@@ -119,21 +217,65 @@ def curves_figure(
     title: str | None = None,
 ) -> Path:
     """Mean curves with CI bands, each (X,), one colour each; optional labelled vlines."""
-    fig, ax = plt.subplots(figsize=(6.0, 3.8))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, (name, c) in enumerate(curves.items()):
-        _band(ax, c, name, colors[i % len(colors)])
-    for name, x in (vlines or {}).items():
-        ax.axvline(x, color="black", lw=0.8, ls=":")
-        ax.annotate(name, (x, 1.0), xycoords=("data", "axes fraction"), fontsize=8,
-                    ha="left", va="top")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return _save(fig, path)
+    return panels_figure(path, [CurvesPanel(title or "", ylabel, curves)], xlabel, vlines)
 
 
-__all__ = ["CutPanel", "curves_figure", "cutoff_figure"]
+def _running_mean(y: np.ndarray, w: int) -> np.ndarray:
+    """Mean of the last ``w`` values at each point (fewer at the start)."""
+    c = np.cumsum(np.insert(y, 0, 0.0))
+    n = np.minimum(np.arange(1, y.size + 1), w)
+    idx = np.arange(1, y.size + 1)
+    return (c[idx] - c[idx - n]) / n
+
+
+def loss_fig(records: list[dict]) -> plt.Figure:
+    """The figure of :func:`loss_figure` (not saved)."""
+    step = np.array([r["step"] for r in records], np.float64)
+    loss = np.array([r["loss"] for r in records], np.float64)
+    val = [(r["step"], r["val_loss"]) for r in records if r.get("val_loss") is not None]
+    with report_style():
+        fig, ax = plt.subplots(figsize=(FIG_WIDTH, 4.2), layout="constrained")
+        w = max(1, step.size // 50)
+        ax.plot(step, loss, color="tab:blue", lw=0.6, alpha=0.35, label="training loss (batch)")
+        if w > 1:
+            ax.plot(step, _running_mean(loss, w), color="tab:blue", lw=1.6,
+                    label=f"training loss (mean of the last {w} steps)")
+        if val:
+            vs, vl = zip(*val, strict=True)
+            ax.plot(vs, vl, color="tab:red", marker="o", ms=4, lw=1.4,
+                    label="validation loss (held-out learners)")
+        ys = np.concatenate([loss, [v for _, v in val]])
+        if ys.size and ys.min() > 0 and ys.max() / ys.min() > 10:
+            ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.set_title("training and validation loss")
+        _legend_below(fig, [ax])
+    return fig
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """The whole records of a ``metrics.jsonl`` (a torn last line is skipped)."""
+    out = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and "step" in rec and "loss" in rec:
+            out.append(rec)
+    return out
+
+
+def loss_figure(metrics: Path, path: Path) -> Path | None:
+    """The training loss (per batch, and its running mean) and the validation loss of a
+    ``metrics.jsonl``, as a PNG at ``path``; None when it holds no record yet."""
+    records = read_metrics(metrics) if Path(metrics).is_file() else []
+    if not records:
+        return None
+    return _save(loss_fig(records), path)
+
+
+__all__ = ["FIG_WIDTH", "MIN_FONT_PT", "CurvesPanel", "CutPanel", "curves_figure",
+           "cutoff_fig", "cutoff_figure", "loss_fig", "loss_figure", "panels_fig",
+           "panels_figure", "read_metrics", "report_style"]

@@ -46,12 +46,17 @@ def section_dict(s: Section) -> dict[str, Any]:
             "notes": s.notes, "figures": [Path(f).name for f in s.figures]}
 
 
+def now() -> str:
+    """The date and time a run finished, as results.json and the report write it."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
 def write_results(path: Path, study: str, config_hash: str, command: str,
-                  sections: list[Section], meta: dict[str, Any]) -> Path:
-    """Write ``results.json`` for a finished study run."""
+                  sections: list[Section], meta: dict[str, Any], date: str | None = None
+                  ) -> Path:
+    """Write ``results.json`` for a finished study run (``date``: default now)."""
     doc = {"schema": SCHEMA, "study": study, "config_hash": config_hash,
-           "outlearn": release(), "code": source_hash(),
-           "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+           "outlearn": release(), "code": source_hash(), "date": date or now(),
            "command": command, "meta": meta,
            "sections": [section_dict(s) for s in sections]}
     return atomic_write_text(path, json.dumps(doc, indent=1, allow_nan=False) + "\n")
@@ -63,8 +68,9 @@ def read_results(path: Path) -> dict[str, Any]:
     if p.is_dir():
         p = p / "results.json"
     if not p.is_file():
-        raise ConfigError(f"{p} does not exist: give a results.json or a run directory "
-                          "holding one (`outlearn run` writes it)")
+        raise ConfigError(f"{p} does not exist: `outlearn run <config.toml>` writes it when "
+                          "the run finishes (`outlearn runs` lists your runs); give a "
+                          "results.json or a run directory holding one")
     try:
         doc = json.loads(p.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:

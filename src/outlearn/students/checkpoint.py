@@ -63,10 +63,13 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if path.is_dir():
         found = latest_checkpoint(path)
         if found is None:
-            raise CheckpointError(f"no checkpoint under {path}: train first or check the path")
+            raise CheckpointError(f"no checkpoint under {path}: run `outlearn train <train "
+                                  "config>` first (its `out` is this directory), or fix the path")
         path = found
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist: check the path")
+        raise CheckpointError(f"checkpoint {path} does not exist: run `outlearn train <train "
+                              "config>` first (it writes checkpoints under its `out`), or fix "
+                              "the path")
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many kinds for a broken file

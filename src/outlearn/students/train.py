@@ -1,7 +1,10 @@
 """Train a student on a history file: ``train(cfg) -> checkpoint path``.
 
 AdamW, linear warm-up then cosine decay to 0, grad-norm clipping, validation loss on
-held-out learners every ``val_every`` steps, progress with tokens/s and time left.
+held-out learners every ``val_every`` steps, progress with tokens/s and time left; the
+records go to ``metrics.jsonl`` in ``cfg.out`` and, drawn from them when a call ends,
+``loss.png``. Ctrl-C raises :class:`~outlearn.errors.Stopped`: "stopped at step N; last
+checkpoint at M; rerun the same command to resume".
 A run resumes from the latest checkpoint in ``cfg.out``; an interrupted-and-resumed run
 ends with weights bit-identical to an uninterrupted one (same machine), whatever the number
 of threads: each batch is cut into ``shards`` slices whose gradients are summed in a fixed
@@ -31,8 +34,15 @@ from outlearn.atomic import (
     is_disk_full,
 )
 from outlearn.config import Config, Seed, load_toml, parse_config
-from outlearn.errors import CheckpointError, ConfigError, HistoryFileError, TrainingError
+from outlearn.errors import (
+    CheckpointError,
+    ConfigError,
+    HistoryFileError,
+    Stopped,
+    TrainingError,
+)
 from outlearn.registry import STUDENTS
+from outlearn.report.figures import loss_figure
 from outlearn.resources import check_memory, estimate_train
 from outlearn.students import ad, dpt, gru  # noqa: F401  (registers the students)
 from outlearn.students.checkpoint import (
@@ -315,7 +325,9 @@ def train(cfg: TrainConfig, *, stop_after: int | None = None, quiet: bool = Fals
         raise HistoryFileError(f"history {cfg.history} is a directory: give the .h5 file "
                                "(check `history`)")
     if not Path(cfg.history).is_file():
-        raise HistoryFileError(f"history file {cfg.history} does not exist: check `history`")
+        raise HistoryFileError(f"history file {cfg.history} does not exist: create it with "
+                               "`outlearn collect <collect config>` (its `out`), or fix "
+                               "`history`")
     src = HistoryAdapter(Path(cfg.history))
     try:
         check_memory(estimate_train(cfg, src.num_obs, src.num_actions,
@@ -389,6 +401,9 @@ def _train(cfg: TrainConfig, src: HistoryAdapter, stop_after: int | None, quiet:
 
 
 METRICS = "metrics.jsonl"
+LOSS_FIGURE = "loss.png"
+"""Beside ``metrics.jsonl``: training and validation loss, redrawn when a training call ends
+(finished, interrupted or failed)."""
 
 
 def trim_metrics(path: Path, step: int) -> None:
@@ -454,28 +469,55 @@ def _loop(run: _Run, end: int, quiet: bool) -> Path:
             TimeRemainingColumn()]
     last = None
     log = _MetricsLog(Path(cfg.out) / METRICS)
-    with log, Progress(*cols, disable=quiet) as prog:
-        task = prog.add_task("train", total=cfg.optim.total_steps, completed=run.step,
-                             kind=cfg.student.kind, info="")
-        t0, n0 = time.perf_counter(), run.step
-        while run.step < end:
-            loss = run.train_step()
-            rec: dict[str, Any] = {"step": run.step, "loss": loss,
-                                   "lr": run.sched.get_last_lr()[0]}
-            if run.step % cfg.val_every == 0 or run.step == cfg.optim.total_steps:
-                rec["val_loss"] = run.val_loss()
-            tps = tokens * (run.step - n0) / max(1e-9, time.perf_counter() - t0)
-            rec["tokens_per_s"] = tps
-            log.write(rec)
-            prog.update(task, completed=run.step, info=f"loss {loss:.3f} {tps:,.0f} tok/s")
-            if run.step % cfg.checkpoint_every == 0 or run.step == end:
-                last = save_checkpoint(checkpoint_path(cfg.out, run.step), run.payload())
+    try:
+        with log, Progress(*cols, disable=quiet) as prog:
+            last = _steps(run, end, log, prog, tokens)
+    except KeyboardInterrupt:
+        raise Stopped(stopped_message(run.step, cfg.out)) from None
+    finally:
+        with contextlib.suppress(Exception):  # a figure must never hide the real error
+            loss_figure(Path(cfg.out) / METRICS, Path(cfg.out) / LOSS_FIGURE)
     return last  # type: ignore[return-value]
+
+
+def stopped_message(step: int, out: Path) -> str:
+    """What a Ctrl-C in training kept, and how to go on."""
+    ck = latest_checkpoint(out)
+    at = (f"last checkpoint at {int(_checkpoint_step(ck))}" if ck is not None
+          else "no checkpoint yet (the next run starts over)")
+    return f"stopped at step {step}; {at}; rerun the same command to resume"
+
+
+def _checkpoint_step(path: Path) -> int:
+    from outlearn.students.checkpoint import _NAME
+
+    m = _NAME.match(path.name)
+    return int(m.group(1)) if m else -1
+
+
+def _steps(run: _Run, end: int, log: _MetricsLog, prog: Any, tokens: int) -> Path | None:
+    cfg, last = run.cfg, None
+    task = prog.add_task("train", total=cfg.optim.total_steps, completed=run.step,
+                         kind=cfg.student.kind, info="")
+    t0, n0 = time.perf_counter(), run.step
+    while run.step < end:
+        loss = run.train_step()
+        rec: dict[str, Any] = {"step": run.step, "loss": loss,
+                               "lr": run.sched.get_last_lr()[0]}
+        if run.step % cfg.val_every == 0 or run.step == cfg.optim.total_steps:
+            rec["val_loss"] = run.val_loss()
+        tps = tokens * (run.step - n0) / max(1e-9, time.perf_counter() - t0)
+        rec["tokens_per_s"] = tps
+        log.write(rec)
+        prog.update(task, completed=run.step, info=f"loss {loss:.3f} {tps:,.0f} tok/s")
+        if run.step % cfg.checkpoint_every == 0 or run.step == end:
+            last = save_checkpoint(checkpoint_path(cfg.out, run.step), run.payload())
+    return last
 
 
 def train_from_toml(path: str | Path) -> Path:
     """Load a :class:`TrainConfig` from TOML and :func:`train` it (the CLI's ``train``)."""
-    return train(load_toml(TrainConfig, path))
+    return train(load_toml(TrainConfig, path, "train"))
 
 
 def load_student(path: str | Path, device: str | None = None) -> tuple[nn.Module, TrainConfig]:

@@ -16,7 +16,7 @@ from outlearn.collect import TasksSection
 from outlearn.evaluation import metrics as M
 from outlearn.evaluation.baselines import make_teacher
 from outlearn.evaluation.evaluate import run_learner
-from outlearn.report.figures import curves_figure
+from outlearn.report.figures import CurvesPanel, panels_figure
 from outlearn.report.section import Section
 from outlearn.stats import crossed_mean_ci, crossed_ratio_ci
 from outlearn.studies.base import RunContext
@@ -67,11 +67,17 @@ def horizon_section(cfg: CutoffConfig, h: HorizonSection, ctx: RunContext) -> Se
     trend = regret_trend_verdict(drop, cfg.resolution * max(float(before(s_cells).mean()), 1e-9))
     track = tracks_reference_verdict(ratio, h.within, h.teacher.name)
     verdict = horizon_verdict(trend, track)
-    fig = curves_figure(ctx.run_dir / "horizon.png",
-                        {"student": M.mean_curve_ci(np.cumsum(student, -1)),
-                         h.teacher.name: M.mean_curve_ci(np.cumsum(ref, -1))},
-                        "pull", "cumulative regret", {"T (training horizon)": T},
-                        f"{h.env.name}: trained on T={T}, run to {factor}T")
+    fig = panels_figure(
+        ctx.run_dir / "horizon.png",
+        [CurvesPanel("cumulative regret", "cumulative regret",
+                     {"student": M.mean_curve_ci(np.cumsum(student, -1)),
+                      h.teacher.name: M.mean_curve_ci(np.cumsum(ref, -1))}),
+         CurvesPanel("per-pull regret (the verdict's windows shaded)", "regret per pull",
+                     {"student": M.mean_curve_ci(student),
+                      h.teacher.name: M.mean_curve_ci(ref)},
+                     {"before T": (T // 2 + 0.5, T + 0.5),  # pulls drawn at x = 1..factor*T
+                      "at the end": (factor * T - T // 2 + 0.5, factor * T + 0.5)})],
+        "pull", {"T (training horizon)": T}, f"{h.env.name}: trained on T={T}, run to {factor}T")
     cum = lambda c: crossed_mean_ci(c.sum(-1))  # noqa: E731
     rows = [{"learner": "student", "regret/pull before T": crossed_mean_ci(before(s_cells)),
              "regret/pull at the end": crossed_mean_ci(after(s_cells)), "drop": drop,

@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import platform
+import re
 import shlex
 import socket
 import sys
@@ -24,10 +25,11 @@ from typing import Any
 
 from outlearn.atomic import atomic_write_text
 from outlearn.config import parse_config
-from outlearn.errors import ConfigError
+from outlearn.errors import ConfigError, Stopped
+from outlearn.provenance import release, source_hash
 from outlearn.registry import ENVS, STUDENTS, STUDIES, TEACHERS
-from outlearn.report.html import render_report, summary_text
-from outlearn.report.results import write_results
+from outlearn.report.html import render_report, setting_rows, summary_text
+from outlearn.report.results import now, write_results
 from outlearn.studies.base import RunContext, total_seconds
 from outlearn.studies.parallel import RayPool, make_executor
 
@@ -51,10 +53,31 @@ def list_components() -> str:
                        ("students", STUDENTS)]:
         out.append(f"{title}:")
         for name in reg.names():
-            obj = reg.get(name)
-            doc = getattr(obj, "description", None) or (obj.__doc__ or "").strip().split("\n")[0]
-            out.append(f"  {name:24s} {doc}")
+            out.append(f"  {name:24s} {summary_line(reg.get(name))}")
     return "\n".join(out)
+
+
+def plain(text: str) -> str:
+    """Docstring text without reST markup: ``code`` and :role:`~a.b.Name` as plain words,
+    code spans that are call signatures left out."""
+    text = re.sub(r"``[^`]*\([^`]*``", "", text)
+    text = re.sub(r":\w+:`~?(?:[\w.]*\.)?([^`]+)`", r"\1", text)
+    text = re.sub(r"``([^`]*)``", r"\1", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def summary_line(obj: Any) -> str:
+    """One plain sentence about a registered component: its ``description``, else the first
+    sentence of its docstring (of its module's when the docstring opens with a
+    signature)."""
+    desc = getattr(obj, "description", None)
+    if desc:
+        return str(desc)
+    doc = (obj.__doc__ or "").strip()
+    if not doc or doc.startswith("``"):
+        doc = (getattr(sys.modules.get(obj.__module__), "__doc__", None) or "").strip()
+    para = re.sub(r"\s+", " ", doc.split("\n\n")[0])
+    return plain(re.split(r"(?<=\.)\s+(?=[A-Z`:])", para)[0]) or "(no description)"
 
 
 LOCK_NAME = ".lock"
@@ -94,9 +117,10 @@ def run_lock(run_dir: Path) -> Iterator[Path]:
 
 
 def read_study_toml(path: Path) -> tuple[str, dict]:
-    from outlearn.config import read_toml  # a missing, non-UTF-8 or bad file: ConfigError
+    from outlearn.config import check_command, read_toml  # a missing or bad file: ConfigError
 
     data = read_toml(path)
+    check_command(data, "run", str(path))  # a train, eval or collect config: named
     if "study" not in data:
         raise ConfigError(f"{path}: missing key 'study': name the study, e.g. study = \"cutoff\"")
     return str(data.pop("study")), data
@@ -132,6 +156,9 @@ def _run_locked(name: str, study: Any, cfg: Any, run_dir: Path, source: str,
     ctx = RunContext(run_dir, quiet=quiet, executor=executor)
     try:
         sections = study.run(cfg, ctx)
+    except KeyboardInterrupt:
+        raise Stopped(f"stopped; the stages finished so far are kept in {run_dir / 'stages'}: "
+                      "rerun the same command to resume") from None
     finally:
         if isinstance(executor, RayPool):
             executor.close()
@@ -140,9 +167,14 @@ def _run_locked(name: str, study: Any, cfg: Any, run_dir: Path, source: str,
             "cpus": os.cpu_count(), "workers": address or workers, "run_dir": str(run_dir),
             "seconds (this invocation)": round(time.time() - t0, 1),
             "seconds (all stages, every invocation)": total_seconds(ctx.stage_seconds)}
+    date = now()
+    provenance = {"date": date.replace("T", " "), "outlearn": release(),
+                  "code": source_hash(), "config": cfg.content_hash()}
     report = render_report(run_dir / "report.html", f"outlearn: {study.description}",
-                           sections, command, resolved, meta)
-    write_results(run_dir / "results.json", name, cfg.content_hash(), command, sections, meta)
+                           sections, command, resolved, meta,
+                           setting={"study": name, **setting_rows(cfg)}, provenance=provenance)
+    write_results(run_dir / "results.json", name, cfg.content_hash(), command, sections, meta,
+                  date=date)
     summary = summary_text(sections)
     atomic_write_text(run_dir / "summary.txt", summary + "\n")
     if not quiet:
