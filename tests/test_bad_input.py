@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from histories_tiny import synthetic_history
 
-from outlearn.core import Trajectory
 from outlearn.errors import HistoryFileError
-from outlearn.histories import History, HistoryMeta, LearnerInfo, cut_at_step, write_history
+from outlearn.histories import History, cut_at_step
 
 pytestmark = pytest.mark.badinput
 
@@ -21,24 +21,9 @@ L, S, A, NOBS, EP = 6, 60, 3, 4, 10
 
 
 def small_history(path, seed: int = 0):
-    """A small valid history (6 learners, 60 steps, 3 actions, 4 observations)."""
-    rng = np.random.default_rng(seed)
-    obs = rng.integers(0, NOBS, size=(L, S)).astype(np.int32)
-    greedy = obs % A
-    actions = np.where(rng.random((L, S)) < 0.8, greedy, rng.integers(0, A, (L, S)))
-    probs = np.full((L, S, A), 0.2 / A, np.float32)
-    np.put_along_axis(probs, greedy[..., None], 0.8 + 0.2 / A, axis=-1)
-    rewards = (actions == greedy).astype(np.float32)
-    trunc = np.zeros((L, S), bool)
-    trunc[:, EP - 1 :: EP] = True
-    traj = Trajectory(obs, actions.astype(np.int32), rewards, np.zeros((L, S), bool), trunc,
-                      probs, greedy.astype(np.int32), rewards)
-    meta = HistoryMeta(env_name="toy", num_actions=A, num_obs=NOBS, episode_len=EP,
-                       teacher_name="synthetic", seed=seed)
-    info = LearnerInfo(np.arange(L, dtype=np.int64), np.array([0, 0, 0, 0, 0, 1], np.uint8),
-                       np.ones(L, np.float32), np.arange(L, dtype=np.uint32),
-                       {"goal": np.arange(2 * L, dtype=np.int32).reshape(L, 2)})
-    return write_history(path, traj, meta, info, chunk_steps=32)
+    """A small valid history (6 learners, 60 steps, 3 actions, 4 observations, a task
+    parameter per learner: :mod:`histories_tiny`)."""
+    return synthetic_history(path, seed=seed, steps=S, task_params=True)
 
 
 # ------------------------------------------------------------------ item 2: checksums

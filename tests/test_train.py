@@ -7,11 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from histories_tiny import synthetic_history as _tiny_history
 
 from outlearn.config import parse_config
-from outlearn.core import Trajectory
 from outlearn.errors import CheckpointError, ConfigError, HistoryFileError
-from outlearn.histories import HistoryMeta, LearnerInfo, write_history
 from outlearn.students import (
     StudentLearner,
     TrainConfig,
@@ -27,23 +26,8 @@ L, S, A, NOBS, EP = 6, 120, 3, 4, 10
 
 
 def synthetic_history(path, env_name="toy", seed=0):
-    """A tiny history: the 'teacher' plays action obs % A with prob 0.8, else uniform."""
-    rng = np.random.default_rng(seed)
-    obs = rng.integers(0, NOBS, size=(L, S)).astype(np.int32)
-    greedy = obs % A
-    actions = np.where(rng.random((L, S)) < 0.8, greedy, rng.integers(0, A, (L, S)))
-    probs = np.full((L, S, A), 0.2 / A, np.float32)
-    np.put_along_axis(probs, greedy[..., None], 0.8 + 0.2 / A, axis=-1)
-    rewards = (actions == greedy).astype(np.float32)
-    trunc = np.zeros((L, S), bool)
-    trunc[:, EP - 1 :: EP] = True
-    traj = Trajectory(obs, actions.astype(np.int32), rewards, np.zeros((L, S), bool), trunc,
-                      probs, greedy.astype(np.int32), rewards)
-    meta = HistoryMeta(env_name=env_name, num_actions=A, num_obs=NOBS, episode_len=EP,
-                       teacher_name="synthetic", seed=seed)
-    info = LearnerInfo(np.arange(L, dtype=np.int64), np.array([0, 0, 0, 0, 0, 1], np.uint8),
-                       np.ones(L, np.float32), np.arange(L, dtype=np.uint32))
-    return write_history(path, traj, meta, info, chunk_steps=32)
+    """A tiny history (:mod:`histories_tiny`): S steps per learner."""
+    return _tiny_history(path, env_name, seed, steps=S)
 
 
 def tiny_cfg(tmp_path, out="run", **over):

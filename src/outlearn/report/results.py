@@ -80,13 +80,15 @@ def read_results(path: Path) -> dict[str, Any]:
     return doc
 
 
-def _text(v: Any) -> str:
+def cell_text(v: Any) -> str:
+    """A results.json cell as text: an estimate as 'value [low, high]', numbers to 3
+    significant digits, nothing for a missing cell."""
     if isinstance(v, dict) and "value" in v:
         f = lambda x: x if isinstance(x, str) else f"{x:.3g}"  # noqa: E731
         return f"{f(v['value'])} [{f(v['low'])}, {f(v['high'])}]"
     if isinstance(v, float):
         return f"{v:.3g}"
-    return str(v)
+    return "" if v is None else str(v)
 
 
 def markdown(doc: dict[str, Any], source: str = "") -> str:
@@ -100,7 +102,7 @@ def markdown(doc: dict[str, Any], source: str = "") -> str:
         out.append("| " + " | ".join(cols) + " |")
         out.append("|" + "---|" * len(cols))
         for r in s["rows"]:
-            out.append("| " + " | ".join(_text(r.get(c, "")) for c in cols) + " |")
+            out.append("| " + " | ".join(cell_text(r.get(c, "")) for c in cols) + " |")
         out.append("")
     out.append(f"<sub>From `{source or 'results.json'}` ({doc['study']}, config "
                f"{doc['config_hash']}, code {doc['code']}, {doc['outlearn']}, "

@@ -24,7 +24,7 @@ from typing import Any
 
 from outlearn.atomic import atomic_write_text
 from outlearn.errors import ConfigError
-from outlearn.report.results import read_results
+from outlearn.report.results import cell_text, read_results
 
 NO_DIFFERENCE_CI = (
     "No CI of the difference: results.json keeps each estimate with its CI but not the "
@@ -154,15 +154,6 @@ def write_index(root: Path, runs: list[RunInfo]) -> Path:
 
 
 # ------------------------------------------------------------------------------ compare
-def cell_text(v: Any) -> str:
-    if isinstance(v, dict) and "value" in v:
-        f = lambda x: x if isinstance(x, str) else f"{x:.3g}"  # noqa: E731
-        return f"{f(v['value'])} [{f(v['low'])}, {f(v['high'])}]"
-    if isinstance(v, float):
-        return f"{v:.3g}"
-    return "" if v is None else str(v)
-
-
 @dataclass
 class SectionComparison:
     key: str
