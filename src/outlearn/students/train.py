@@ -34,7 +34,7 @@ from outlearn.config import Config, Seed, load_toml, parse_config
 from outlearn.errors import CheckpointError, ConfigError, HistoryFileError, TrainingError
 from outlearn.registry import STUDENTS
 from outlearn.resources import check_memory, estimate_train
-from outlearn.students import ad, dpt, gru  # noqa: F401  (registers the students)
+from outlearn.students import ad, adq, dpt, gru  # noqa: F401  (registers the students)
 from outlearn.students.checkpoint import (
     check_compatible,
     checkpoint_path,
@@ -54,8 +54,9 @@ from outlearn.students.threads import configure_threads
 
 
 class StudentSpec(Config):
-    """Which student: ``kind`` (a registered name: "ad", "dpt", "gru"), a ``preset`` for
-    models that have presets (AD: "small", "paper"), and ``model`` keyword overrides."""
+    """Which student: ``kind`` (a registered name: "ad", "adq", "dpt", "gru"), a ``preset``
+    for models that have presets (AD, adq: "small", "paper"), and ``model`` keyword
+    overrides."""
 
     kind: str = "ad"
     preset: str = "small"
@@ -230,6 +231,7 @@ class _Run:
             labels=cfg.data.labels, gap_episodes=cfg.data.gap_episodes,
             batch_size=cfg.data.batch_size, val_fraction=cfg.data.val_fraction, seed=cfg.seed,
             set_start=cfg.data.set_start, permute_actions=cfg.data.permute_actions,
+            transitions=getattr(self.kind, "transitions", False),
         )
         torch.manual_seed(cfg.seed)
         self.mcfg = model_config(cfg.student, cfg.data.context_len)
@@ -237,8 +239,9 @@ class _Run:
         self.device = resolve_device(cfg.device)
         self.model = self.kind(self.mcfg, src.num_obs, src.num_actions).to(self.device)
         o = cfg.optim
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=o.lr,
-                                     weight_decay=o.weight_decay)
+        # the trained parameters (a frozen target network, adq's, is not among them)
+        self.opt = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad],
+                                     lr=o.lr, weight_decay=o.weight_decay)
         self.stepper = ShardedStep(self.model, cfg.shards, configure_threads(cfg.threads),
                                    cfg.precision, self.device)
         self.sched = torch.optim.lr_scheduler.LambdaLR(
@@ -288,6 +291,9 @@ class _Run:
         self.opt.step()
         self.sched.step()
         self.step += 1
+        after = getattr(self.model, "after_update", None)
+        if after is not None:  # adq: copies its weights into its target network on schedule
+            after(self.step)
         return loss
 
     @torch.no_grad()
