@@ -42,8 +42,8 @@ context, 16 streams of 80 steps; seeds are training seeds):
 * **Target-network Q-learning with CQL is kept.** With ``cql_alpha`` 0 and 0.1, and a
   copy every 1, 5, 10, 20 or 50 steps, every seed (4 each) reached the goal in every
   episode, by the shortest path but for one 5-step episode in one seed (whose values at
-  the first step of a stream, a token with no previous step, favour "left"); AD on the same history reached it in 23%
-  of its episodes, moving right with probability 0.51.
+  the first step of a stream, a token with no previous step, favour "left"); AD on the
+  same history reached it in 23% of its episodes, moving right with probability 0.51.
 * **The conservative term matters where the history lacks an action.** With a walk that
   always moves right from the start cell (``Q(start, left)`` never seen): ``cql_alpha`` 0
   left 2 of 6 seeds stuck at the start forever (greedy on the unseen action's
