@@ -302,3 +302,32 @@ def test_interrupted_resume_is_bit_identical_target_network_included(tmp_path):
     sl = StudentLearner(model, num_envs=2, context_len=12, mode="greedy")
     p = sl.policy(np.array([1, 2]), 0)
     assert sl.kv is not None and p.shape == (2, 3) and set(np.unique(p)) <= {0.0, 1.0}
+
+
+# ------------------------------------------------------------------ in a study
+def test_the_cutoff_study_trains_and_evaluates_the_rl_student(tmp_path):
+    """The cut-off study with ``student.kind = "adq"``: the same stages, report and
+    checkpoints as AD's; a context as long as a history (the bandit horizon's T pulls) is
+    cut to leave each window its successor."""
+    import copy
+
+    from test_cutoff_study import TINY
+
+    from outlearn.studies.runner import run_study
+
+    data = copy.deepcopy(TINY)
+    data["student"]["kind"] = "adq"
+    report = run_study("cutoff", data, tmp_path, quiet=True)
+    assert report.is_file()
+    from outlearn.histories import History
+
+    shortened = 0
+    for d in sorted((report.parent / "stages").glob("*train-*")):
+        model, cfg = load_student(d / "student")
+        assert isinstance(model, ADQTransformer) and cfg.student.kind == "adq"
+        with History(cfg.history) as h:
+            steps = h.num_steps
+        assert cfg.data.context_len == min(TINY["student"]["context_len"], steps - 1)
+        shortened += cfg.data.context_len == steps - 1
+    # the early cut (3 episodes of 5 steps) and the horizon (T pulls): one student a seed
+    assert shortened == 2 * len(TINY["train_seeds"])

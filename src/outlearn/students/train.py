@@ -158,6 +158,14 @@ def model_config(spec: StudentSpec, context_len: int) -> Config:
     return parse_config(cfg_cls, kw, f"student.model (kind {spec.kind!r})")
 
 
+def fit_context(kind: str, context_len: int, steps: int) -> int:
+    """The context of a student of ``kind`` trained on histories of ``steps`` steps:
+    ``context_len`` cut to what their windows allow (a kind trained on transitions, adq,
+    reads one step past its window, so at most ``steps - 1``)."""
+    ahead = 1 if getattr(STUDENTS.get(kind), "transitions", False) else 0
+    return min(context_len, steps - ahead)
+
+
 def make_model(kind: str, cfg: dict[str, Any], num_obs: int, num_actions: int) -> nn.Module:
     cls = STUDENTS.get(kind)
     if kind == "ad" and "positions" not in cfg:  # checkpoints from before relative positions
