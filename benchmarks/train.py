@@ -16,6 +16,10 @@ intervals of all rows alternating so that a change in the machine's load hits al
 * ``rope``/``alibi``, ``fp32``/``bf16``, ``threads`` 1/2: the current step
   (:class:`outlearn.students.sharded.ShardedStep`, 2 shards; threads = shards run at once;
   AdamW's default foreach implementation, and once its fused one).
+* ``adq``: the RL student (:mod:`outlearn.students.adq`: the same model, a TD loss and
+  a target network's forward pass on windows one step longer) beside AD at 1 and 2
+  threads; the last lines give its cost per step as a multiple of AD's. ``--students``
+  times only those four rows.
 
 FLOP per token come from torch's FLOP counter on one step (forward and backward, attention
 counted in full as the counter does). The peak is a 2048x2048 matmul in the same precision,
@@ -37,6 +41,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from outlearn.students.ad import ADConfig, ADTransformer
+from outlearn.students.adq import ADQConfig, ADQTransformer
 from outlearn.students.sharded import ShardedStep, bf16_native, loss_fn
 
 RECIPE = dict(n_layers=2, n_heads=2, d_model=64, d_ff=256, dropout=0.0, attn_dropout=0.0,
@@ -54,11 +59,18 @@ def batch(b: int, t: int, num_obs: int = 81, num_actions: int = 5,
         "target": torch.randint(0, num_actions, (b, t), generator=g),
     }
     x["mask"] = torch.ones_like(x["target"], dtype=torch.bool)
+    # adq's windows: each step's own reward and end (the sampler's ``transitions``)
+    x["reward"] = (torch.rand(b, t, generator=g) < 0.1).float()
+    x["terminated"] = torch.zeros(b, t, dtype=torch.bool)
     return {k: v.to(device or "cpu") for k, v in x.items()}
 
 
-def model(context: int, positions: str, device: torch.device, **size: Any) -> ADTransformer:
+def model(context: int, positions: str, device: torch.device, kind: str = "ad",
+          **size: Any) -> ADTransformer:
     torch.manual_seed(0)
+    if kind == "adq":
+        qcfg = ADQConfig(**{**RECIPE, **size}, context_len=context, positions=positions)
+        return ADQTransformer(qcfg, 81, 5).to(device)
     cfg = ADConfig(**{**RECIPE, **size}, context_len=context, positions=positions)
     return ADTransformer(cfg, 81, 5).to(device)
 
@@ -69,13 +81,15 @@ class Row:
     def __init__(self, name: str, context: int, bsz: int, positions: str = "rope",
                  precision: str = "fp32", threads: int = 1, reference: bool = False,
                  device: torch.device | None = None, shards: int = 2, fused: bool = False,
-                 **size: Any):
+                 kind: str = "ad", **size: Any):
         self.name, self.threads, self.reference = name, threads, reference
         self.device = device or torch.device("cpu")
-        self.model = model(context, positions, self.device, **size)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=3e-4,
-                                     **({"fused": True} if fused else {}))
-        self.x = batch(bsz, context, device=self.device)
+        self.model = model(context, positions, self.device, kind, **size)
+        self.opt = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad],
+                                     lr=3e-4, **({"fused": True} if fused else {}))
+        self.updates = 0
+        # adq trains on ``context`` steps and reads one more (the last step's successor)
+        self.x = batch(bsz, context + (kind == "adq"), device=self.device)
         self.tokens = bsz * context
         self.precision = precision
         self.step = ShardedStep(self.model, shards, threads, precision,  # type: ignore[arg-type]
@@ -92,6 +106,10 @@ class Row:
             self.step.backward(self.x)
         nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.opt.step()
+        self.updates += 1
+        after = getattr(self.model, "after_update", None)
+        if after is not None:  # adq's target-network copies, on their schedule
+            after(self.updates)
 
     def interval(self, steps: int) -> float:
         torch.set_num_threads(1)
@@ -174,11 +192,39 @@ def compiled(a: argparse.Namespace) -> None:
         print(f"{k:<22}{v:>10,.0f} tokens/s")
 
 
+def student_rows(ctx: int, bsz: int) -> list[Row]:
+    """AD and adq, rope, fp32, at 1 and 2 threads."""
+    return [Row(f"{kind}, rope, fp32, {th} thread{'s' * (th > 1)}", ctx, bsz, threads=th,
+                kind=kind) for th in (1, 2) for kind in ("ad", "adq")]
+
+
+def print_rl_cost(rates: dict[str, float]) -> None:
+    """adq's cost per step (time per trained token) as a multiple of AD's."""
+    import os
+
+    for th in ("1 thread", "2 threads"):
+        ad, adq = rates[f"ad, rope, fp32, {th}"], rates[f"adq, rope, fp32, {th}"]
+        print(f"adq cost per step, {th}: {ad / adq:.2f}x AD's "
+              f"({adq:,.0f} vs {ad:,.0f} tokens/s)")
+    print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
+
+
+def students_main(a: argparse.Namespace) -> None:
+    rows = student_rows(a.context, a.batch)
+    rates = measure(rows, a.steps, a.reps)
+    print(f"AD vs adq, 9x9 recipe model, context {a.context}, batch {a.batch}")
+    for r in rows:
+        print(f"{r.name:<54}{rates[r.name]:>10,.0f} tokens/s")
+    print_rl_cost(rates)
+
+
 def cpu_main(a: argparse.Namespace) -> None:
     if a.profile:
         return profile(a)
     if a.compile:
         return compiled(a)
+    if a.students:
+        return students_main(a)
     ctx, bsz = a.context, a.batch
     rows = [Row("reference (learned positions, fp32, 1 torch thread)", ctx, bsz,
                 positions="learned", reference=True)]
@@ -188,6 +234,7 @@ def cpu_main(a: argparse.Namespace) -> None:
                             precision=prec, threads=th))
     rows.append(Row("rope, fp32, 2 threads, fused AdamW", ctx, bsz, threads=2, fused=True))
     rows.append(Row("alibi, fp32, 2 threads", ctx, bsz, positions="alibi", threads=2))
+    rows += student_rows(ctx, bsz)  # AD beside adq (the "rope, fp32" rows once more)
     flops = {r.name: r.flops_per_token() for r in rows}
     peaks = {(th, p): matmul_peak(th, torch.float32 if p == "fp32" else torch.bfloat16)
              for th in (1, 2) for p in ("fp32", "bf16")}
@@ -204,6 +251,7 @@ def cpu_main(a: argparse.Namespace) -> None:
         peak = peaks[(r.threads, r.precision)]
         print(f"{r.name:<54}{rate:>10,.0f}{rate / ref:>7.2f}{f / 1e6:>10.2f}"
               f"{rate * f / 1e9:>9.1f}{rate * f / peak:>8.2f}")
+    print_rl_cost(rates)
 
 
 def device_main(a: argparse.Namespace) -> None:
@@ -245,6 +293,8 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="profile one setting instead")
     ap.add_argument("--compile", action="store_true",
                     help="eager vs torch.compile instead (1 and 2 threads)")
+    ap.add_argument("--students", action="store_true",
+                    help="only AD and the RL student (adq), fp32, 1 and 2 threads")
     a = ap.parse_args()
     if a.device:
         device_main(a)

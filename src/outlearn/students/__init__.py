@@ -1,10 +1,13 @@
 """Students (PyTorch): sequence models trained on learning histories, and their training.
 
-``ad`` (causal transformer), ``dpt`` (transformer over a set of transitions and a query),
-``gru`` (recurrent baseline) are registered in :data:`outlearn.registry.STUDENTS`.
+``ad`` (causal transformer), ``adq`` (AD's transformer with action values, trained by
+offline RL on the history's transitions), ``dpt`` (transformer over a set of transitions
+and a query), ``gru`` (recurrent baseline) are registered in
+:data:`outlearn.registry.STUDENTS`.
 """
 
 from outlearn.students.ad import PRESETS, ADConfig, ADTransformer
+from outlearn.students.adq import ADQConfig, ADQTransformer
 from outlearn.students.checkpoint import (
     FORMAT_VERSION,
     latest_checkpoint,
@@ -30,6 +33,8 @@ __all__ = [
     "FORMAT_VERSION",
     "PRESETS",
     "ADConfig",
+    "ADQConfig",
+    "ADQTransformer",
     "ADTransformer",
     "ArraySource",
     "DPTConfig",

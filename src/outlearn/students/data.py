@@ -17,6 +17,12 @@ Label options (``labels``), for the sequence students (AD, GRU), at each step ``
 
 For DPT (set students) the label is always ``"optimal"``: the optimal action of a query
 observation drawn from a uniformly random step of the same learner.
+
+``transitions=True`` (a student trained by temporal differences, such as
+:mod:`outlearn.students.adq`): a sequence window holds ``context_len + 1`` steps (the
+model sees the first ``context_len``; the last is the successor of the window's last step)
+and, besides the inputs and labels, each step's own ``reward`` and ``terminated`` flag.
+Only ``"actions"`` labels (the action each reward followed) apply.
 """
 
 from __future__ import annotations
@@ -138,14 +144,25 @@ class WindowSampler:
     ``new_episode`` bool, each (B, T); ``target`` int64 (B, T) (float32 (B, T, A) for
     ``"probs"``); ``mask`` bool (B, T). A set batch: ``ctx_obs``, ``ctx_action``,
     ``ctx_reward``, ``ctx_next_obs`` (B, N), ``query_obs`` (B,), ``target`` int64 (B,),
-    ``mask`` bool (B,). All randomness comes from ``seed``; :meth:`state` /
-    :meth:`set_state` save and restore it exactly.
+    ``mask`` bool (B,). With ``transitions`` a sequence batch spans T + 1 steps and also
+    holds ``reward`` float32 and ``terminated`` bool (B, T + 1) (see the module docstring).
+    All randomness comes from ``seed``; :meth:`state` / :meth:`set_state` save and
+    restore it exactly.
     """
 
     def __init__(self, source: HistorySource, *, kind: str, context_len: int, labels: Labels,
                  gap_episodes: int, batch_size: int, val_fraction: float, seed: int,
-                 set_start: str = "random", permute_actions: bool = False):
+                 set_start: str = "random", permute_actions: bool = False,
+                 transitions: bool = False):
         self.src, self.kind, self.T = source, kind, context_len
+        # steps of a sequence window: the successor of its last step with transitions
+        self.span = context_len + (1 if transitions else 0)
+        self.transitions = transitions
+        if transitions and (kind != "sequence" or labels != "actions"):
+            raise ConfigError(
+                f"this student learns from the history's transitions (the action taken, its "
+                f"reward, the next step), so data.labels must be \"actions\", not {labels!r}: "
+                "set data.labels = \"actions\" (or remove it)")
         # DPT sets: "first" starts every context at the learner's first step, so a prefix
         # of i transitions is "the first i", as at deployment; "random" starts anywhere
         self.set_start, self.permute = set_start, permute_actions
@@ -154,7 +171,7 @@ class WindowSampler:
                 "data.permute_actions relabels arms at random, which is only valid for a DPT "
                 "student on a bandit (one observation, interchangeable actions): remove it")
         self.labels, self.g, self.batch_size = labels, gap_episodes, batch_size
-        need = context_len + (1 if kind == "set" else 0)
+        need = context_len + (1 if kind == "set" or transitions else 0)
         if source.num_steps < need:
             raise ConfigError(
                 f"data.context_len={context_len} needs histories of >= {need} steps but the "
@@ -224,14 +241,16 @@ class WindowSampler:
                     perm = rng.permutation(self.src.num_actions)
                     r["ctx_action"], r["target"] = perm[r["ctx_action"]], perm[r["target"]]
         else:
-            starts = rng.integers(0, self.src.num_steps - self.T + 1, size=self.batch_size)
+            starts = rng.integers(0, self.src.num_steps - self.span + 1, size=self.batch_size)
             rows = [self.sequence_example(int(lr), int(s)) for lr, s in zip(ls, starts,
                                                                             strict=True)]
         return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
 
     def sequence_example(self, learner: int, start: int) -> Batch:
-        """Inputs and labels of steps [start, start + T) of one learner (arrays (T,))."""
-        T, S = self.T, self.src.num_steps
+        """Inputs and labels of steps [start, start + T) of one learner (arrays (T,));
+        [start, start + T + 1) with ``transitions``, and each step's reward and
+        ``terminated`` flag."""
+        T, S = self.span, self.src.num_steps
         r0 = max(0, start - 1)
         off = start - r0
         extra = (self.g + 1) * self.src.episode_len if self.labels == "gap" else 0
@@ -252,6 +271,10 @@ class WindowSampler:
             target = w["probs"][cur].astype(np.float32)
         else:
             target, mask = gap_labels(w["obs"][off:], w["actions"][off:], done[off:], self.g, T)
+        if self.transitions:
+            return {**ex, "target": target, "mask": mask,
+                    "reward": w["rewards"][cur].astype(np.float32),
+                    "terminated": np.asarray(w["terminated"][cur]).astype(bool)}
         return {**ex, "target": target, "mask": mask}
 
     def set_example(self, learner: int, start: int, query: int) -> Batch:

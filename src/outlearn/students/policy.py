@@ -64,7 +64,9 @@ class _Ring:
 class StudentLearner:
     """``policy(obs (B,), t) -> probs (B, A)`` and ``observe(transition, keys, t)``.
 
-    ``mode``: "sample" returns the model's softmax; "greedy" a one-hot of its argmax.
+    ``mode``: "sample" returns the model's softmax; "greedy" a one-hot of its argmax. A
+    model whose outputs are not logits (adq's action values) says how it acts with its own
+    ``action_probs(outputs, mode)`` (adq: "greedy" the argmax, "sample" epsilon-greedy).
     ``seed`` seeds :meth:`act` (sampling outside the rollout loop, which samples itself).
     ``cache``: use the model's key/value cache where it has one (``supports_cache``).
     :meth:`policy` advances the context by the step it is called for; a second call for
@@ -141,6 +143,9 @@ class StudentLearner:
         else:
             z = self.logits(obs)
             self._last = (t, z)
+        own = getattr(self.model, "action_probs", None)
+        if own is not None:
+            return np.asarray(own(z, self.mode), dtype=np.float32)
         if self.mode == "greedy":
             return np.eye(self.A, dtype=np.float32)[z.argmax(-1)]
         z = z - z.max(-1, keepdims=True)

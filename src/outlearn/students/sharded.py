@@ -12,6 +12,11 @@ the work) still run in parallel.
 
 ``precision="bf16"``: linear layers run under bfloat16 autocast (on CPU, attention stays in
 float32: see :class:`outlearn.students.ad.Block`); the loss is computed in float32.
+
+The loss is the masked cross-entropy to the labels, unless the model brings its own
+objective: a model with ``forward_batch(batch)`` and ``objective_terms(outputs, batch) ->
+(masked sum, count)`` (:class:`outlearn.students.adq.ADQTransformer`, trained by temporal
+differences) is trained on that instead, through the same shards, threads and precision.
 """
 
 from __future__ import annotations
@@ -29,8 +34,12 @@ from outlearn.students.threads import shard_pool
 Precision = Literal["fp32", "bf16"]
 
 
-def forward_batch(model: nn.Module, b: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Logits (B, P, A) of a batch from :class:`~outlearn.students.data.WindowSampler`."""
+def forward_batch(model: nn.Module, b: dict[str, torch.Tensor]) -> Any:
+    """Logits (B, P, A) of a batch from :class:`~outlearn.students.data.WindowSampler`
+    (or what the model's own ``forward_batch`` returns, for its ``objective_terms``)."""
+    own = getattr(model, "forward_batch", None)
+    if own is not None:
+        return own(b)
     if model.inputs == "set":
         return model(b["ctx_obs"], b["ctx_action"], b["ctx_reward"], b["ctx_next_obs"],
                      b["query_obs"])
@@ -112,8 +121,11 @@ class ShardedStep:
 
     def _forward(self, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         with autocast(self.precision, self.device):
-            logits = forward_batch(self.model, b)
-        return loss_terms(logits, b["target"], b["mask"])
+            out = forward_batch(self.model, b)
+        objective = getattr(self.model, "objective_terms", None)
+        if objective is not None:
+            return objective(out, b)  # type: ignore[no-any-return]
+        return loss_terms(out, b["target"], b["mask"])
 
     def split(self, batch: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
         n = next(iter(batch.values())).shape[0]

@@ -44,7 +44,7 @@ from outlearn.errors import (
 from outlearn.registry import STUDENTS
 from outlearn.report.figures import loss_figure
 from outlearn.resources import check_memory, estimate_train
-from outlearn.students import ad, dpt, gru  # noqa: F401  (registers the students)
+from outlearn.students import ad, adq, dpt, gru  # noqa: F401  (registers the students)
 from outlearn.students.checkpoint import (
     check_compatible,
     checkpoint_path,
@@ -64,8 +64,9 @@ from outlearn.students.threads import configure_threads
 
 
 class StudentSpec(Config):
-    """Which student: ``kind`` (a registered name: "ad", "dpt", "gru"), a ``preset`` for
-    models that have presets (AD: "small", "paper"), and ``model`` keyword overrides."""
+    """Which student: ``kind`` (a registered name: "ad", "adq", "dpt", "gru"), a ``preset``
+    for models that have presets (AD, adq: "small", "paper"), and ``model`` keyword
+    overrides."""
 
     kind: str = "ad"
     preset: str = "small"
@@ -167,6 +168,14 @@ def model_config(spec: StudentSpec, context_len: int) -> Config:
     return parse_config(cfg_cls, kw, f"student.model (kind {spec.kind!r})")
 
 
+def fit_context(kind: str, context_len: int, steps: int) -> int:
+    """The context of a student of ``kind`` trained on histories of ``steps`` steps:
+    ``context_len`` cut to what their windows allow (a kind trained on transitions, adq,
+    reads one step past its window, so at most ``steps - 1``)."""
+    ahead = 1 if getattr(STUDENTS.get(kind), "transitions", False) else 0
+    return min(context_len, steps - ahead)
+
+
 def make_model(kind: str, cfg: dict[str, Any], num_obs: int, num_actions: int) -> nn.Module:
     cls = STUDENTS.get(kind)
     if kind == "ad" and "positions" not in cfg:  # checkpoints from before relative positions
@@ -240,6 +249,7 @@ class _Run:
             labels=cfg.data.labels, gap_episodes=cfg.data.gap_episodes,
             batch_size=cfg.data.batch_size, val_fraction=cfg.data.val_fraction, seed=cfg.seed,
             set_start=cfg.data.set_start, permute_actions=cfg.data.permute_actions,
+            transitions=getattr(self.kind, "transitions", False),
         )
         torch.manual_seed(cfg.seed)
         self.mcfg = model_config(cfg.student, cfg.data.context_len)
@@ -247,8 +257,9 @@ class _Run:
         self.device = resolve_device(cfg.device)
         self.model = self.kind(self.mcfg, src.num_obs, src.num_actions).to(self.device)
         o = cfg.optim
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=o.lr,
-                                     weight_decay=o.weight_decay)
+        # the trained parameters (a frozen target network, adq's, is not among them)
+        self.opt = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad],
+                                     lr=o.lr, weight_decay=o.weight_decay)
         self.stepper = ShardedStep(self.model, cfg.shards, configure_threads(cfg.threads),
                                    cfg.precision, self.device)
         self.sched = torch.optim.lr_scheduler.LambdaLR(
@@ -298,6 +309,9 @@ class _Run:
         self.opt.step()
         self.sched.step()
         self.step += 1
+        after = getattr(self.model, "after_update", None)
+        if after is not None:  # adq: copies its weights into its target network on schedule
+            after(self.step)
         return loss
 
     @torch.no_grad()

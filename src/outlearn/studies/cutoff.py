@@ -66,6 +66,8 @@ from outlearn.studies.verdicts import (
 def run(cfg: CutoffConfig, ctx: RunContext) -> list[Section]:
     """Collect, cut, check, train, evaluate, measure, judge; returns the report sections."""
 
+    from outlearn.students.train import fit_context
+
     configure_threads(cfg.threads)
     family = make_family(cfg.env)
     test_ids = held_out_tasks(family, cfg.tasks)
@@ -80,8 +82,9 @@ def run(cfg: CutoffConfig, ctx: RunContext) -> list[Section]:
     base = references_stage(cfg, ctx, family, test_ids)
     # one student per (cut, seed), then each cut's students in context: independent
     # stages, run at once with `outlearn run --workers N`
-    students = students_by_setting(cfg, ctx, test_ids, {
-        name: Setting(cut.path, cut.context_len) for name, cut in cuts.items()})
+    students = students_by_setting(cfg, ctx, test_ids, {  # adq: a window and its successor
+        name: Setting(cut.path, fit_context(cfg.student.kind, cut.context_len, cut.steps))
+        for name, cut in cuts.items()})
     res = Results(cfg, family, test_ids, cuts, students, base)
     sections = [claim1_section(res, res.figure(ctx.run_dir / "cutoff.png"))]
     if "early" in cuts:

@@ -42,7 +42,11 @@ __all__ = ["horizon_section", "horizon_verdict"]
 def horizon_section(cfg: CutoffConfig, h: HorizonSection, ctx: RunContext) -> Section:
     """Claim 3: bandit student trained on T pulls, run to factor x T with a sliding window."""
     family, T, factor = make_family(h.env), h.T, h.factor
-    st = (h.student or cfg.student).model_copy(update={"context_len": T})
+    from outlearn.students.train import fit_context
+
+    st = h.student or cfg.student
+    context = fit_context(st.kind, T, T)  # the whole history (adq: but its last step)
+    st = st.model_copy(update={"context_len": context})
     tasks = TasksSection(seed=cfg.tasks.seed, n_train=h.n_train, n_test=h.n_test)
     sub = cfg.model_copy(update={"env": h.env, "teacher": h.teacher, "tasks": tasks,
                                  "teacher_episodes": T, "student": st, "smoothing": 1})
@@ -50,7 +54,7 @@ def horizon_section(cfg: CutoffConfig, h: HorizonSection, ctx: RunContext) -> Se
     full = ctx.stage("h-collect", inputs, lambda d: collect_histories(sub, d, ctx.quiet))
     quiet = ctx.quiet or ctx.executor.workers > 1
     ckpts = ctx.stages("h-train", [[h, st, s, str(full)] for s in cfg.train_seeds],
-                       [lambda d, s=s: train_student(sub, full, T, s, d, quiet)
+                       [lambda d, s=s: train_student(sub, full, context, s, d, quiet)
                         for s in cfg.train_seeds])
     ids = held_out_tasks(family, tasks)
     student = ctx.stage("h-evaluate", [*inputs, cfg.eval, [str(p) for p in ckpts]],
