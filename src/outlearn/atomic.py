@@ -25,7 +25,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from outlearn.errors import ConfigError, DiskFullError, OutlearnError
@@ -130,10 +130,10 @@ def atomic_path(dst: str | Path) -> Iterator[Path]:
         _fsync_path(tmp)
         os.replace(tmp, dst)
     except BaseException as err:
-        try:
+        # a temp file that cannot be removed now stays until a write of dst by a later
+        # process finds it stale (remove_stale_temps skips this process's own pid)
+        with suppress(OSError):
             tmp.unlink(missing_ok=True)
-        except OSError:
-            pass  # the next write of dst removes it (remove_stale_temps)
         if is_disk_full(err):
             raise disk_full_error(dst) from err
         raise
