@@ -297,3 +297,18 @@ def test_parallel_workers_give_the_same_results_as_one(tiny, tmp_path):
     assert "&quot;workers&quot;: 2" in report.read_text()
     with pytest.raises(ConfigError, match="--workers 0"):
         run_study("cutoff", _cfg(), tmp_path, quiet=True, workers=0)
+
+
+def test_local_processes_give_the_same_results_as_one(tiny, tmp_path):
+    """`outlearn run --workers 2 --backend processes` (no Ray: spawned local processes) gives
+    every number of the serial run; a Ray address with it, or an unknown backend, is refused."""
+    out, _ = tiny
+    serial = (_run_dir(out, _cfg()) / "summary.txt").read_text()
+    report = run_study("cutoff", _cfg(), tmp_path, quiet=True, workers=2, backend="processes")
+    assert (report.parent / "summary.txt").read_text() == serial
+    assert "&quot;backend&quot;: &quot;processes&quot;" in report.read_text()
+    with pytest.raises(ConfigError, match="leave it out with --backend processes"):
+        run_study("cutoff", _cfg(), tmp_path / "b", quiet=True, workers=2, address="auto",
+                  backend="processes")
+    with pytest.raises(ConfigError, match="--backend 'dask': use one of ray, processes"):
+        run_study("cutoff", _cfg(), tmp_path / "c", quiet=True, workers=2, backend="dask")

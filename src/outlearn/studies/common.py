@@ -53,6 +53,9 @@ class StudentSection(Config):
     warmup_steps: int = Field(50, ge=0)
     val_fraction: float = Field(0.0, ge=0, lt=1)
     checkpoint_every: int = Field(100, ge=1)
+    shards: int = Field(2, ge=1, description="slices of each batch (must divide batch_size): "
+                        "2 lets both CPU cores share a step; 1 on a GPU, where each slice "
+                        "costs its own kernel launches")
 
     def train_config(self, history: Path, env: str, seed: int, out: Path,
                      context_len: int, threads: int | None, gap_episodes: int = 1) -> Any:
@@ -66,7 +69,8 @@ class StudentSection(Config):
                      "gap_episodes": gap_episodes},
             "optim": {"lr": self.lr, "total_steps": self.train_steps,
                       "warmup_steps": min(self.warmup_steps, self.train_steps)},
-            "checkpoint_every": self.checkpoint_every, "val_every": self.train_steps})
+            "checkpoint_every": self.checkpoint_every, "val_every": self.train_steps,
+            "shards": self.shards})
 
     def check(self, context_len: int | None = None) -> None:
         """Refuse an unknown kind, preset, model key or label now, not after collection."""
@@ -271,11 +275,13 @@ def students_by_setting(cfg: TeacherStudyConfig, ctx: RunContext, ids: np.ndarra
     the held-out tasks ``ids``: independent stages (run at once with ``--workers``).
     Returns each setting's returns, (students x eval seeds, tasks, episodes)."""
     per = train_by_setting(cfg, ctx, settings)
-    keys = list(settings)
+    # one evaluation stage per student, so that all of them can run at once
+    flat = [(k, p) for k in settings for p in per[k]]
     curves = ctx.stages(
-        "evaluate", [[cfg.env, cfg.tasks, cfg.eval, [str(p) for p in per[k]]] for k in keys],
-        [lambda d, p=per[k]: eval_students(cfg, make_family(cfg.env), ids, p) for k in keys])
-    return dict(zip(keys, curves, strict=True))
+        "evaluate", [[cfg.env, cfg.tasks, cfg.eval, [str(p)]] for _, p in flat],
+        [lambda d, p=p: eval_students(cfg, make_family(cfg.env), ids, [p]) for _, p in flat])
+    return {k: np.concatenate([c for (kk, _), c in zip(flat, curves, strict=True) if kk == k])
+            for k in settings}
 
 
 def improvement_notes(n: int, tol: float, resolution: float, optimum: float) -> str:

@@ -2,10 +2,12 @@
 
 ``outlearn run CONFIG --workers N`` runs up to N independent stages at once (a study's
 students, one per cut and seed, and their evaluations) as tasks of a local Ray instance;
-``--address HOST:PORT`` (or ``auto``) sends them to a running Ray cluster instead. Every
-worker must import this version of outlearn and see the run directory at the same path (a
-shared filesystem): a stage writes its files and its result there, exactly as it does when
-it runs in the driver, so caching and resuming are the same whichever ran it.
+``--address HOST:PORT`` (or ``auto``) sends them to a running Ray cluster instead.
+``--backend processes`` runs them in N local processes without Ray (for a machine that has
+no Ray, such as a GPU box whose students share its one GPU). Every worker must import this
+version of outlearn and see the run directory at the same path (a shared filesystem): a
+stage writes its files and its result there, exactly as it does when it runs in the driver,
+so caching and resuming are the same whichever ran it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,18 @@ from typing import Any, Protocol, TypeVar
 from outlearn.errors import ConfigError
 
 T = TypeVar("T")
+BACKENDS = ("ray", "processes")
+
+
+def worker_env(threads: int = 1) -> dict[str, str]:
+    """The environment a worker runs a stage in: ``threads`` torch threads each, students on
+    this process's ``$OUTLEARN_DEVICE`` (CPU by default), JAX on the CPU unless told else
+    (a JAX that took the GPU would hold most of its memory from the students)."""
+    import os
+
+    return {"OUTLEARN_TORCH_THREADS": str(threads),
+            "OUTLEARN_DEVICE": os.environ.get("OUTLEARN_DEVICE", "cpu"),
+            "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
 
 
 class Executor(Protocol):
@@ -62,9 +76,7 @@ class RayPool:
         import ray
 
         if not ray.is_initialized():
-            env = {"OUTLEARN_TORCH_THREADS": str(self.threads),
-                   "OUTLEARN_DEVICE": os.environ.get("OUTLEARN_DEVICE", "cpu"),
-                   "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
+            env = worker_env(self.threads)
             if self.address is None:  # a local Ray's workers inherit this environment
                 os.environ.update(env)
             try:  # (a runtime_env costs a local Ray's workers a minute to start)
@@ -100,10 +112,90 @@ class RayPool:
             ray.shutdown()
 
 
-def make_executor(workers: int = 1, address: str | None = None) -> Serial | RayPool:
-    """Serial for one local worker; Ray for more, or for a cluster ``address``."""
+def _call_pickled(blob: bytes) -> bytes:
+    import cloudpickle
+
+    return cloudpickle.dumps(cloudpickle.loads(blob)())
+
+
+class Processes:
+    """Calls in up to ``workers`` local processes (spawned, so each imports outlearn afresh
+    and owns its own torch and CUDA state), without Ray. The processes start at the first
+    :meth:`map` and serve every later one until :meth:`close`. Calls and results travel by
+    cloudpickle, as they do to Ray's workers; the first call that fails stops the calls not
+    yet started and raises its error (finished siblings' stages stay on disk)."""
+
+    def __init__(self, workers: int = 2, threads: int = 1):
+        if workers < 1:
+            raise ConfigError(f"--workers {workers}: give at least 1")
+        self.workers, self.threads = workers, threads
+        self._pool: Any = None
+
+    def _start(self) -> Any:
+        import multiprocessing
+        import os
+        from concurrent.futures import ProcessPoolExecutor
+
+        if self._pool is None:
+            saved = {k: os.environ.get(k) for k in worker_env()}
+            os.environ.update(worker_env(self.threads))  # what the workers inherit
+            try:
+                self._pool = ProcessPoolExecutor(
+                    self.workers, mp_context=multiprocessing.get_context("spawn"))
+                self._pool.submit(int).result()  # start them now, in this environment
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+        return self._pool
+
+    def map(self, calls: Sequence[Callable[[], T]], on_done: Callable[[int], None] | None = None
+            ) -> list[T]:
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        import cloudpickle
+
+        if not calls:
+            return []
+        pool = self._start()
+        futures = {pool.submit(_call_pickled, cloudpickle.dumps(c)): i
+                   for i, c in enumerate(calls)}
+        out: list[Any] = [None] * len(calls)
+        pending = set(futures)
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in done:
+                    out[futures[f]] = cloudpickle.loads(f.result())
+                    if on_done is not None:
+                        on_done(futures[f])
+        except BaseException:
+            for f in pending:
+                f.cancel()
+            raise
+        return out
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def make_executor(workers: int = 1, address: str | None = None, backend: str = "ray"
+                  ) -> Serial | RayPool | Processes:
+    """Serial for one local worker; for more, Ray (or the Ray cluster at ``address``) or,
+    with ``backend="processes"``, local processes."""
     if workers < 1:
         raise ConfigError(f"--workers {workers}: give at least 1")
+    if backend not in BACKENDS:
+        raise ConfigError(f"--backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    if backend == "processes":
+        if address is not None:
+            raise ConfigError("--address names a Ray cluster: leave it out with --backend "
+                              "processes, or use --backend ray")
+        return Serial() if workers == 1 else Processes(workers)
     if workers == 1 and address is None:
         return Serial()
     return RayPool(workers, address)

@@ -31,7 +31,7 @@ from outlearn.registry import ENVS, STUDENTS, STUDIES, TEACHERS
 from outlearn.report.html import render_report, setting_rows, summary_text
 from outlearn.report.results import now, write_results
 from outlearn.studies.base import RunContext, total_seconds
-from outlearn.studies.parallel import RayPool, make_executor
+from outlearn.studies.parallel import Processes, RayPool, make_executor
 
 
 def load_components() -> None:
@@ -116,6 +116,19 @@ def run_lock(run_dir: Path) -> Iterator[Path]:
         os.close(fd)
 
 
+def student_device() -> str:
+    """Where this run's students train and act ($OUTLEARN_DEVICE, as :mod:`~outlearn.students.
+    device` resolves it), with the GPU's name when it is one: a run's metadata says it."""
+    from outlearn.students.device import resolve_device
+
+    dev = resolve_device()
+    if dev.type == "cuda":
+        import torch
+
+        return f"{dev} ({torch.cuda.get_device_name(dev)})"
+    return str(dev)
+
+
 def read_study_toml(path: Path) -> tuple[str, dict]:
     from outlearn.config import check_command, read_toml  # a missing or bad file: ConfigError
 
@@ -128,9 +141,10 @@ def read_study_toml(path: Path) -> tuple[str, dict]:
 
 def run_study(name: str, data: dict, out: Path, source: str = "<dict>",
               command: str | None = None, quiet: bool = False, workers: int = 1,
-              address: str | None = None) -> Path:
+              address: str | None = None, backend: str = "ray") -> Path:
     """Validate, run and report a study; returns the report path. ``workers`` > 1 or a Ray
-    ``address`` run independent stages at once (:mod:`outlearn.studies.parallel`)."""
+    ``address`` run independent stages at once, as Ray tasks or (``backend="processes"``)
+    local processes (:mod:`outlearn.studies.parallel`)."""
     load_components()
     study = STUDIES.get(name)
     cfg = parse_config(study.config_model, data, source)
@@ -140,11 +154,13 @@ def run_study(name: str, data: dict, out: Path, source: str = "<dict>",
     check_output(out, "out", kind="dir")
     run_dir.mkdir(parents=True, exist_ok=True)
     with run_lock(run_dir):
-        return _run_locked(name, study, cfg, run_dir, source, command, quiet, workers, address)
+        return _run_locked(name, study, cfg, run_dir, source, command, quiet, workers, address,
+                           backend)
 
 
 def _run_locked(name: str, study: Any, cfg: Any, run_dir: Path, source: str,
-                command: str | None, quiet: bool, workers: int, address: str | None) -> Path:
+                command: str | None, quiet: bool, workers: int, address: str | None,
+                backend: str = "ray") -> Path:
     """:func:`run_study`'s work, while this process holds the run directory's lock."""
     from outlearn import __version__
 
@@ -152,7 +168,7 @@ def _run_locked(name: str, study: Any, cfg: Any, run_dir: Path, source: str,
     resolved = {"study": name, **cfg.model_dump(mode="json")}
     atomic_write_text(run_dir / "config.json", json.dumps(resolved, indent=2, sort_keys=True))
     t0 = time.time()
-    executor = make_executor(workers, address)
+    executor = make_executor(workers, address, backend)
     ctx = RunContext(run_dir, quiet=quiet, executor=executor)
     try:
         sections = study.run(cfg, ctx)
@@ -160,11 +176,12 @@ def _run_locked(name: str, study: Any, cfg: Any, run_dir: Path, source: str,
         raise Stopped(f"stopped; the stages finished so far are kept in {run_dir / 'stages'}: "
                       "rerun the same command to resume") from None
     finally:
-        if isinstance(executor, RayPool):
+        if isinstance(executor, RayPool | Processes):
             executor.close()
     meta = {"outlearn": __version__, "python": platform.python_version(),
             "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-            "cpus": os.cpu_count(), "workers": address or workers, "run_dir": str(run_dir),
+            "cpus": os.cpu_count(), "workers": address or workers, "backend": backend,
+            "students on": student_device(), "run_dir": str(run_dir),
             "seconds (this invocation)": round(time.time() - t0, 1),
             "seconds (all stages, every invocation)": total_seconds(ctx.stage_seconds)}
     date = now()
@@ -183,6 +200,7 @@ def _run_locked(name: str, study: Any, cfg: Any, run_dir: Path, source: str,
 
 
 def run_from_toml(path: Path, out: Path = Path("runs"), workers: int = 1,
-                  address: str | None = None) -> Path:
+                  address: str | None = None, backend: str = "ray") -> Path:
     name, data = read_study_toml(path)
-    return run_study(name, data, out, source=str(path), workers=workers, address=address)
+    return run_study(name, data, out, source=str(path), workers=workers, address=address,
+                     backend=backend)
