@@ -85,7 +85,7 @@ class BanditConfig(Config):
 
     num_arms: int = Field(5, ge=2, description="number of arms (actions); at least 2")
     means: MeanDist = Field(
-        default_factory=lambda: MeanDist(dist="uniform"),
+        default_factory=lambda: MeanDist(dist="uniform", low=0.0, high=1.0),
         description="distribution of each task's arm means, e.g. { dist = \"uniform\", low = "
         "0.0, high = 1.0 } (the default), { dist = \"normal\", mean, sd } or { dist = "
         "\"beta\", a, b }. A Bernoulli mean is a probability: a uniform range must lie in "
@@ -113,7 +113,7 @@ class GaussianBanditConfig(BanditConfig):
     """Settings of a Gaussian bandit family."""
 
     means: MeanDist = Field(
-        default_factory=lambda: MeanDist(dist="normal"),
+        default_factory=lambda: MeanDist(dist="normal", mean=0.0, sd=1.0),
         description="distribution of each task's arm means, e.g. { dist = \"normal\", mean = "
         "0.0, sd = 1.0 } (the default), { dist = \"uniform\", low, high } (DPT's bandit: low "
         "0, high 1) or { dist = \"beta\", a, b }")
