@@ -37,10 +37,10 @@ REGENERATE = "make docs  (= outlearn explain --markdown > docs/config.md)"
 
 GROUPS = {
     "commands": "the configs of outlearn collect, train, eval and run",
-    "studies": "each study's own keys (`outlearn run CONFIG` with study = NAME)",
-    "envs": "task families: what goes in env.kwargs",
-    "teachers": "teachers: what goes in teacher.kwargs (also an eval learner's kwargs)",
-    "students": "students: what goes in student.model",
+    "studies": "each study's own keys, for a run config with study = NAME",
+    "envs": "task families, the keys of env.kwargs",
+    "teachers": "the keys of teacher.kwargs, and of an eval learner's kwargs",
+    "students": "the keys of student.model",
 }
 
 #: the claims of docs/claims.md each study tests
@@ -286,9 +286,9 @@ def command_topics() -> list[Topic]:
                      "(`study = \"cutoff\"`, `outlearn explain studies` lists them); every other "
                      "key belongs to that study's model. The studies of teacher histories "
                      "(actions, context, cutoff, gap, noise, subsample, taskcount) share the "
-                     "keys below and add their own (`outlearn explain studies/NAME`). Relative "
-                     "paths resolve from the working directory; results go to "
-                     "runs/<study>-<config hash>.", TeacherStudyConfig, "top level"),
+                     "keys below and add their own (`outlearn explain studies/NAME`). The run "
+                     "goes to <--out, default runs>/<study>-<config hash>, so the same config "
+                     "resumes the same run.", TeacherStudyConfig, "top level"),
     ]
 
 
