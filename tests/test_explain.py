@@ -181,3 +181,21 @@ def test_explain_names_what_it_cannot_find(section, message):
     r = run_cli("explain", section)
     assert r.exit_code == 2
     assert re.search(message, " ".join(r.output.split()))
+
+
+def test_a_family_registered_from_outside_is_explained_but_not_in_docs():
+    """A user's family registered with its settings model (examples/my_env.py) shows in
+    `outlearn explain`; docs/config.md documents outlearn's own components only."""
+    from outlearn.registry import ENVS
+
+    if "corridor" not in ENVS:
+        from test_extension import _load_example
+
+        _load_example()
+    (topic,) = explain.select("corridor")
+    assert topic.key == "envs/corridor" and not topic.builtin
+    assert [(r.key, r.default, r.bounds) for r in explain.rows(topic.tables[0])] == [
+        ("length", "7", ">= 2"), ("episode_len", "12", ">= 1")]
+    r = run_cli("explain", "envs/corridor")
+    assert r.exit_code == 0 and "cells in the corridor" in r.output
+    assert "corridor" not in explain.markdown()
