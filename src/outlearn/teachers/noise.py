@@ -27,7 +27,8 @@ from outlearn.teachers.qlearning import EpsUnit, clock_read, clock_start, clock_
 
 
 class NoiseConfig(Config):
-    """Noise curriculum: eps from eps_start to eps_end over decay_steps global steps."""
+    """Noise curriculum: eps from eps_start to eps_end over decay_steps steps (or episodes,
+    with eps_unit = "episode")."""
 
     eps_start: float = Field(1.0, ge=0.0, le=1.0, description="noise level at the start: "
                              "the probability of a uniform random action instead of the optimal "
