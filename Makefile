@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export XLA_FLAGS ?= --xla_force_host_platform_device_count=1
 export JAX_PLATFORMS ?= cpu
 
-.PHONY: demo test test-slow test-badinput test-browser lint bench install
+.PHONY: demo test test-slow test-badinput test-browser lint bench install docs
 
 $(STAMP): requirements.lock pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -35,6 +35,10 @@ test-browser: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
+
+# docs/config.md, the config reference, from the config models (a test fails when it is stale)
+docs: $(STAMP)
+	$(BIN)/outlearn explain --markdown > docs/config.md.tmp && mv docs/config.md.tmp docs/config.md
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/collect.py

@@ -24,8 +24,10 @@ from outlearn.registry import ENVS
 
 
 class CorridorConfig(Config):
-    length: int = Field(7, ge=2)
-    episode_len: int = Field(12, ge=1)
+    """Settings of the corridor (what `outlearn explain envs/corridor` shows)."""
+
+    length: int = Field(7, ge=2, description="cells in the corridor; the goal is at one end")
+    episode_len: int = Field(12, ge=1, description="steps per episode")
 
 
 class Params(NamedTuple):
@@ -75,7 +77,7 @@ class Corridor:
             0, self.cfg.episode_len)
 
 
-@ENVS.register("corridor")
+@ENVS.register("corridor", config=CorridorConfig)  # config: documented by `outlearn explain`
 def make_corridor(**kwargs) -> Corridor:
     """A 1-D corridor with the goal at one end (example of a user-registered family)."""
     return Corridor(parse_config(CorridorConfig, kwargs, "env.kwargs"))

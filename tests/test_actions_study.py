@@ -63,6 +63,10 @@ def test_permuted_family_relabels_actions_and_nothing_else():
 def test_permuted_family_refuses_what_cannot_be_permuted():
     with pytest.raises(ConfigError, match="wrap itself"):
         make_env("permuted-actions", base="permuted-actions")
+    with pytest.raises(ConfigError, match=r"env 'permuted-actions':\n  - key 'seed'"):
+        make_env("permuted-actions", seed=-1)
+    with pytest.raises(ConfigError, match=r"env 'darkroom':\n  - unknown key 'sise'"):
+        make_env("permuted-actions", base="darkroom", sise=5)  # the rest goes to the base
     with pytest.raises(ConfigError, match="nothing to permute"):
         PermutedActions(SimpleNamespace(name="one-armed", num_actions=1))
 

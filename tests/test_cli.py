@@ -231,7 +231,9 @@ def test_shipped_chain_resolves_from_the_repository_root():
     for collect, train, ev in [("collect-bandit-ucb", "train-ad-bandit", "eval-bandit"),
                                ("collect-darkroom-q", "train-ad-darkroom", "eval-darkroom"),
                                ("collect-bandit-mixture", "train-dpt-bandit",
-                                "eval-dpt-bandit")]:
+                                "eval-dpt-bandit"),
+                               ("collect-dpt-gaussian", "train-dpt-gaussian",
+                                "eval-dpt-gaussian")]:
         c = load_toml(CollectConfig, root / "configs" / f"{collect}.toml")
         t = load_toml(TrainConfig, root / "configs" / f"{train}.toml")
         e = load_toml(EvalConfig, root / "configs" / f"{ev}.toml")

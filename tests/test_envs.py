@@ -179,6 +179,62 @@ def test_bandit_means_come_from_the_id():
     assert not np.allclose(bern.task_params(tr0).means, bern.task_params(tr1).means)
 
 
+def test_default_bandit_means_are_the_old_draws_bit_for_bit():
+    """The ``means`` setting left at its default draws exactly what the families drew before
+    it existed: ``uniform(key, (K,))`` (Bernoulli) and ``normal(key, (K,))`` (Gaussian) on
+    the task's id key, so every old task id is the same task, to the bit."""
+    from outlearn.rng import id_keys
+
+    ids = np.concatenate([np.arange(500), split_tasks(make_env("bernoulli-bandit"), 7, 0, 50)[1]])
+    for name, salt, old, spelled in (
+            ("bernoulli-bandit", 1, lambda k: jax.random.uniform(k, (5,), dtype=jnp.float32),
+             {"dist": "uniform", "low": 0.0, "high": 1.0}),
+            ("gaussian-bandit", 2, lambda k: jax.random.normal(k, (5,), dtype=jnp.float32),
+             {"dist": "normal", "mean": 0, "sd": 1})):
+        ref = np.asarray(jax.jit(jax.vmap(old))(id_keys(jnp.asarray(ids), salt)))
+        for fam in (make_env(name), make_env(name, means=spelled)):
+            new = np.asarray(fam.task_params(ids).means)
+            np.testing.assert_array_equal(new.view(np.uint32), ref.view(np.uint32))
+
+
+@pytest.mark.parametrize("name", ["bernoulli-bandit", "gaussian-bandit"])
+def test_bandit_mean_distributions(name):
+    """uniform on [a, b], normal (clipped to [0, 1] on a Bernoulli bandit) and beta(a, b)
+    draw means with the right range and moments; the draws stay deterministic in the id."""
+    ids = np.arange(3000)
+
+    def means(**dist):
+        fam = make_env(name, num_arms=4, means=dist)
+        m = np.asarray(fam.task_params(ids).means)
+        np.testing.assert_array_equal(m, np.asarray(fam.task_params(ids).means))
+        return m
+
+    u = means(dist="uniform", low=0.2, high=0.6)
+    assert u.min() >= 0.2 and u.max() < 0.6
+    assert abs(u.mean() - 0.4) < 0.01 and abs(u.std() - 0.4 / np.sqrt(12)) < 0.01
+    b = means(dist="beta", a=2.0, b=5.0)
+    assert b.min() >= 0 and b.max() <= 1
+    assert abs(b.mean() - 2 / 7) < 0.01 and abs(b.var() - 10 / (49 * 8)) < 0.003
+    n = means(dist="normal", mean=0.5, sd=0.4)
+    if name == "gaussian-bandit":
+        assert abs(n.mean() - 0.5) < 0.02 and abs(n.std() - 0.4) < 0.02
+        assert n.min() < 0 and n.max() > 1
+    else:  # a probability: clipped to [0, 1], the tails pile up on the ends
+        assert n.min() == 0.0 and n.max() == 1.0
+        assert abs((n == 0).mean() - 0.106) < 0.02 and abs((n == 1).mean() - 0.106) < 0.02
+
+
+def test_dpt_bandit_setting():
+    """DPT's bandit: Gaussian rewards with sd 0.3 around means uniform on [0, 1]."""
+    fam = make_env("gaussian-bandit", num_arms=5, noise_std=0.3,
+                   means={"dist": "uniform", "low": 0.0, "high": 1.0})
+    p = _params1(fam.task_params([11]))
+    assert bool(jnp.all((p.means >= 0) & (p.means < 1)))
+    st = fam.reset(jax.random.key(0), p)[1]
+    r = jax.jit(jax.vmap(lambda k: fam.step(k, st, jnp.int32(2), p).reward))(_keys(4000, 5))
+    assert abs(float(r.mean()) - float(p.means[2])) < 0.02 and abs(float(r.std()) - 0.3) < 0.02
+
+
 # ----------------------------------------------------------------------------- optimum
 
 
@@ -343,6 +399,20 @@ def test_splits(name, n_train, n_test):
     ("gaussian-bandit", {"noise_std": -1.0}, r"key 'noise_std'"),
     ("darkroom", {"sise": 5}, r"unknown key 'sise': remove it"),
     ("bernoulli-bandit", {"arms": 5}, r"unknown key 'arms'"),
+    ("bernoulli-bandit", {"means": {"dist": "uniform", "low": -0.5, "high": 1.0}},
+     r"key 'means': a Bernoulli arm's mean is a probability.*keep 0 <= low < high <= 1"),
+    ("gaussian-bandit", {"means": {"dist": "uniform", "low": 1.0, "high": 0.0}},
+     r"key 'means': low = 1 must be below high = 0: swap them"),
+    ("gaussian-bandit", {"means": {"dist": "normal", "low": 0.0}},
+     r"dist = 'normal' takes mean and sd, not low: remove low or change dist"),
+    ("gaussian-bandit", {"means": {"dist": "cauchy"}},
+     r"key 'means.dist': Input should be 'uniform', 'normal' or 'beta'"),
+    ("gaussian-bandit", {"means": {"low": 0.0}}, r"missing key 'means.dist': add it"),
+    ("bernoulli-bandit", {"means": {"dist": "beta", "a": 0.0}},
+     r"key 'means.a'.*greater than 0"),
+    ("bernoulli-bandit", {"means": {"dist": "normal", "sd": -1.0}}, r"key 'means.sd'"),
+    ("bernoulli-bandit", {"means": "uniform"},
+     r"key 'means': means is a table.*e\.g\. means = \{ dist = \"uniform\""),
 ])
 def test_bad_config_names_the_key(name, kwargs, match):
     with pytest.raises(ConfigError, match=match):

@@ -86,6 +86,74 @@ def test_epsilon_schedules_by_hand():
     assert float(epsilon_at(t, 0.3, 0.0, 100, "constant")) == pytest.approx(0.3)
 
 
+def _episode_index(traj) -> np.ndarray:
+    """(B, S) int: the episode each step belongs to (episodes end on terminated or truncated)."""
+    ends = np.asarray(traj.terminated) | np.asarray(traj.truncated)
+    return np.concatenate([np.zeros((ends.shape[0], 1), int), np.cumsum(ends, 1)[:, :-1]], 1)
+
+
+def test_per_episode_epsilon_is_constant_within_each_episode():
+    """eps_unit = "episode": the noise teacher's epsilon (read back from its probabilities,
+    eps/A off the optimal action) is the schedule at the learner's episode count, constant
+    within an episode, on a room whose episodes end early at the goal (lengths differ)."""
+    fam = make_env("darkroom-hard", size=5, episode_len=12)
+    kw = dict(eps_start=1.0, eps_end=0.0, decay_steps=6)
+    traj, _, _ = run(fam, "noise", 6, 120, eps_unit="episode", **kw)
+    eps = np.asarray(traj.probs).min(-1) * fam.num_actions  # (B, S)
+    ep = _episode_index(traj)
+    lengths = np.diff(np.flatnonzero(np.diff(ep[0]))) if ep[0, -1] > 2 else np.array([])
+    assert len(set(lengths.tolist())) > 1  # episodes of different lengths: a real test
+    want = np.asarray(epsilon_at(jnp.asarray(ep, jnp.int32), 1.0, 0.0, 6, "linear"))
+    np.testing.assert_allclose(eps, want, atol=1e-6)
+    for b in range(eps.shape[0]):
+        for e in np.unique(ep[b]):
+            assert np.ptp(eps[b][ep[b] == e]) == 0.0  # constant within the episode
+    # the default clock is the step: within the first episode epsilon moves every step
+    steps, _, _ = run(fam, "noise", 6, 120, **kw)
+    first = np.asarray(steps.probs)[0, :5].min(-1) * fam.num_actions
+    np.testing.assert_allclose(first, [1.0, 5 / 6, 4 / 6, 3 / 6, 2 / 6], atol=1e-6)
+
+
+def test_per_episode_qlearning_counts_episodes_in_its_state():
+    """Q-learning with eps_unit = "episode": the state carries the episodes finished; the
+    policy reads epsilon from that count (not the step), the update adds one exactly when a
+    transition ends an episode, and the Q update itself is unchanged."""
+    from outlearn.teachers.qlearning import EpisodeClock
+
+    kw = dict(learning_rate=0.5, discount=0.9, initial_value=0.0, eps_schedule="linear",
+              eps_start=1.0, eps_end=0.0, eps_decay_steps=4)
+    per_ep = QLearning(3, 4, QLearningConfig(eps_unit="episode", **kw))
+    per_step = QLearning(3, 4, QLearningConfig(**kw))
+    s = per_ep.init(jax.random.key(0), None)
+    assert isinstance(s, EpisodeClock) and int(s.episodes) == 0
+    q = jnp.array([[1.0, 3.0, 0.0, 0.0], [0.0] * 4, [0.0] * 4])
+    s = EpisodeClock(q, jnp.int32(1))
+    for t in (0, 7, 1000):  # eps = 0.75 at episode 1, whatever the step
+        np.testing.assert_allclose(per_ep.policy(s, jnp.int32(0), jnp.int32(t)),
+                                   [0.1875, 0.4375, 0.1875, 0.1875])
+
+    def tr(term, trunc):
+        return Transition(jnp.int32(0), jnp.int32(0), jnp.float32(1.0), jnp.int32(1),
+                          jnp.bool_(term), jnp.bool_(trunc))
+
+    key = jax.random.key(0)
+    for term, trunc, more in ((False, False, 0), (True, False, 1), (False, True, 1)):
+        out = per_ep.update(key, s, tr(term, trunc), jnp.int32(5))
+        assert int(out.episodes) == 1 + more
+        np.testing.assert_array_equal(out.inner, per_step.update(key, q, tr(term, trunc),
+                                                                 jnp.int32(5)))
+
+
+def test_per_episode_epsilon_on_a_bandit_is_per_step():
+    """A bandit pull is an episode, so epsilon-greedy's two clocks give the same history."""
+    fam = make_env("bernoulli-bandit", num_arms=4)
+    kw = dict(eps_schedule="linear", eps_start=1.0, eps_end=0.1, eps_decay_steps=30)
+    a, _, _ = run(fam, "egreedy", 5, 60, **kw)
+    b, _, _ = run(fam, "egreedy", 5, 60, eps_unit="episode", **kw)
+    np.testing.assert_array_equal(a.actions, b.actions)
+    np.testing.assert_array_equal(a.probs, b.probs)
+
+
 @pytest.fixture(scope="module")
 def room_random(room):
     """Random learner on 81 goals for 10 episodes: the trajectory."""
@@ -134,6 +202,24 @@ def test_thompson_posterior_draws_by_hand(env_name):
         mean, std = [50 / 101, 0.0], [1 / math.sqrt(101), 1.0]
     np.testing.assert_allclose(draws.mean(0), mean, atol=0.05)
     np.testing.assert_allclose(draws.std(0), std, rtol=0.08)
+
+
+def test_thompson_gaussian_prior_mean_and_noise_by_hand():
+    """A N(0.5, 0.5^2) prior with noise std 0.3 (DPT's bandit: means in [0, 1]); a zero prior
+    mean draws exactly what the teacher drew before prior_mean existed."""
+    fam = make_env("gaussian-bandit", num_arms=2)
+    th = make_teacher("thompson", fam, prior_mean=0.5, prior_std=0.5, noise_std=0.3)
+    stats = ArmStats(jnp.array([100.0, 0.0]), jnp.array([50.0, 0.0]))
+    keys = jax.random.split(jax.random.key(3), 4000)
+    draws = np.asarray(jax.vmap(lambda k: th.sample_means(k, stats))(keys))
+    prec = 1 / 0.25 + 100 / 0.09
+    np.testing.assert_allclose(draws.mean(0), [(0.5 / 0.25 + 50 / 0.09) / prec, 0.5], atol=0.02)
+    np.testing.assert_allclose(draws.std(0), [1 / math.sqrt(prec), 0.5], rtol=0.08)
+    zero = make_teacher("thompson", fam, prior_mean=0.0)
+    default = make_teacher("thompson", fam)
+    a = jax.vmap(lambda k: zero.sample_means(k, stats))(keys[:50])
+    b = jax.vmap(lambda k: default.sample_means(k, stats))(keys[:50])
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 def test_egreedy_respects_epsilon_and_beats_random(bandit, random_regret):
@@ -200,6 +286,8 @@ def test_ppo_learns_darkroom_thoroughly(room):
         ("egreedy", {"eps_start": 2.0}, "eps_start"),
         ("noise", {"decay_steps": 0}, "decay_steps"),
         ("noise", {"schedule": "cosine"}, "schedule"),
+        ("noise", {"eps_unit": "epoch"}, "eps_unit"),
+        ("qlearning", {"eps_unit": "steps"}, "eps_unit"),
         ("random", {"x": 1}, "x"),
     ],
 )

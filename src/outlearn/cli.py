@@ -165,6 +165,28 @@ def compare(run_a: Path, run_b: Path) -> None:
     con.print(c.note)
 
 
+@app.command()
+def explain(
+    section: str = typer.Argument(None, help="a command (collect, train, eval, run), a group "
+                                  "(studies, envs, teachers, students) or one entry, e.g. "
+                                  "teachers/qlearning; omitted: list the sections"),
+    markdown: bool = typer.Option(False, "--markdown", help="print Markdown; with no section, "
+                                  "the whole reference (docs/config.md)"),
+) -> None:
+    """Explain a config: every key with its type, default, bounds and meaning, read from the
+    config models (the settings of each env, teacher and student included)."""
+    from rich.console import Console
+
+    from outlearn import explain as ex
+
+    if markdown:
+        typer.echo(_call(lambda: ex.markdown(section), "stopped"), nl=False)
+        return
+    con = Console()
+    for part in _call(lambda: ex.render(section), "stopped"):
+        con.print(part)
+
+
 @app.command("list")
 def list_() -> None:
     """List the studies, environments, teachers and students available."""

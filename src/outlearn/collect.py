@@ -38,33 +38,52 @@ __all__ = [
 
 
 class EnvSection(Config):
-    name: str = Field(description="a registered task family, e.g. 'darkroom'")
-    kwargs: dict[str, Any] = Field(default_factory=dict, description="the family's settings")
+    """The task family: a registered name and its settings."""
+
+    name: str = Field(description="a registered task family, e.g. 'darkroom' (`outlearn "
+                      "explain envs` lists them)")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="the family's settings "
+                                   "(`outlearn explain envs/<name>`); unset keys keep its "
+                                   "defaults")
 
 
 class TeacherSection(Config):
-    name: str = Field(description="a registered teacher, e.g. 'qlearning'")
-    kwargs: dict[str, Any] = Field(default_factory=dict, description="the teacher's settings")
+    """The teacher: a registered name and its settings."""
+
+    name: str = Field(description="a registered teacher, e.g. 'qlearning' (`outlearn explain "
+                      "teachers` lists them)")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="the teacher's settings "
+                                   "(`outlearn explain teachers/<name>`); unset keys keep its "
+                                   "defaults")
 
 
 class TasksSection(Config):
+    """Which tasks: a deterministic, disjoint train/test split of the family's tasks."""
+
     seed: Seed = Field(0, description="seed of the train/test task split")
-    n_train: int = Field(ge=0)
-    n_test: int = Field(0, ge=0)
+    n_train: int = Field(ge=0, description="number of training tasks (students train on their "
+                         "histories)")
+    n_test: int = Field(0, ge=0, description="number of held-out test tasks (histories kept "
+                        "for evaluation; students never train on them)")
 
 
 class CollectConfig(Config):
     """A collection. Give exactly one of ``num_steps`` and ``num_episodes``
     (``num_episodes * episode_len`` steps: exact for fixed-length families)."""
 
-    env: EnvSection
-    teacher: TeacherSection
-    tasks: TasksSection
-    learners_per_task: int = Field(1, ge=1)
-    num_steps: int | None = Field(None, ge=1)
-    num_episodes: int | None = Field(None, ge=1)
+    env: EnvSection = Field(description="the task family ([env] table)")
+    teacher: TeacherSection = Field(description="the learner whose histories are recorded "
+                                    "([teacher] table)")
+    tasks: TasksSection = Field(description="the train/test split of tasks ([tasks] table)")
+    learners_per_task: int = Field(1, ge=1, description="independent teacher runs on every "
+                                   "task, each with its own seed")
+    num_steps: int | None = Field(None, ge=1, description="steps per learner (give this or "
+                                  "num_episodes)")
+    num_episodes: int | None = Field(None, ge=1, description="episodes per learner, i.e. "
+                                     "num_episodes x episode_len steps (give this or num_steps)")
     seed: Seed = Field(0, description="seed of the learners' keys")
-    out: Path
+    out: Path = Field(description="the HDF5 history file to write (relative to the config "
+                      "file's folder)")
     chunk_steps: int = Field(1024, ge=1, description="steps per jitted chunk and per file chunk")
 
     @model_validator(mode="after")

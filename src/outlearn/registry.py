@@ -9,6 +9,10 @@ A researcher adds their own from their own package, either with the decorator::
 or with an entry point in their package metadata (group ``outlearn.envs``,
 ``outlearn.teachers``, ``outlearn.students`` or ``outlearn.studies``), and then
 names it in a config without editing outlearn.
+
+An environment or a teacher registered with ``config=`` (its settings model, a
+:class:`outlearn.config.Config`) and, for a preset, ``defaults=`` (the values it changes)
+is documented by ``outlearn explain`` and in docs/config.md.
 """
 
 from __future__ import annotations
@@ -29,16 +33,29 @@ class Registry:
         self.kind = kind
         self.plural = plural or f"{kind}s"  # "studies", not "studys"
         self._items: dict[str, Any] = {}  # factories (a study: its Study record)
+        self._configs: dict[str, tuple[Any, dict[str, Any]]] = {}
         self._loaded_entry_points = False
 
-    def register(self, name: str) -> Callable[[T], T]:
+    def register(self, name: str, config: Any = None,
+                 defaults: dict[str, Any] | None = None) -> Callable[[T], T]:
+        """Register a factory as ``name``. ``config``: the model its keyword settings are
+        validated by (documentation only: the factory still parses them itself);
+        ``defaults``: the settings this name changes from the model's defaults (a preset)."""
         def deco(factory: T) -> T:
             if name in self._items and self._items[name] is not factory:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             self._items[name] = factory
+            if config is not None:
+                self._configs[name] = (config, dict(defaults or {}))
             return factory
 
         return deco
+
+    def config(self, name: str) -> tuple[Any, dict[str, Any]] | None:
+        """(settings model, the preset's changed defaults) of ``name``, or None when it was
+        registered without one."""
+        self.get(name)
+        return self._configs.get(name)
 
     def _load_entry_points(self) -> None:
         if self._loaded_entry_points:

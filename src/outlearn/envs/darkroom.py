@@ -112,9 +112,16 @@ class DarkRoomConfig(Config):
 
     size: int = Field(9, ge=2, description="grid side; the room has size*size cells")
     episode_len: int = Field(20, ge=1, description="steps per episode (horizon)")
-    start: StartMode = "centre"
-    reward_mode: Literal["every_step", "once"] = "every_step"
-    terminate_on_goal: bool = False
+    start: StartMode = Field(
+        "centre", description="start cell of every episode: 'centre' (row and column "
+        "size // 2), 'corner' (top left) or 'random' (uniform over all cells, drawn per "
+        "episode)")
+    reward_mode: Literal["every_step", "once"] = Field(
+        "every_step", description="'every_step': reward 1 on every step that ends on the goal "
+        "(AD's Dark Room); 'once': 1 only the first time the goal is reached in an episode")
+    terminate_on_goal: bool = Field(
+        False, description="end the episode (terminated) on the first step that reaches the "
+        "goal; otherwise it runs for episode_len steps")
 
 
 class DarkRoomParams(NamedTuple):
@@ -204,19 +211,22 @@ def make_preset(name: str, **kwargs: Any) -> DarkRoom:
     return DarkRoom(cfg, name=name)
 
 
-@ENVS.register("darkroom")
+@ENVS.register("darkroom", config=DarkRoomConfig,
+               defaults=PRESETS["darkroom"])
 def make_darkroom(**kwargs: Any) -> DarkRoom:
     """Dark Room (AD): 9x9, 20 steps, centre start, reward 1 per step on the goal; 81 goals."""
     return make_preset("darkroom", **kwargs)
 
 
-@ENVS.register("darkroom-hard")
+@ENVS.register("darkroom-hard", config=DarkRoomConfig,
+               defaults=PRESETS["darkroom-hard"])
 def make_darkroom_hard(**kwargs: Any) -> DarkRoom:
     """Dark Room Hard: 17x17, reward once, terminates on the goal, 50 steps."""
     return make_preset("darkroom-hard", **kwargs)
 
 
-@ENVS.register("darkroom-dpt")
+@ENVS.register("darkroom-dpt", config=DarkRoomConfig,
+               defaults=PRESETS["darkroom-dpt"])
 def make_darkroom_dpt(**kwargs: Any) -> DarkRoom:
     """Dark Room, DPT variant: 10x10, corner start, horizon 100."""
     return make_preset("darkroom-dpt", **kwargs)

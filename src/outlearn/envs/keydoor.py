@@ -46,7 +46,9 @@ class KeyDoorConfig(Config):
 
     size: int = Field(9, ge=2, description="grid side; the room has size*size cells")
     episode_len: int = Field(50, ge=1, description="steps per episode (horizon)")
-    start: StartMode = "random"
+    start: StartMode = Field(
+        "random", description="start cell of every episode: 'random' (uniform over all "
+        "cells, drawn per episode), 'centre' or 'corner' (top left)")
 
 
 class KeyDoorParams(NamedTuple):
@@ -123,7 +125,7 @@ class KeyDoor:
         return jnp.mean(ret)
 
 
-@ENVS.register("keydoor")
+@ENVS.register("keydoor", config=KeyDoorConfig)
 def make_keydoor(**kwargs: Any) -> KeyDoor:
     """Dark Key-to-Door; ``kwargs`` override :class:`KeyDoorConfig` (bad ones: ConfigError)."""
     return KeyDoor(parse_config(KeyDoorConfig, kwargs, source="env 'keydoor'"))

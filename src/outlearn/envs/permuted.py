@@ -14,11 +14,22 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from pydantic import Field
 
+from outlearn.config import Config, Seed, parse_config
 from outlearn.envs.base import StepOut, TaskFamily
 from outlearn.errors import ConfigError
 from outlearn.registry import ENVS
 from outlearn.rng import id_keys
+
+
+class PermutedActionsConfig(Config):
+    """The wrapper's own settings; every other key of ``env.kwargs`` is a setting of the
+    base family (e.g. ``size`` for a dark room)."""
+
+    base: str = Field("darkroom", description="the registered family whose actions are "
+                      "relabelled (any but permuted-actions itself)")
+    seed: Seed = Field(0, description="seed of the per-task derangements (with the task id)")
 
 
 class PermutedParams(NamedTuple):
@@ -78,13 +89,15 @@ class PermutedActions:
         return self.base.optimal_return(params.base)
 
 
-@ENVS.register("permuted-actions")
-def make_permuted_actions(base: str = "darkroom", seed: int = 0, **base_kwargs: Any
-                          ) -> PermutedActions:
+@ENVS.register("permuted-actions", config=PermutedActionsConfig)
+def make_permuted_actions(**kwargs: Any) -> PermutedActions:
     """Any family (``base``, with its own kwargs) with its actions permuted per task."""
-    if base == "permuted-actions":
+    own = {k: kwargs.pop(k) for k in list(kwargs) if k in PermutedActionsConfig.model_fields}
+    cfg = parse_config(PermutedActionsConfig, own, "env 'permuted-actions'")
+    if cfg.base == "permuted-actions":
         raise ConfigError("permuted-actions cannot wrap itself: name a base family")
-    return PermutedActions(ENVS.get(base)(**base_kwargs), seed=seed)
+    return PermutedActions(ENVS.get(cfg.base)(**kwargs), seed=cfg.seed)
 
 
-__all__ = ["PermutedActions", "PermutedParams", "derangement", "make_permuted_actions"]
+__all__ = ["PermutedActions", "PermutedActionsConfig", "PermutedParams", "derangement",
+           "make_permuted_actions"]

@@ -48,8 +48,10 @@ if TYPE_CHECKING:
 class EnvSpec(Config):
     """Which task family: a registered env name and its settings."""
 
-    name: str
-    kwargs: dict[str, Any] = {}
+    name: str = Field(description="a registered task family, e.g. 'bernoulli-bandit' "
+                      "(`outlearn explain envs` lists them); the one the students trained on")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="the family's settings "
+                                   "(`outlearn explain envs/<name>`): those of the collection")
 
 
 class TaskSpec(Config):
@@ -59,11 +61,17 @@ class TaskSpec(Config):
     tasks the student never saw. ``n`` takes the first n of the split (all: None).
     """
 
-    seed: Seed = 0
-    split: Literal["train", "test"] = "test"
-    n_train: int = Field(0, ge=0)
-    n_test: int = Field(0, ge=0)
-    n: int | None = Field(None, ge=1)
+    seed: Seed = Field(0, description="seed of the train/test split (the collection's "
+                       "tasks.seed)")
+    split: Literal["train", "test"] = Field(
+        "test", description="which half of the split to run on: 'test' (held out from "
+        "training) or 'train'")
+    n_train: int = Field(0, ge=0, description="training tasks in the split (the collection's "
+                         "tasks.n_train)")
+    n_test: int = Field(0, ge=0, description="test tasks in the split (the collection's "
+                        "tasks.n_test)")
+    n: int | None = Field(None, ge=1, description="run on the first n tasks of the chosen "
+                          "split only; unset: all of them")
 
 
 class LearnerSpec(Config):
@@ -73,13 +81,21 @@ class LearnerSpec(Config):
     ``teacher`` name and ``kwargs``; kind ``baseline``: ``baseline`` in random/noop/oracle.
     """
 
-    name: str
-    kind: Literal["student", "teacher", "baseline"]
-    checkpoint: Path | None = None
-    context_len: int | None = Field(None, ge=1)
-    teacher: str | None = None
-    baseline: str | None = None
-    kwargs: dict[str, Any] = {}
+    name: str = Field(description="the learner's label in the table, results.csv and the "
+                      "figure (unique)")
+    kind: Literal["student", "teacher", "baseline"] = Field(
+        description="'student' (a trained checkpoint, acting in context), 'teacher' (a "
+        "registered teacher run fresh) or 'baseline' (random, noop, oracle)")
+    checkpoint: Path | None = Field(None, description="student: the training run's folder or "
+                                    "a checkpoint file in it")
+    context_len: int | None = Field(None, ge=1, description="student: context (steps) while "
+                                    "acting; unset: the context it was trained with")
+    teacher: str | None = Field(None, description="teacher: its registered name, e.g. "
+                                "'thompson' (`outlearn explain teachers`)")
+    baseline: str | None = Field(None, description="baseline: 'random' (uniform), 'noop' (the "
+                                 "stay action; dark rooms only) or 'oracle' (the optimal action)")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="teacher: its settings "
+                                   "(`outlearn explain teachers/<name>`)")
     device: str | None = Field(
         None, description="students: torch device ('cpu', 'cuda', 'auto'...); unset: "
         "$OUTLEARN_DEVICE or cpu")
@@ -101,14 +117,21 @@ class LearnerSpec(Config):
 class EvalConfig(Config):
     """An evaluation: learners x seeds x tasks, each for ``num_episodes`` episodes."""
 
-    env: EnvSpec
-    tasks: TaskSpec
-    learners: list[LearnerSpec] = Field(min_length=1)
+    env: EnvSpec = Field(description="the task family ([env] table)")
+    tasks: TaskSpec = Field(description="the tasks every learner runs on ([tasks] table)")
+    learners: list[LearnerSpec] = Field(min_length=1, description="the learners, each a "
+                                        "[[learners]] table; all run on the same tasks and "
+                                        "seeds")
     num_episodes: int = Field(ge=1, description="horizon; may exceed anything in training")
-    seeds: list[Seed] = Field(default=[0], min_length=1)
-    mode: Literal["greedy", "sample"] = "sample"  # students only: argmax or sample
-    out_dir: Path = Path("runs")
-    last_n: int | None = Field(None, ge=1, description="episodes averaged for the asymptote")
+    seeds: list[Seed] = Field(default=[0], min_length=1, description="evaluation seeds: every "
+                              "learner runs once per seed on every task")
+    mode: Literal["greedy", "sample"] = Field(
+        "sample", description="students only: 'sample' an action from the model's output, or "
+        "take its argmax ('greedy')")
+    out_dir: Path = Field(Path("runs"), description="parent of the run folder eval-<config "
+                          "hash> (config.json, results.csv, summary.json, curves.png)")
+    last_n: int | None = Field(None, ge=1, description="episodes averaged for the asymptote "
+                               "(unset: the last tenth of num_episodes)")
 
     @model_validator(mode="after")
     def _check(self) -> EvalConfig:

@@ -45,15 +45,21 @@ from outlearn.students.tokens import ObsEmbedding, StepEmbedding
 class TransformerSize(Config):
     """The size of a transformer student (shared by AD and DPT)."""
 
-    n_layers: int = Field(2, ge=1)
-    n_heads: int = Field(2, ge=1)
-    d_model: int = Field(64, ge=2)
-    d_ff: int = Field(256, ge=1)
-    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    n_layers: int = Field(2, ge=1, description="transformer blocks")
+    n_heads: int = Field(2, ge=1, description="attention heads per block (must divide "
+                         "d_model)")
+    d_model: int = Field(64, ge=2, description="width: the size of every token's embedding")
+    d_ff: int = Field(256, ge=1, description="hidden units of each block's feed-forward layer")
+    dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout on the embeddings, the "
+                           "attention output and the feed-forward output during training")
     # 0 by default: on CPU, attention dropout takes torch's attention off its fused kernel
     # (the 9x9 recipe's model trained at 14.0k tokens/s with 0.1 against 30.9k with 0)
-    attn_dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    context_len: int = Field(100, ge=1)
+    attn_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout on the attention "
+                                "weights during training (0: torch's fused CPU kernel, about "
+                                "2x faster)")
+    context_len: int = Field(100, ge=1, description="tokens the model attends over (AD: steps; "
+                             "DPT: transitions in the set); set from the training data's "
+                             "context_len")
 
     @model_validator(mode="after")
     def _heads_divide(self) -> TransformerSize:

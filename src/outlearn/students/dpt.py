@@ -29,7 +29,10 @@ from outlearn.students.ad import TransformerSize, make_blocks
 class DPTConfig(TransformerSize):
     """Transformer size (as AD's small default); ``context_len`` = transitions in the set."""
 
-    predict_prefixes: bool = False
+    predict_prefixes: bool = Field(False, description="prefix mode (DPT's training): the "
+                                   "query first, causal attention, a prediction after every "
+                                   "prefix of the context; false: one prediction from the whole "
+                                   "set, order-free")
     reward_by_action: bool = Field(
         True, description="add reward * a learned vector of the transition's action")
 

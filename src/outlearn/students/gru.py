@@ -18,11 +18,14 @@ from outlearn.students.tokens import StepEmbedding
 class GRUConfig(Config):
     """Recurrent baseline size. ``context_len``: the window (steps) it is trained on."""
 
-    d_model: int = Field(64, ge=2)
-    hidden: int = Field(96, ge=1)
-    n_layers: int = Field(2, ge=1)
-    dropout: float = Field(0.1, ge=0.0, lt=1.0)
-    context_len: int = Field(100, ge=1)
+    d_model: int = Field(64, ge=2, description="size of each step's token embedding")
+    hidden: int = Field(96, ge=1, description="hidden units of each GRU layer")
+    n_layers: int = Field(2, ge=1, description="stacked GRU layers")
+    dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout on the embeddings, "
+                           "between the GRU layers and on their output, during training")
+    context_len: int = Field(100, ge=1, description="steps of the training windows (set from "
+                             "the training data's context_len); acting, it reads the last "
+                             "context_len steps from an empty state at every step")
 
 
 @STUDENTS.register("gru")

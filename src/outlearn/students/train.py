@@ -68,18 +68,32 @@ class StudentSpec(Config):
     for models that have presets (AD, adq: "small", "paper"), and ``model`` keyword
     overrides."""
 
-    kind: str = "ad"
-    preset: str = "small"
-    model: dict[str, Any] = Field(default_factory=dict)
+    kind: str = Field("ad", description="a registered student: 'ad', 'adq', 'dpt', 'gru' "
+                      "(`outlearn explain students`)")
+    preset: str = Field("small", description="named sizes for the kinds that have them (ad, "
+                        "adq: 'small', the CPU default, or 'paper', AD's published model); "
+                        "ignored by the others")
+    model: dict[str, Any] = Field(default_factory=dict, description="the model's settings, "
+                                  "over the preset's (`outlearn explain students/<kind>`); "
+                                  "context_len follows data.context_len")
 
 
 class DataConfig(Config):
-    context_len: int = Field(100, ge=1)
-    labels: Labels = "actions"
-    gap_episodes: int = Field(1, ge=1)
-    batch_size: int = Field(32, ge=1)
-    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
-    val_batches: int = Field(4, ge=1)
+    """What the student is trained on: windows of the history and their labels."""
+
+    context_len: int = Field(100, ge=1, description="steps per training window (the model's "
+                             "context); DPT: transitions in a context set")
+    labels: Labels = Field(
+        "actions", description="the target at each step: 'actions' (the teacher's action, "
+        "AD), 'probs' (its action probabilities), 'optimal' (the task's optimal action, DPT's "
+        "privileged label), 'gap' (the teacher's action in the same state gap_episodes later)")
+    gap_episodes: int = Field(1, ge=1, description="labels = 'gap': how many episodes later "
+                              "the label's action is taken (GLA's g)")
+    batch_size: int = Field(32, ge=1, description="windows per optimiser step")
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share of the train split's "
+                                "learners held out for the validation loss (0: none)")
+    val_batches: int = Field(4, ge=1, description="batches of held-out learners per "
+                             "validation loss")
     set_start: Literal["random", "first"] = Field(
         "random", description="DPT: start context sets anywhere, or at each learner's first step")
     permute_actions: bool = Field(
@@ -87,11 +101,15 @@ class DataConfig(Config):
 
 
 class OptimConfig(Config):
-    lr: float = Field(3e-4, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
-    warmup_steps: int = Field(100, ge=0)
-    total_steps: int = Field(2000, ge=1)
-    grad_clip: float = Field(1.0, gt=0)
+    """AdamW with a linear warm-up, then cosine decay to 0 at total_steps."""
+
+    lr: float = Field(3e-4, gt=0, description="peak learning rate of AdamW")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW's decoupled weight decay")
+    warmup_steps: int = Field(100, ge=0, description="steps of linear warm-up to lr (at most "
+                              "total_steps)")
+    total_steps: int = Field(2000, ge=1, description="optimiser steps in all; the learning rate "
+                             "reaches 0 there")
+    grad_clip: float = Field(1.0, gt=0, description="gradients are clipped to this global norm")
 
     @model_validator(mode="after")
     def _warmup_fits(self) -> OptimConfig:
@@ -106,15 +124,24 @@ class OptimConfig(Config):
 class TrainConfig(Config):
     """A training run. ``env``: the env name the history must come from (None: any)."""
 
-    history: Path
-    env: str | None = None
-    student: StudentSpec = Field(default_factory=StudentSpec)
-    data: DataConfig = Field(default_factory=DataConfig)
-    optim: OptimConfig = Field(default_factory=OptimConfig)
-    seed: Seed = 0
-    out: Path = Path("runs/train")
-    checkpoint_every: int = Field(500, ge=1)
-    val_every: int = Field(250, ge=1)
+    history: Path = Field(description="the HDF5 history file to train on (`outlearn collect` "
+                          "writes it; relative to the config file's folder)")
+    env: str | None = Field(None, description="the env the history must come from (refused "
+                            "otherwise); unset: any")
+    student: StudentSpec = Field(default_factory=StudentSpec,
+                                 description="which student ([student] table)")
+    data: DataConfig = Field(default_factory=DataConfig,
+                             description="windows and labels ([data] table)")
+    optim: OptimConfig = Field(default_factory=OptimConfig,
+                               description="optimiser and schedule ([optim] table)")
+    seed: Seed = Field(0, description="seed of the initial weights, the train/validation split "
+                       "of learners and the order of the windows")
+    out: Path = Field(Path("runs/train"), description="the run's folder: checkpoints, "
+                      "metrics.jsonl, loss.png (the default resolves from the working "
+                      "directory)")
+    checkpoint_every: int = Field(500, ge=1, description="steps between checkpoints (a "
+                                  "stopped run resumes from the last one)")
+    val_every: int = Field(250, ge=1, description="steps between validation losses")
     threads: int | None = Field(
         None, ge=1, description="shards computed at once (unset: $OUTLEARN_TORCH_THREADS or "
         "every core this process may use); does not change the weights")

@@ -51,8 +51,11 @@ class ActionsConfig(TeacherStudyConfig):
     """``permutation_seed``: draws each held-out task's relabelling; ``drop_bar``: the
     relative drop of the student's return that confirms the claim."""
 
-    permutation_seed: Seed = 0
-    drop_bar: float = Field(0.5, gt=0, lt=1)
+    permutation_seed: Seed = Field(0, description="seed of the derangement that relabels each "
+                                   "held-out task's actions")
+    drop_bar: float = Field(0.5, gt=0, lt=1, description="relative drop of the student's return "
+                            "under relabelled actions that confirms the claim (0.5: it loses "
+                            "half)")
 
 
 def run(cfg: ActionsConfig, ctx: RunContext) -> list[Section]:

@@ -42,17 +42,25 @@ __all__ = [
 class StudentSection(Config):
     """The student and its training (see :class:`outlearn.students.TrainConfig`)."""
 
-    kind: str = "ad"
-    preset: str = "small"
-    model: dict[str, Any] = Field(default_factory=dict)
+    kind: str = Field("ad", description="a registered student: 'ad', 'adq', 'dpt', 'gru' "
+                      "(`outlearn explain students`)")
+    preset: str = Field("small", description="named sizes for ad and adq: 'small' (the CPU "
+                        "default) or 'paper' (AD's published model)")
+    model: dict[str, Any] = Field(default_factory=dict, description="the model's settings over "
+                                  "the preset's (`outlearn explain students/<kind>`)")
     context_len: int = Field(60, ge=2, description="steps; cut to the history's length")
-    labels: str = "actions"
-    train_steps: int = Field(500, ge=1)
-    batch_size: int = Field(16, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    warmup_steps: int = Field(50, ge=0)
-    val_fraction: float = Field(0.0, ge=0, lt=1)
-    checkpoint_every: int = Field(100, ge=1)
+    labels: str = Field("actions", description="training targets, as train's data.labels: "
+                        "'actions', 'probs', 'optimal' or 'gap'")
+    train_steps: int = Field(500, ge=1, description="optimiser steps per student")
+    batch_size: int = Field(16, ge=1, description="windows per optimiser step")
+    lr: float = Field(1e-3, gt=0, description="peak learning rate (AdamW, warm-up then cosine "
+                      "decay to 0)")
+    warmup_steps: int = Field(50, ge=0, description="steps of linear warm-up (capped at "
+                              "train_steps)")
+    val_fraction: float = Field(0.0, ge=0, lt=1, description="share of training learners held "
+                                "out for a validation loss (0: none)")
+    checkpoint_every: int = Field(100, ge=1, description="steps between checkpoints (an "
+                                  "interrupted study resumes from the last one)")
     shards: int = Field(2, ge=1, description="slices of each batch (must divide batch_size): "
                         "2 lets both CPU cores share a step; 1 on a GPU, where each slice "
                         "costs its own kernel launches")
@@ -82,27 +90,38 @@ class StudentSection(Config):
 
 
 class EvalSection(Config):
+    """The in-context evaluation on the held-out tasks."""
+
     episodes: int = Field(ge=1, description=">= 3x every cut and >= teacher_episodes")
-    seeds: list[Seed] = Field(default=[0], min_length=1)
+    seeds: list[Seed] = Field(default=[0], min_length=1, description="evaluation seeds: each "
+                              "student and reference runs once per seed on every held-out task")
     last_n: int | None = Field(None, ge=1, description="episodes of the asymptote (10%)")
-    mode: Literal["sample", "greedy"] = "sample"
+    mode: Literal["sample", "greedy"] = Field(
+        "sample", description="how students act: 'sample' from their output, or its argmax "
+        "('greedy')")
 
 
 class TeacherStudyConfig(Config):
     """Teacher histories on train tasks, students trained on them (one per seed), run in
     context on held-out tasks next to the teacher run fresh and the baselines."""
 
-    env: EnvSection
-    teacher: TeacherSection
-    tasks: TasksSection
-    learners_per_task: int = Field(1, ge=1)
+    env: EnvSection = Field(description="the task family ([env] table, as collect's)")
+    teacher: TeacherSection = Field(description="the teacher whose histories the students "
+                                    "learn from, also run fresh as a reference ([teacher] table)")
+    tasks: TasksSection = Field(description="train tasks (histories to learn from) and "
+                                "held-out test tasks (evaluation) ([tasks] table)")
+    learners_per_task: int = Field(1, ge=1, description="teacher runs recorded per task")
     teacher_episodes: int = Field(ge=2, description="the full horizon of the histories")
-    seed: Seed = 0
-    student: StudentSection = Field(default_factory=StudentSection)
-    eval: EvalSection
-    train_seeds: list[Seed]
+    seed: Seed = Field(0, description="seed of the teacher learners' keys (the collection)")
+    student: StudentSection = Field(default_factory=StudentSection,
+                                    description="the student and its training ([student] table)")
+    eval: EvalSection = Field(description="the in-context evaluation ([eval] table)")
+    train_seeds: list[Seed] = Field(description="one student per seed and setting (at least 2 "
+                                    "distinct: CIs are over students)")
     resolution: float = Field(0.1, gt=0, le=1, description="fraction of optimal that matters")
-    threads: int | None = Field(None, ge=1)
+    threads: int | None = Field(None, ge=1, description="threads of each student's training, "
+                                "as train's threads (unset: $OUTLEARN_TORCH_THREADS, which "
+                                "--workers sets to 1, else every core)")
 
     @model_validator(mode="after")
     def _check_common(self) -> TeacherStudyConfig:

@@ -43,8 +43,12 @@ class ContextConfig(TeacherStudyConfig):
     ``compare_n``: episodes at each end of the run whose returns are compared
     (default a tenth of ``eval.episodes``)."""
 
-    contexts: list[float] = Field(min_length=1)
-    compare_n: int | None = Field(None, ge=1)
+    contexts: list[float] = Field(min_length=1, description="the students' context lengths in "
+                                  "episodes (0.5 = half an episode); one student per length "
+                                  "and train seed")
+    compare_n: int | None = Field(None, ge=1, description="episodes at each end of the "
+                                  "evaluation whose returns are compared (unset: a tenth of "
+                                  "eval.episodes)")
 
     @model_validator(mode="after")
     def _check(self) -> ContextConfig:

@@ -27,14 +27,22 @@ Cut = float | Literal["uncut", "early"]
 class HorizonSection(Config):
     """Claim 3: bandit student trained on ``T`` pulls, run to ``factor * T``."""
 
-    env: EnvSection = EnvSection(name="bernoulli-bandit", kwargs={"num_arms": 5})
-    teacher: TeacherSection = TeacherSection(name="ucb1")
-    T: int = Field(100, ge=4)
-    factor: int = Field(10, ge=2)
-    n_train: int = Field(40, ge=1)
-    n_test: int = Field(20, ge=1)
-    within: float = Field(0.2, gt=0)
-    student: StudentSection | None = None
+    env: EnvSection = Field(EnvSection(name="bernoulli-bandit", kwargs={"num_arms": 5}),
+                            description="the bandit family (episode length 1) of this part")
+    teacher: TeacherSection = Field(TeacherSection(name="ucb1"), description="the teacher whose "
+                                    "T-pull histories the students learn from, and the "
+                                    "reference run to factor x T")
+    T: int = Field(100, ge=4, description="pulls in each training history; also the "
+                   "student's context (a sliding window)")
+    factor: int = Field(10, ge=2, description="the students run to factor x T pulls")
+    n_train: int = Field(40, ge=1, description="training tasks (bandits) of this part")
+    n_test: int = Field(20, ge=1, description="held-out tasks the students and the reference "
+                        "run on")
+    within: float = Field(0.2, gt=0, description="the claim's tolerance: cumulative regret at "
+                          "factor x T within this fraction of the teacher's counts as tracking it")
+    student: StudentSection | None = Field(None, description="the student of this part "
+                                           "([horizon_extrapolation.student]); unset: the "
+                                           "study's [student]")
 
 
 class CutoffConfig(TeacherStudyConfig):
@@ -42,9 +50,13 @@ class CutoffConfig(TeacherStudyConfig):
     history, the reference) and ``"early"`` (only the episodes where the teacher is no
     better than random)."""
 
-    cuts: list[Cut] = Field(min_length=1)
+    cuts: list[Cut] = Field(min_length=1, description="where to cut the histories: fractions "
+                            "of optimal in (0, 1) (cut when the teacher's smoothed return first "
+                            "reaches it), 'uncut' (the whole history) and 'early' (only episodes "
+                            "no better than random); one student per cut and train seed")
     smoothing: int = Field(3, ge=1, description="episodes in the teacher's trailing mean")
-    horizon_extrapolation: HorizonSection | None = None
+    horizon_extrapolation: HorizonSection | None = Field(
+        None, description="claim 3 on a bandit ([horizon_extrapolation] table); unset: not run")
 
     @model_validator(mode="after")
     def _check(self) -> CutoffConfig:

@@ -47,9 +47,13 @@ class GapConfig(TeacherStudyConfig):
     the best return in the data that times the learning; ``smoothing``: episodes in the
     teacher's trailing mean (the best in data). The student's labels are gap-g."""
 
-    gaps: list[int] = Field(min_length=2)
-    threshold: float = Field(0.8, gt=0, le=1)
-    smoothing: int = Field(3, ge=1)
+    gaps: list[int] = Field(min_length=2, description="the g values: each student is labelled "
+                            "with its teacher's action g episodes later (distinct, 1 included: "
+                            "the reference)")
+    threshold: float = Field(0.8, gt=0, le=1, description="fraction of the best return in the "
+                             "data whose first crossing times the learning")
+    smoothing: int = Field(3, ge=1, description="episodes in the teacher's trailing mean (the "
+                           "best in data)")
 
     @model_validator(mode="after")
     def _check(self) -> GapConfig:

@@ -34,36 +34,47 @@ METRICS = {"heldout_bits": "held-out bits/char", "entropy_bits": "entropy bits/c
 class TransformerSpec(Config):
     """The small character transformer and its (smaller) loop."""
 
-    enabled: bool = True
-    context: int = Field(32, ge=2)
-    d: int = Field(48, ge=4)
-    layers: int = Field(2, ge=1)
-    heads: int = Field(4, ge=1)
-    steps: int = Field(100, ge=1)
-    batch: int = Field(32, ge=1)
-    lr: float = Field(3e-3, gt=0)
-    generations: int = Field(2, ge=1)
-    streams: int = Field(16, ge=1)
-    length: int = Field(400, ge=8)
-    seeds: int = Field(1, ge=1)
+    enabled: bool = Field(True, description="run the transformer's loops (false: the n-gram "
+                          "model only)")
+    context: int = Field(32, ge=2, description="characters of context")
+    d: int = Field(48, ge=4, description="model width (embedding size)")
+    layers: int = Field(2, ge=1, description="transformer blocks")
+    heads: int = Field(4, ge=1, description="attention heads per block")
+    steps: int = Field(100, ge=1, description="training steps per generation (each generation "
+                       "is trained from scratch)")
+    batch: int = Field(32, ge=1, description="windows per training step")
+    lr: float = Field(3e-3, gt=0, description="learning rate")
+    generations: int = Field(2, ge=1, description="refits on its own samples")
+    streams: int = Field(16, ge=1, description="sampled streams per generation's corpus")
+    length: int = Field(400, ge=8, description="characters per stream")
+    seeds: int = Field(1, ge=1, description="independent loops (1 gives no CI: the verdict "
+                       "then reads inconclusive)")
 
 
 class LMStudyConfig(Config):
     """The language-model self-distillation study (n-gram, and a small transformer)."""
 
-    temperatures: list[float] = [0.8, 1.0, 1.25]
-    generations: int = Field(5, ge=1)
-    streams: int = Field(32, ge=1)
-    length: int = Field(2000, ge=8)
-    fresh: float = Field(0.2, ge=0, le=1)
-    accumulate: bool = True
-    order: int = Field(4, ge=1, le=6)
-    beta: float = Field(1.0, gt=0)
+    temperatures: list[float] = Field(default_factory=lambda: [0.8, 1.0, 1.25],
+                                      description="sampling temperatures, one self-data-only "
+                                      "loop each")
+    generations: int = Field(5, ge=1, description="refits of the n-gram model on its own "
+                             "samples")
+    streams: int = Field(32, ge=1, description="sampled streams per generation's corpus")
+    length: int = Field(2000, ge=8, description="characters per stream")
+    fresh: float = Field(0.2, ge=0, le=1, description="share of real text in each corpus of the "
+                         "T=1 'fresh' loop (0: that loop is not run)")
+    accumulate: bool = Field(True, description="also run the T=1 loop that fits on every "
+                             "corpus so far, the real text included")
+    order: int = Field(4, ge=1, le=6, description="n of the character n-gram model")
+    beta: float = Field(1.0, gt=0, description="the n-gram model's smoothing weight towards the "
+                        "next lower order")
     ngram: int = Field(4, ge=1, description="n of the distinct-n-gram metric")
-    seeds: int = Field(3, ge=1)
+    seeds: int = Field(3, ge=1, description="independent n-gram loops (CIs are over them)")
     heldout_chars: int = Field(0, ge=0, description="0: all of the held-out text")
-    threads: int = Field(1, ge=1, le=8)
-    transformer: TransformerSpec = TransformerSpec()
+    threads: int = Field(1, ge=1, le=8, description="torch threads of the transformer")
+    transformer: TransformerSpec = Field(default_factory=TransformerSpec,
+                                         description="the small character transformer "
+                                         "([transformer] table)")
 
 
 def settings(cfg: LMStudyConfig) -> dict[str, tuple[float, float, bool]]:

@@ -47,8 +47,10 @@ class NoiseStudyConfig(TeacherStudyConfig):
     """``smoothing``: episodes in the teacher's trailing mean (the best in data);
     ``ratio_bar``: student asymptote / best in data that confirms the claim."""
 
-    smoothing: int = Field(3, ge=1)
-    ratio_bar: float = Field(1.5, gt=1)
+    smoothing: int = Field(3, ge=1, description="episodes in the teacher's trailing mean (the "
+                           "best in data)")
+    ratio_bar: float = Field(1.5, gt=1, description="student asymptote / best in data at or "
+                             "above which the claim is confirmed")
 
 
 def data_summary(path: Path, ids: np.ndarray, smoothing: int) -> tuple[M.DataCeiling, float]:

@@ -38,18 +38,26 @@ class CategoricalConfig(Config):
     modes: int = Field(2, ge=1, description="tied most probable outcomes")
     zeros: int = Field(2, ge=0, description="outcomes with p0 = 0 (must stay 0)")
     zipf: float = Field(1.0, gt=0, description="p0 ∝ 1 / rank^zipf")
-    temperatures: list[float] = [0.5, 0.8, 1.0, 1.25, 2.0]
-    ideal_generations: int = Field(60, ge=1)
+    temperatures: list[float] = Field(
+        default_factory=lambda: [0.5, 0.8, 1.0, 1.25, 2.0],
+        description="temperatures of the ideal refit p' ∝ p^(1/T), each > 0, 1.0 included")
+    ideal_generations: int = Field(60, ge=1, description="generations of the exact refit (and "
+                                   "of the truncated samplers)")
     n_samples: int = Field(50, ge=1, description="N samples per generation")
-    repeats: int = Field(1000, ge=2)
-    generations: int = Field(40, ge=1)
+    repeats: int = Field(1000, ge=2, description="independent runs of every finite-sample "
+                         "loop (CIs are over them)")
+    generations: int = Field(40, ge=1, description="generations of the finite-sample loops "
+                             "(drift, fresh and accumulated data)")
     fixation_samples: int = Field(10, ge=1, description="N for the fixation run")
-    fixation_generations: int = Field(400, ge=1)
-    fresh: float = Field(0.1, ge=0, le=1)
-    top_k: int = Field(5, ge=1)
-    top_p: float = Field(0.9, gt=0, lt=1)
-    min_p: float = Field(0.1, gt=0, lt=1)
-    seed: Seed = 0
+    fixation_generations: int = Field(400, ge=1, description="generations of the fixation run "
+                                      "(long enough for one outcome to take over)")
+    fresh: float = Field(0.1, ge=0, le=1, description="share of fresh samples from p0 in every "
+                         "generation of the 'fresh' loop")
+    top_k: int = Field(5, ge=1, description="k of the top-k sampler")
+    top_p: float = Field(0.9, gt=0, lt=1, description="P of the top-p (nucleus) sampler")
+    min_p: float = Field(0.1, gt=0, lt=1, description="threshold of the min-p sampler "
+                         "(outcomes below min_p x the top probability are dropped)")
+    seed: Seed = Field(0, description="seed of the samples (each loop derives its own from it)")
 
     @model_validator(mode="after")
     def _check(self) -> CategoricalConfig:

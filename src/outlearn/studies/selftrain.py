@@ -32,18 +32,28 @@ LOCK_TOL = 0.005  # final accuracy within this of the lock-in value counts as lo
 class SelfTrainConfig(Config):
     """The addition self-training study."""
 
-    digits: int = Field(4, ge=1, le=12)
+    digits: int = Field(4, ge=1, le=12, description="digits of each addend (D)")
     forget_weight: float = Field(0.6, ge=0, le=1, description="weight of the planted mistake")
-    noise: float = Field(0.05, ge=0, le=1)
+    noise: float = Field(0.05, ge=0, le=1, description="share of uniform noise in the initial "
+                         "model at every state")
     problems: int = Field(500, ge=1, description="fresh problems per generation")
     samples: int = Field(4, ge=1, description="samples per problem (majority vote: k)")
-    generations: int = Field(15, ge=1)
-    repeats: int = Field(8, ge=2)
-    eval_problems: int = Field(10000, ge=10)
-    temperatures: list[float] = [0.7, 1.0, 1.3]
-    filters: list[str] = list(FILTERS)
-    models: list[str] = list(MODELS)
-    seed: Seed = 0
+    generations: int = Field(15, ge=1, description="refits of the model on its own kept "
+                             "answers")
+    repeats: int = Field(8, ge=2, description="independent copies of every loop (CIs are over "
+                         "them)")
+    eval_problems: int = Field(10000, ge=10, description="fixed problems the exact accuracy is "
+                               "averaged over")
+    temperatures: list[float] = Field(default_factory=lambda: [0.7, 1.0, 1.3],
+                                      description="sampling temperatures, one loop each (> 0)")
+    filters: list[str] = Field(default_factory=lambda: list(FILTERS),
+                               description="which answers are kept for the refit: 'none' (all), "
+                               "'majority' (those agreeing with the most common answer), "
+                               "'verifier' (the correct ones, STaR-like)")
+    models: list[str] = Field(default_factory=lambda: list(MODELS),
+                              description="'trace' (writes its carries; required) and/or "
+                              "'answer' (writes only the digits)")
+    seed: Seed = Field(0, description="seed of the problems and samples")
 
     @model_validator(mode="after")
     def _check(self) -> SelfTrainConfig:

@@ -41,8 +41,10 @@ class SubsampleConfig(TeacherStudyConfig):
     """``factors``: the k values (keep every k-th episode; 1 keeps all); ``threshold``: the
     fraction of the optimal return that times the learning."""
 
-    factors: list[int] = Field(min_length=1)
-    threshold: float = Field(0.8, gt=0, le=1)
+    factors: list[int] = Field(min_length=1, description="the k values: each student trains "
+                               "on every k-th episode of the history (1 keeps all)")
+    threshold: float = Field(0.8, gt=0, le=1, description="fraction of the optimal return whose "
+                             "first crossing times the learning")
 
     @model_validator(mode="after")
     def _check(self) -> SubsampleConfig:

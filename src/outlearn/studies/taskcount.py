@@ -44,10 +44,16 @@ class TaskCountConfig(TeacherStudyConfig):
     ``none_up_to`` / ``learns_from``: the claim's bounds (AD: 18 and 37); ``compare_n``:
     episodes at each end of the run (default a tenth of ``eval.episodes``)."""
 
-    train_tasks: list[int] = Field(min_length=1)
-    none_up_to: int = Field(18, ge=1)
-    learns_from: int = Field(37, ge=1)
-    compare_n: int | None = Field(None, ge=1)
+    train_tasks: list[int] = Field(min_length=1, description="numbers of training tasks, each "
+                                   "in [1, tasks.n_train]: one student per number and train "
+                                   "seed, on the histories of that many tasks")
+    none_up_to: int = Field(18, ge=1, description="the claim: a student trained on this many "
+                            "tasks or fewer does not learn in context (AD: 18)")
+    learns_from: int = Field(37, ge=1, description="the claim: from this many tasks on it does "
+                             "(AD: 37); above none_up_to")
+    compare_n: int | None = Field(None, ge=1, description="episodes at each end of the "
+                                  "evaluation whose returns are compared (unset: a tenth of "
+                                  "eval.episodes)")
 
     @model_validator(mode="after")
     def _check(self) -> TaskCountConfig:

@@ -10,7 +10,7 @@ arrays are per arm, shape (A,).
   and stored in the state; ``policy`` returns its one-hot. The recorded probabilities
   are therefore those of the sampled arm, not the posterior probability of each arm
   being best. Bernoulli rewards use Beta(1, 1) priors; Gaussian rewards use a
-  N(0, prior_std^2) prior on each mean with known noise std ``noise_std``.
+  N(prior_mean, prior_std^2) prior on each mean with known noise std ``noise_std``.
 * ``egreedy``: sample-average estimates, uniform with probability eps, greedy
   otherwise (ties split uniformly, so probabilities are exact); eps constant 0.3 by
   default (CLAIMS claim 7) or a decaying schedule.
@@ -29,7 +29,15 @@ from outlearn.config import Config, parse_config
 from outlearn.core import Transition
 from outlearn.envs.base import TaskFamily
 from outlearn.registry import TEACHERS
-from outlearn.teachers.qlearning import EpsilonConfig, epsilon_at, greedy_probs
+from outlearn.teachers.qlearning import (
+    EpsilonConfig,
+    Schedule,
+    clock_read,
+    clock_start,
+    clock_tick,
+    epsilon_at,
+    greedy_probs,
+)
 
 
 class ArmStats(NamedTuple):
@@ -50,23 +58,36 @@ def _add(s: ArmStats, tr: Transition) -> ArmStats:
 class UCB1Config(Config):
     """UCB1 exploration constant ``c`` (bonus c * sqrt(ln n / n_a))."""
 
-    c: float = Field(math.sqrt(2.0), ge=0.0)
+    c: float = Field(math.sqrt(2.0), ge=0.0, description="exploration constant: an arm's "
+                     "index is its mean reward + c * sqrt(ln n / n_a); sqrt(2) is Auer et "
+                     "al.'s, for rewards in [0, 1]; 0 is greedy")
 
 
 class ThompsonConfig(Config):
     """Thompson sampling. ``likelihood='auto'`` is Bernoulli for a family whose name
     contains 'bernoulli' and Gaussian otherwise."""
 
-    likelihood: Literal["auto", "bernoulli", "gaussian"] = "auto"
-    prior_std: float = Field(1.0, gt=0.0)
-    noise_std: float = Field(1.0, gt=0.0)
+    likelihood: Literal["auto", "bernoulli", "gaussian"] = Field(
+        "auto", description="reward model of the posterior: 'bernoulli' (Beta(1, 1) priors), "
+        "'gaussian' (normal prior, known noise), or 'auto' (bernoulli when the family's name "
+        "contains 'bernoulli', else gaussian)")
+    prior_mean: float = Field(0.0, description="gaussian: mean of the normal prior on every "
+                              "arm's mean")
+    prior_std: float = Field(1.0, gt=0.0, description="gaussian: standard deviation of the "
+                             "normal prior on every arm's mean")
+    noise_std: float = Field(1.0, gt=0.0, description="gaussian: the reward noise's standard "
+                             "deviation the posterior assumes (set it to the env's noise_std)")
 
 
 class EGreedyConfig(EpsilonConfig):
     """Epsilon-greedy bandit: constant eps 0.3 unless a schedule is chosen."""
 
-    eps_schedule: Literal["constant", "linear", "exponential"] = "constant"
-    eps_start: float = Field(0.3, ge=0.0, le=1.0)
+    eps_schedule: Schedule = Field(
+        "constant", description="how epsilon moves from eps_start to eps_end: 'constant' "
+        "(eps_start throughout, CLAIMS claim 7's source), 'linear', 'exponential' (1% of the "
+        "gap left at eps_decay_steps)")
+    eps_start: float = Field(0.3, ge=0.0, le=1.0, description="epsilon (probability of a "
+                             "uniform random arm) at the start; the constant with 'constant'")
 
 
 class UCB1:
@@ -109,8 +130,12 @@ class Thompson:
         """One posterior draw of every arm's mean, (A,) float32."""
         if self.bernoulli:
             return jax.random.beta(key, 1.0 + s.sums, 1.0 + s.counts - s.sums)
-        prec = 1.0 / self.cfg.prior_std**2 + s.counts / self.cfg.noise_std**2
-        mean = (s.sums / self.cfg.noise_std**2) / prec
+        c = self.cfg
+        prec = 1.0 / c.prior_std**2 + s.counts / c.noise_std**2
+        evidence = s.sums / c.noise_std**2
+        if c.prior_mean != 0.0:  # (a zero prior mean adds nothing: the same numbers as before)
+            evidence = evidence + c.prior_mean / c.prior_std**2
+        mean = evidence / prec
         return mean + jax.random.normal(key, mean.shape) / jnp.sqrt(prec)
 
     def _draw(self, key: jax.Array, s: ArmStats) -> ThompsonState:
@@ -135,26 +160,29 @@ class EGreedy:
     def __init__(self, num_actions: int, cfg: EGreedyConfig):
         self.num_actions, self.cfg = num_actions, cfg
 
-    def init(self, key: jax.Array, params: Any) -> ArmStats:
-        return _zeros(self.num_actions)
+    def init(self, key: jax.Array, params: Any) -> Any:
+        """Arm statistics (in an EpisodeClock when epsilon runs per episode)."""
+        return clock_start(self.cfg.per_episode, _zeros(self.num_actions))
 
-    def policy(self, s: ArmStats, obs: jax.Array, t: jax.Array) -> jax.Array:
+    def policy(self, s: Any, obs: jax.Array, t: jax.Array) -> jax.Array:
         """(A,) float32: eps/A + (1 - eps) * uniform over the argmax of the means."""
         c = self.cfg
-        eps = epsilon_at(t, c.eps_start, c.eps_end, c.eps_decay_steps, c.eps_schedule)
-        return greedy_probs(s.sums / jnp.maximum(s.counts, 1.0), eps)
+        stats, clock = clock_read(c.per_episode, s, t)
+        eps = epsilon_at(clock, c.eps_start, c.eps_end, c.eps_decay_steps, c.eps_schedule)
+        return greedy_probs(stats.sums / jnp.maximum(stats.counts, 1.0), eps)
 
-    def update(self, key: jax.Array, s: ArmStats, tr: Transition, t: jax.Array) -> ArmStats:
-        return _add(s, tr)
+    def update(self, key: jax.Array, s: Any, tr: Transition, t: jax.Array) -> Any:
+        stats, _ = clock_read(self.cfg.per_episode, s, t)
+        return clock_tick(self.cfg.per_episode, s, _add(stats, tr), tr)
 
 
-@TEACHERS.register("ucb1")
+@TEACHERS.register("ucb1", config=UCB1Config)
 def make_ucb1(family: TaskFamily, **kwargs: Any) -> UCB1:
     """UCB1 for a bandit ``family``; kwargs are :class:`UCB1Config` fields."""
     return UCB1(family.num_actions, parse_config(UCB1Config, kwargs, "teacher 'ucb1'"))
 
 
-@TEACHERS.register("thompson")
+@TEACHERS.register("thompson", config=ThompsonConfig)
 def make_thompson(family: TaskFamily, **kwargs: Any) -> Thompson:
     """Thompson sampling for a bandit ``family``; kwargs are :class:`ThompsonConfig` fields."""
     cfg = parse_config(ThompsonConfig, kwargs, "teacher 'thompson'")
@@ -163,7 +191,7 @@ def make_thompson(family: TaskFamily, **kwargs: Any) -> Thompson:
     return Thompson(family.num_actions, bern, cfg)
 
 
-@TEACHERS.register("egreedy")
+@TEACHERS.register("egreedy", config=EGreedyConfig)
 def make_egreedy(family: TaskFamily, **kwargs: Any) -> EGreedy:
     """Epsilon-greedy for a bandit ``family``; kwargs are :class:`EGreedyConfig` fields."""
     return EGreedy(family.num_actions, parse_config(EGreedyConfig, kwargs, "teacher 'egreedy'"))

@@ -4,8 +4,11 @@ At global step ``t`` the teacher acts uniformly with probability ``eps(t)`` and 
 ``family.optimal_action(obs, params)`` otherwise, so its probabilities are
 ``eps/A + (1 - eps) * onehot(optimal)``. ``eps`` falls from ``eps_start`` (1.0) to
 ``eps_end`` (0.0) over ``decay_steps`` steps, linearly (default, as in Zisman et al.
-2024) or exponentially (see :func:`outlearn.teachers.qlearning.epsilon_at`). Its state
-is the task's params; nothing is learned, the return rises as the schedule says.
+2024) or exponentially (see :func:`outlearn.teachers.qlearning.epsilon_at`); with
+``eps_unit = "episode"`` the clock is the number of episodes finished, so ``eps`` is constant
+within an episode and ``decay_steps`` counts episodes. Its state is the task's params (with
+the episode count when per episode); nothing is learned, the return rises as the schedule
+says.
 """
 
 from __future__ import annotations
@@ -20,16 +23,26 @@ from outlearn.config import Config, parse_config
 from outlearn.core import Transition
 from outlearn.envs.base import TaskFamily
 from outlearn.registry import TEACHERS
-from outlearn.teachers.qlearning import epsilon_at
+from outlearn.teachers.qlearning import EpsUnit, clock_read, clock_start, clock_tick, epsilon_at
 
 
 class NoiseConfig(Config):
-    """Noise curriculum: eps from eps_start to eps_end over decay_steps global steps."""
+    """Noise curriculum: eps from eps_start to eps_end over decay_steps steps (or episodes,
+    with eps_unit = "episode")."""
 
-    eps_start: float = Field(1.0, ge=0.0, le=1.0)
-    eps_end: float = Field(0.0, ge=0.0, le=1.0)
-    decay_steps: int = Field(2000, ge=1)
-    schedule: Literal["linear", "exponential"] = "linear"
+    eps_start: float = Field(1.0, ge=0.0, le=1.0, description="noise level at the start: "
+                             "the probability of a uniform random action instead of the optimal "
+                             "one")
+    eps_end: float = Field(0.0, ge=0.0, le=1.0, description="noise level once the decay is "
+                           "over")
+    decay_steps: int = Field(2000, ge=1, description="length of the decay, counted in "
+                             "eps_unit: steps, or episodes with eps_unit = 'episode'")
+    schedule: Literal["linear", "exponential"] = Field(
+        "linear", description="shape of the decay: 'linear' (AD-epsilon's) or 'exponential' "
+        "(1% of the gap left at decay_steps, then eps_end)")
+    eps_unit: EpsUnit = Field(
+        "step", description="the schedule's clock: 'step' (the global step) or 'episode' "
+        "(episodes finished: the noise is constant within an episode)")
 
 
 class NoiseCurriculum:
@@ -40,27 +53,30 @@ class NoiseCurriculum:
     def __init__(self, family: TaskFamily, cfg: NoiseConfig):
         self.family, self.cfg = family, cfg
         self.num_actions = family.num_actions
+        self.per_episode = cfg.eps_unit == "episode"
 
     def epsilon(self, t: jax.Array) -> jax.Array:
-        """float32 [] noise level at global step ``t``."""
+        """float32 [] noise level at clock ``t`` (the global step, or an episode count)."""
         c = self.cfg
         return epsilon_at(t, c.eps_start, c.eps_end, c.decay_steps, c.schedule)
 
     def init(self, key: jax.Array, params: Any) -> Any:
-        """State: the task's params pytree."""
-        return params
+        """State: the task's params pytree (in an EpisodeClock when per episode)."""
+        return clock_start(self.per_episode, params)
 
-    def policy(self, params: Any, obs: jax.Array, t: jax.Array) -> jax.Array:
+    def policy(self, s: Any, obs: jax.Array, t: jax.Array) -> jax.Array:
         """(A,) float32: eps/A + (1 - eps) * onehot(optimal action)."""
-        eps = self.epsilon(t)
+        params, clock = clock_read(self.per_episode, s, t)
+        eps = self.epsilon(clock)
         best = jax.nn.one_hot(self.family.optimal_action(obs, params), self.num_actions)
         return (eps / self.num_actions + (1.0 - eps) * best).astype(jnp.float32)
 
-    def update(self, key: jax.Array, params: Any, tr: Transition, t: jax.Array) -> Any:
-        return params
+    def update(self, key: jax.Array, s: Any, tr: Transition, t: jax.Array) -> Any:
+        params, _ = clock_read(self.per_episode, s, t)
+        return clock_tick(self.per_episode, s, params, tr)
 
 
-@TEACHERS.register("noise")
+@TEACHERS.register("noise", config=NoiseConfig)
 def make_noise(family: TaskFamily, **kwargs: Any) -> NoiseCurriculum:
     """Noise-curriculum teacher for ``family``; kwargs are :class:`NoiseConfig` fields."""
     return NoiseCurriculum(family, parse_config(NoiseConfig, kwargs, "teacher 'noise'"))

@@ -32,17 +32,26 @@ from outlearn.registry import TEACHERS
 class PPOConfig(Config):
     """PPO settings. Defaults learn 9x9 Dark Room (see tests/test_teachers.py)."""
 
-    hidden: int = Field(32, ge=1)
-    learning_rate: float = Field(0.01, gt=0.0)
-    n_steps: int = Field(200, ge=2)
-    epochs: int = Field(4, ge=1)
-    num_minibatches: int = Field(4, ge=1)
-    clip: float = Field(0.2, gt=0.0)
-    discount: float = Field(0.95, ge=0.0, le=1.0)
-    gae_lambda: float = Field(0.9, ge=0.0, le=1.0)
-    ent_coef: float = Field(0.01, ge=0.0)
-    vf_coef: float = Field(0.5, ge=0.0)
-    max_grad_norm: float = Field(1.0, gt=0.0)
+    hidden: int = Field(32, ge=1, description="units of the actor's and of the critic's "
+                        "tanh hidden layer (each has its own)")
+    learning_rate: float = Field(0.01, gt=0.0, description="Adam's learning rate")
+    n_steps: int = Field(200, ge=2, description="transitions per rollout buffer: the learner "
+                         "trains every n_steps steps (multiple of num_minibatches)")
+    epochs: int = Field(4, ge=1, description="passes over the buffer per training round")
+    num_minibatches: int = Field(4, ge=1, description="minibatches per pass (each "
+                                 "n_steps / num_minibatches transitions, shuffled)")
+    clip: float = Field(0.2, gt=0.0, description="PPO's ratio clip: the probability ratio "
+                        "is clipped to [1 - clip, 1 + clip]")
+    discount: float = Field(0.95, ge=0.0, le=1.0, description="discount of returns and of "
+                            "the TD errors in GAE")
+    gae_lambda: float = Field(0.9, ge=0.0, le=1.0, description="GAE's lambda (0: one-step "
+                              "TD advantages, 1: Monte Carlo)")
+    ent_coef: float = Field(0.01, ge=0.0, description="weight of the entropy bonus in the "
+                            "loss")
+    vf_coef: float = Field(0.5, ge=0.0, description="weight of the critic's squared error "
+                           "in the loss")
+    max_grad_norm: float = Field(1.0, gt=0.0, description="gradients are clipped to this "
+                                 "global norm before Adam")
 
     @model_validator(mode="after")
     def _check(self) -> PPOConfig:
@@ -166,7 +175,7 @@ class PPO:
         return PPOState(net, opt, s.buf)
 
 
-@TEACHERS.register("ppo")
+@TEACHERS.register("ppo", config=PPOConfig)
 def make_ppo(family: TaskFamily, **kwargs: Any) -> PPO:
     """A PPO learner for ``family``; kwargs are :class:`PPOConfig` fields."""
     return PPO(family.num_obs, family.num_actions, parse_config(PPOConfig, kwargs, "teacher 'ppo'"))

@@ -7,13 +7,17 @@ a terminal transition does not bootstrap, a truncated one does (the episode was 
 the task did not end).
 
 The epsilon schedule (:func:`epsilon_at`) is shared by the epsilon-greedy bandit and
-the noise-curriculum teacher.
+the noise-curriculum teacher. Its clock is the global step by default (``eps_unit =
+"step"``); with ``eps_unit = "episode"`` it is the number of episodes the learner has
+finished (the state carries the count, :class:`EpisodeClock`), so epsilon is constant
+within an episode and the decay length counts episodes. On a bandit, where every pull is
+an episode, the two are the same.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -26,6 +30,7 @@ from outlearn.errors import ConfigError
 from outlearn.registry import TEACHERS
 
 Schedule = Literal["constant", "linear", "exponential"]
+EpsUnit = Literal["step", "episode"]
 
 
 def epsilon_at(t: jax.Array, start: float, end: float, decay_steps: int, kind: str) -> jax.Array:
@@ -64,13 +69,53 @@ def greedy_probs(values: jax.Array, eps: jax.Array) -> jax.Array:
     return eps / a + (1.0 - eps) * jnp.stack(best, -1) / sum(best)
 
 
+class EpisodeClock(NamedTuple):
+    """A learner's own state with the number of episodes it has finished: the clock of a
+    per-episode epsilon schedule (``eps_unit = "episode"``)."""
+
+    inner: Any  # the learner's state (a Q table, arm statistics, task params)
+    episodes: jax.Array  # int32 []: episodes finished before the current step
+
+
+def clock_start(per_episode: bool, inner: Any) -> Any:
+    """The initial state: ``inner``, with an episode count of 0 when per episode."""
+    return EpisodeClock(inner, jnp.int32(0)) if per_episode else inner
+
+
+def clock_read(per_episode: bool, s: Any, t: jax.Array) -> tuple[Any, jax.Array]:
+    """(the learner's own state, the schedule's clock): the global step ``t``, or the
+    episodes finished so far."""
+    return (s.inner, s.episodes) if per_episode else (s, t)
+
+
+def clock_tick(per_episode: bool, s: Any, inner: Any, tr: Transition) -> Any:
+    """The state after a step: ``inner``, and one more episode when ``tr`` ended one."""
+    if not per_episode:
+        return inner
+    return EpisodeClock(inner, s.episodes + (tr.terminated | tr.truncated).astype(jnp.int32))
+
+
 class EpsilonConfig(Config):
     """Epsilon-greedy exploration settings shared by Q-learning and epsilon-greedy."""
 
-    eps_schedule: Schedule = "linear"
-    eps_start: float = Field(1.0, ge=0.0, le=1.0)
-    eps_end: float = Field(0.05, ge=0.0, le=1.0)
-    eps_decay_steps: int = Field(2000, ge=1)
+    eps_schedule: Schedule = Field(
+        "linear", description="how epsilon moves from eps_start to eps_end: 'constant' "
+        "(eps_start throughout), 'linear' (straight to eps_end over eps_decay_steps), "
+        "'exponential' (1% of the gap is left at eps_decay_steps, then eps_end)")
+    eps_start: float = Field(1.0, ge=0.0, le=1.0,
+                             description="epsilon (probability of a uniform random action) at "
+                             "the start")
+    eps_end: float = Field(0.05, ge=0.0, le=1.0,
+                           description="epsilon once the decay is over (unused by 'constant')")
+    eps_decay_steps: int = Field(2000, ge=1, description="length of the decay, counted in "
+                                 "eps_unit: steps, or episodes with eps_unit = 'episode'")
+    eps_unit: EpsUnit = Field(
+        "step", description="the schedule's clock: 'step' (the global step, epsilon changes "
+        "every step) or 'episode' (episodes finished: epsilon is constant within an episode)")
+
+    @property
+    def per_episode(self) -> bool:
+        return self.eps_unit == "episode"
 
 
 class QLearningConfig(EpsilonConfig):
@@ -78,11 +123,19 @@ class QLearningConfig(EpsilonConfig):
     initial values, greedy with uniform tie-breaking) suit deterministic gridworlds:
     9x9 Dark Room reaches 90% of optimal in about 100 episodes, 100% by about 160."""
 
-    learning_rate: float = Field(1.0, gt=0.0, le=1.0)
-    discount: float = Field(0.9, ge=0.0, lt=1.0)
-    initial_value: float | Literal["optimistic"] = "optimistic"
-    eps_schedule: Schedule = "constant"
-    eps_start: float = Field(0.0, ge=0.0, le=1.0)
+    learning_rate: float = Field(1.0, gt=0.0, le=1.0,
+                                 description="step size of the update: Q += lr * (target - Q)")
+    discount: float = Field(0.9, ge=0.0, lt=1.0, description="discount of the bootstrapped "
+                            "target r + discount * max Q(next)")
+    initial_value: float | Literal["optimistic"] = Field(
+        "optimistic", description="value every Q entry starts at; 'optimistic' is "
+        "1 / (1 - discount), the value of a reward of 1 on every step")
+    eps_schedule: Schedule = Field(
+        "constant", description="how epsilon moves from eps_start to eps_end: 'constant' "
+        "(eps_start throughout), 'linear', 'exponential' (see the epsilon-greedy teacher)")
+    eps_start: float = Field(0.0, ge=0.0, le=1.0,
+                             description="epsilon at the start (0 with 'constant': greedy, "
+                             "exploring through optimistic values and random tie-breaking)")
 
     @model_validator(mode="after")
     def _check(self) -> QLearningConfig:
@@ -102,27 +155,33 @@ class QLearning:
         iv = cfg.initial_value
         self.q0 = 1.0 / (1.0 - cfg.discount) if iv == "optimistic" else float(iv)
 
-    def init(self, key: jax.Array, params: Any) -> jax.Array:
-        """Q table, float32 (num_obs, A), filled with the initial value."""
-        return jnp.full((self.num_obs, self.num_actions), self.q0, jnp.float32)
+    def init(self, key: jax.Array, params: Any) -> Any:
+        """Q table, float32 (num_obs, A), filled with the initial value (in an
+        :class:`EpisodeClock` when epsilon runs per episode)."""
+        q = jnp.full((self.num_obs, self.num_actions), self.q0, jnp.float32)
+        return clock_start(self.cfg.per_episode, q)
 
     def epsilon(self, t: jax.Array) -> jax.Array:
+        """float32 [] epsilon at clock ``t`` (a step, or an episode count)."""
         c = self.cfg
         return epsilon_at(t, c.eps_start, c.eps_end, c.eps_decay_steps, c.eps_schedule)
 
-    def policy(self, q: jax.Array, obs: jax.Array, t: jax.Array) -> jax.Array:
+    def policy(self, s: Any, obs: jax.Array, t: jax.Array) -> jax.Array:
         """(A,) float32: epsilon-greedy on q[obs], greedy ties split uniformly."""
-        return greedy_probs(q[obs], self.epsilon(t))
+        q, clock = clock_read(self.cfg.per_episode, s, t)
+        return greedy_probs(q[obs], self.epsilon(clock))
 
-    def update(self, key: jax.Array, q: jax.Array, tr: Transition, t: jax.Array) -> jax.Array:
+    def update(self, key: jax.Array, s: Any, tr: Transition, t: jax.Array) -> Any:
         """One Q-learning step; no bootstrap past a terminal state (truncation bootstraps)."""
         c = self.cfg
+        q, _ = clock_read(c.per_episode, s, t)
         boot = jnp.where(tr.terminated, 0.0, c.discount * max_last(q[tr.next_obs]))
         old = q[tr.obs, tr.action]
-        return q.at[tr.obs, tr.action].set(old + c.learning_rate * (tr.reward + boot - old))
+        q = q.at[tr.obs, tr.action].set(old + c.learning_rate * (tr.reward + boot - old))
+        return clock_tick(c.per_episode, s, q, tr)
 
 
-@TEACHERS.register("qlearning")
+@TEACHERS.register("qlearning", config=QLearningConfig)
 def make_qlearning(family: TaskFamily, **kwargs: Any) -> QLearning:
     """A tabular Q-learner for ``family``; kwargs are :class:`QLearningConfig` fields."""
     cfg = parse_config(QLearningConfig, kwargs, "teacher 'qlearning'")

@@ -37,8 +37,12 @@ class MixtureConfig(Config):
     """Per learner: probs = (1 - c) * Dirichlet(alpha) + c * one-hot(uniform random action),
     with c drawn uniformly from ``point_mass`` (DPT's bandit data: alpha 1, c in 0, 0.1..1)."""
 
-    alpha: float = Field(1.0, gt=0.0)
-    point_mass: list[float] = Field(default_factory=lambda: list(_TENTHS), min_length=1)
+    alpha: float = Field(1.0, gt=0.0, description="concentration of the symmetric "
+                         "Dirichlet(alpha) each learner's base distribution is drawn from")
+    point_mass: list[float] = Field(
+        default_factory=lambda: list(_TENTHS), min_length=1,
+        description="weights c in [0, 1], one drawn uniformly per learner: the share of a "
+        "point mass on a random action mixed into the Dirichlet draw")
 
     @field_validator("point_mass")
     @classmethod
@@ -116,21 +120,21 @@ class OracleLearner:
         return params
 
 
-@TEACHERS.register("random")
+@TEACHERS.register("random", config=RandomConfig)
 def make_random(family: TaskFamily, **kwargs: Any) -> RandomLearner:
     """Uniform random learner for ``family`` (no settings)."""
     parse_config(RandomConfig, kwargs, "teacher 'random'")
     return RandomLearner(family.num_actions)
 
 
-@TEACHERS.register("oracle")
+@TEACHERS.register("oracle", config=OracleConfig)
 def make_oracle(family: TaskFamily, **kwargs: Any) -> OracleLearner:
     """Oracle learner for ``family`` (no settings)."""
     parse_config(OracleConfig, kwargs, "teacher 'oracle'")
     return OracleLearner(family)
 
 
-@TEACHERS.register("mixture")
+@TEACHERS.register("mixture", config=MixtureConfig)
 def make_mixture(family: TaskFamily, **kwargs: Any) -> MixtureLearner:
     """DPT-style random action mixtures for ``family`` (see :class:`MixtureConfig`)."""
     return MixtureLearner(family.num_actions, parse_config(MixtureConfig, kwargs,
