@@ -27,7 +27,10 @@ def worker_env(threads: int = 1) -> dict[str, str]:
     (a JAX that took the GPU would hold most of its memory from the students)."""
     import os
 
-    return {"OUTLEARN_TORCH_THREADS": str(threads),
+    # OMP_NUM_THREADS as Ray sets it for its workers: a stage that does not set torch's
+    # threads itself (an evaluation) would otherwise start one per core in every worker,
+    # and OpenMP threads spinning at barriers on shared cores cost a step 10-20x
+    return {"OUTLEARN_TORCH_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
             "OUTLEARN_DEVICE": os.environ.get("OUTLEARN_DEVICE", "cpu"),
             "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
 
