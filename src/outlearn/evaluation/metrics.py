@@ -203,6 +203,13 @@ def versus(curves: np.ndarray, reference: np.ndarray | DataCeiling | float,
     reference's own noise on a task is part of that task's effect, so the interval over
     (students, tasks) carries it.
     """
+    return crossed_mean_ci(versus_cells(curves, reference, last_n))
+
+
+def versus_cells(curves: np.ndarray, reference: np.ndarray | DataCeiling | float,
+                 last_n: int) -> np.ndarray:
+    """The cells (students, tasks) whose grand mean :func:`versus` estimates: each cell's
+    asymptote minus the reference's on its task."""
     s = asymptote_cells(curves, last_n)
     if isinstance(reference, DataCeiling):
         if reference.per_task is None or reference.per_task.size != s.shape[1]:
@@ -216,13 +223,52 @@ def versus(curves: np.ndarray, reference: np.ndarray | DataCeiling | float,
         if ref.shape[1] != s.shape[1]:
             raise ValueError(f"the reference ran on {ref.shape[1]} tasks, the learner on "
                              f"{s.shape[1]}: run both on the same tasks")
-    return crossed_mean_ci(s - ref)
+    return s - ref
 
 
 def exceedance(student_curves: np.ndarray, ceiling: DataCeiling | float,
                last_n: int) -> Estimate:
     """Student asymptote - data ceiling (per task, on the student's tasks), with a CI."""
     return versus(student_curves, ceiling, last_n)
+
+
+def exceedance_difference(curves: np.ndarray, baseline_curves: np.ndarray,
+                          ceiling: DataCeiling, last_n: int,
+                          baseline_ceiling: DataCeiling | None = None) -> Estimate:
+    """One student's exceedance minus another's, paired, with a crossed CI.
+
+    ``curves`` and ``baseline_curves``: (S, K, T, E) of two kinds of student trained on
+    the same history with the same S training seeds (in the same order) and run on the
+    same T tasks with the same K eval seeds; ``ceiling`` (and ``baseline_ceiling``,
+    default the same) measured per task on those tasks. Each (seed, task) cell is one
+    paired contrast: the cell's exceedance (:func:`exceedance`'s cells) of the student
+    minus the baseline's. Their grand mean is the difference of the two exceedances, and
+    its interval is :func:`outlearn.stats.crossed_mean_ci` over those (S, T) differences:
+
+    * paired by task, because both ran on the same tasks: a task that is hard (or easy)
+      for both cancels in its cell instead of entering the variance twice, as it would in
+      a difference of the two separate intervals;
+    * paired by training seed, with seeds as a random effect crossed with tasks (the
+      ANOVA variance and Satterthwaite t interval of :mod:`outlearn.stats`): a training
+      seed is a draw of one student of each kind, so the S pairs are independent draws
+      whether or not a shared seed makes the two alike (if it does not, the pairing is
+      still a fixed one of independent draws and the interval stays valid; if it does,
+      the shared part cancels too);
+    * a difference of means over the same (S, T) cells is the mean of the cell
+      differences, so this is exact: no delta method (:func:`~outlearn.stats.
+      crossed_linear_ci` with these cells as the influence gives the same interval), and
+      not the flat bootstrap of independent units (:func:`~outlearn.stats.difference_ci`),
+      which leaves the between-seed variation out.
+
+    With one ceiling for both (one cut) the ceilings cancel: it is the difference of the
+    two asymptotes on the same cells.
+    """
+    a = versus_cells(curves, ceiling, last_n)
+    b = versus_cells(baseline_curves, baseline_ceiling or ceiling, last_n)
+    if a.shape != b.shape:
+        raise ValueError(f"paired students need the same training seeds and tasks; got "
+                         f"(seeds, tasks) {a.shape} and {b.shape}")
+    return crossed_mean_ci(a - b)
 
 
 def continuation_gap(teacher_curves: np.ndarray, student_curves: np.ndarray,
@@ -336,6 +382,7 @@ __all__ = [
     "episodes_to_threshold",
     "episodes_to_threshold_ci",
     "exceedance",
+    "exceedance_difference",
     "in_context_improvement",
     "iqm",
     "iqm_ci",
@@ -344,4 +391,5 @@ __all__ = [
     "per_task",
     "speedup_ci",
     "versus",
+    "versus_cells",
 ]

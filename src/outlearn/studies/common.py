@@ -166,13 +166,15 @@ def collect_histories(cfg: TeacherStudyConfig, d: Path, quiet: bool,
 
 
 def train_student(cfg: TeacherStudyConfig, history: Path, context_len: int, seed: int,
-                  d: Path, quiet: bool, gap_episodes: int = 1) -> Path:
+                  d: Path, quiet: bool, gap_episodes: int = 1,
+                  student: StudentSection | None = None) -> Path:
     """One student on one history file; resumes from the checkpoints in ``d``.
-    ``gap_episodes``: g of gap-g labels (used when ``cfg.student.labels`` is "gap")."""
+    ``gap_episodes``: g of gap-g labels (used when the student's labels are "gap");
+    ``student``: its section (default ``cfg.student``)."""
     from outlearn.students.train import train
 
-    tc = cfg.student.train_config(history, cfg.env.name, seed, d / "student", context_len,
-                                  cfg.threads, gap_episodes)
+    tc = (student or cfg.student).train_config(history, cfg.env.name, seed, d / "student",
+                                               context_len, cfg.threads, gap_episodes)
     return train(tc, quiet=quiet)
 
 
@@ -261,12 +263,15 @@ def references_stage(cfg: TeacherStudyConfig, ctx: RunContext, family: Any,
 @dataclass(frozen=True)
 class Setting:
     """One student setting of a study: the history it trains on, its context (steps), the
-    g of its gap-g labels, and extra stage inputs that tell settings apart."""
+    g of its gap-g labels, extra stage inputs that tell settings apart, and the student
+    (None: ``cfg.student``; a study of several students names each one's section, which
+    then enters the inputs of its train and evaluate stages)."""
 
     history: Path
     context_len: int
     gap_episodes: int = 1
     extra: tuple[Any, ...] = field(default_factory=tuple)
+    student: StudentSection | None = None
 
 
 K = TypeVar("K", bound=Hashable)
@@ -279,10 +284,11 @@ def train_by_setting(cfg: TeacherStudyConfig, ctx: RunContext,
     quiet = ctx.quiet or ctx.executor.workers > 1
     runs = [(key, seed) for key in settings for seed in cfg.train_seeds]
     ckpts = ctx.stages(
-        "train", [[str(settings[k].history), settings[k].context_len, cfg.student, seed,
-                   cfg.env, *settings[k].extra] for k, seed in runs],
+        "train", [[str(settings[k].history), settings[k].context_len,
+                   settings[k].student or cfg.student, seed, cfg.env, *settings[k].extra]
+                  for k, seed in runs],
         [lambda d, st=settings[k], seed=seed: train_student(
-            cfg, st.history, st.context_len, seed, d, quiet, st.gap_episodes)
+            cfg, st.history, st.context_len, seed, d, quiet, st.gap_episodes, st.student)
          for k, seed in runs])
     n = len(cfg.train_seeds)
     return {k: ckpts[i * n:(i + 1) * n] for i, k in enumerate(settings)}
@@ -294,10 +300,11 @@ def students_by_setting(cfg: TeacherStudyConfig, ctx: RunContext, ids: np.ndarra
     the held-out tasks ``ids``: independent stages (run at once with ``--workers``).
     Returns each setting's returns, (students x eval seeds, tasks, episodes)."""
     per = train_by_setting(cfg, ctx, settings)
+    named = lambda k: [] if settings[k].student is None else [settings[k].student]  # noqa: E731
     # one evaluation stage per student, so that all of them can run at once
     flat = [(k, p) for k in settings for p in per[k]]
     curves = ctx.stages(
-        "evaluate", [[cfg.env, cfg.tasks, cfg.eval, [str(p)]] for _, p in flat],
+        "evaluate", [[cfg.env, cfg.tasks, cfg.eval, [str(p)], *named(k)] for k, p in flat],
         [lambda d, p=p: eval_students(cfg, make_family(cfg.env), ids, [p]) for _, p in flat])
     return {k: np.concatenate([c for (kk, _), c in zip(flat, curves, strict=True) if kk == k])
             for k in settings}

@@ -9,6 +9,14 @@ teacher is no better than random. Claim 3 (horizon extrapolation, optional): a b
 student trained on horizon T, run to factor x T with a sliding window
 (:mod:`outlearn.studies.horizon`).
 
+Several students (``[[students]]``, e.g. AD and the RL student ``adq``): each trains on
+the very same cuts with the same training seeds and runs on the same held-out tasks; each
+gets claim 1 (and 2) exactly as a study of it alone would (:class:`Results`, one per
+student), and :mod:`outlearn.studies.cutoff_students` sets them side by side with a
+verdict on the difference of two students' exceedances, paired by training seed and task.
+A config of one ``[student]`` runs as it always did: the same stage inputs, sections and
+run directory.
+
 :func:`run` reads as the protocol. Every stage is cached by its inputs' hash, so a
 re-run skips finished stages and an interrupted one resumes (training from its last
 checkpoint). Cuts that the data cannot support are refused after the (seconds-long)
@@ -48,6 +56,7 @@ from outlearn.studies.cutoff_config import (
     Cut,
     CutoffConfig,
     HorizonSection,
+    NamedStudentSection,
     StudentSection,
     cut_name,
     make_family,
@@ -73,22 +82,35 @@ def run(cfg: CutoffConfig, ctx: RunContext) -> list[Section]:
     test_ids = held_out_tasks(family, cfg.tasks)
     full = collect_stage(cfg, ctx, "cutoff")
     # the cut reads the held-out tasks (its ceiling), the seed (early: random's run) and
-    # the context (the students' window)
+    # the context (the students' window; with several students, the longest)
     cuts = {cut_name(c): ctx.stage("cut", [str(full), c, cfg.smoothing, cfg.env, cfg.tasks,
-                                           cfg.seed, cfg.student.context_len],
+                                           cfg.seed, cfg.cut_context()],
                                    lambda d, c=c: cut_history(cfg, family, full, c, d))
             for c in cfg.cuts}
     check_eval_horizon(cfg, cuts)  # refuse before any training
     base = references_stage(cfg, ctx, family, test_ids)
-    # one student per (cut, seed), then each cut's students in context: independent
-    # stages, run at once with `outlearn run --workers N`
-    students = students_by_setting(cfg, ctx, test_ids, {  # adq: a window and its successor
-        name: Setting(cut.path, fit_context(cfg.student.kind, cut.context_len, cut.steps))
-        for name, cut in cuts.items()})
-    res = Results(cfg, family, test_ids, cuts, students, base)
-    sections = [claim1_section(res, res.figure(ctx.run_dir / "cutoff.png"))]
-    if "early" in cuts:
-        sections.append(claim2_section(res))
+    # one student per (student, cut, seed), then each (student, cut)'s students in
+    # context: independent stages, run at once with `outlearn run --workers N`. A config
+    # of one student has the name None and names no student in its stages' inputs.
+    sts = cfg.student_sections()
+    curves = students_by_setting(cfg, ctx, test_ids, {
+        (who, name): Setting(cut.path, fit_context(  # adq: a window and its successor
+            st.kind, min(st.context_len, cut.context_len), cut.steps),
+            student=None if who is None else st)
+        for who, st in sts.items() for name, cut in cuts.items()})
+    per = {who: Results(cfg, family, test_ids, cuts,
+                        {name: curves[who, name] for name in cuts}, base, st)
+           for who, st in sts.items()}
+    if cfg.students is None:
+        res = per[None]
+        sections = [claim1_section(res, res.figure(ctx.run_dir / "cutoff.png"))]
+        if "early" in cuts:
+            sections.append(claim2_section(res))
+    else:
+        from outlearn.studies.cutoff_students import students_sections
+
+        sections = students_sections(
+            cfg, {str(who): r for who, r in per.items()}, ctx.run_dir)
     if cfg.horizon_extrapolation is not None:
         sections.append(horizon_section(cfg, cfg.horizon_extrapolation, ctx))
     return sections
@@ -164,8 +186,9 @@ class Results:
 
     def __init__(self, cfg: CutoffConfig, family: Any, ids: np.ndarray,
                  cuts: dict[str, CutInfo], students: dict[str, np.ndarray],
-                 base: dict[str, np.ndarray]):
+                 base: dict[str, np.ndarray], student: StudentSection | None = None):
         self.cfg, self.cuts, self.students, self.base = cfg, cuts, students, base
+        self.student = student or cfg.student  # whose curves (a study of several: one)
         self.optimum = mean_optimum(family, ids)
         self.tol = cfg.resolution * self.optimum
         self.last_n = M.last_episodes(cfg.eval.episodes, cfg.eval.last_n)
@@ -200,7 +223,7 @@ class Results:
                 for n, label in names.items() if n in self.base]
 
     def setting(self) -> str:
-        c, s = self.cfg, self.cfg.student
+        c, s = self.cfg, self.student
         return (f"{c.env.name} {c.env.kwargs or ''}, teacher {c.teacher.name} "
                 f"{c.teacher.kwargs or ''}: {c.tasks.n_train} train / {c.tasks.n_test} held-out "
                 f"tasks x {c.learners_per_task} teacher learners, {c.teacher_episodes} teacher "
@@ -208,7 +231,9 @@ class Results:
                 f"context {s.context_len} steps, {s.train_steps} steps, seeds {c.train_seeds}; "
                 f"run in context for {c.eval.episodes} episodes x eval seeds {c.eval.seeds}.")
 
-    def figure(self, path: Path) -> Path:
+    def figure(self, path: Path, who: str | None = None) -> Path:
+        """One panel per cut (``who``: the student's name in the title, for a study of
+        several)."""
         teacher = self.base["teacher"].mean(axis=(0, 1))
         title = {"uncut": "uncut (the whole history)", "early": "early episodes only"}
         panels = [CutPanel(f"{title.get(n, f'cut at {n} of optimal')}: {c.episodes} ep. seen",
@@ -219,7 +244,8 @@ class Results:
         lines["optimum"] = self.optimum
         return cutoff_figure(path, teacher, panels, lines,
                              suptitle=f"{self.cfg.env.name}, teacher {self.cfg.teacher.name}: "
-                                      "students (95% CI) vs the teacher's continuation")
+                                      f"{'students' if who is None else f'student {who}'} "
+                                      "(95% CI) vs the teacher's continuation")
 
 
 def headline(names: list[str]) -> str | None:
@@ -300,4 +326,5 @@ STUDIES.register("cutoff")(Study(
     run=run,
 ))
 
-__all__ = ["CutInfo", "CutoffConfig", "HorizonSection", "Results", "StudentSection", "run"]
+__all__ = ["CutInfo", "CutoffConfig", "HorizonSection", "NamedStudentSection", "Results",
+           "StudentSection", "run"]

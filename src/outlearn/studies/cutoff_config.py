@@ -3,13 +3,19 @@
 Impossible settings are refused when the config is parsed (before any work); cuts that
 only the teacher's curve can rule out are refused after collection, before training
 (see :func:`outlearn.studies.cutoff.check_eval_horizon`).
+
+One student or several: ``[student]`` (one section, as always) or ``[[students]]`` (a list
+of sections, each with a ``name`` and its own ``kind``): then every student trains on the
+same cuts with the same training seeds and runs on the same held-out tasks, and ``compare
+= [student, baseline]`` names the two whose exceedances are set against each other (by
+default the one ``adq`` student against the one ``ad`` student).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from outlearn.collect import EnvSection, TeacherSection
 from outlearn.config import Config
@@ -45,10 +51,24 @@ class HorizonSection(Config):
                                            "study's [student]")
 
 
+class NamedStudentSection(StudentSection):
+    """One of several students of a study (``[[students]]``): a student section with a
+    ``name``, which labels its columns in the report and enters its stages' inputs."""
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$", max_length=40,
+                      description="a short label: a letter, then letters, digits, _ . -")
+
+
+#: the kinds whose pair is compared when ``compare`` is not given: (student, baseline)
+DEFAULT_COMPARE = ("adq", "ad")
+
+
 class CutoffConfig(TeacherStudyConfig):
     """The cut-off study. ``cuts``: fractions of optimal in (0, 1), ``"uncut"`` (the whole
     history, the reference) and ``"early"`` (only the episodes where the teacher is no
-    better than random)."""
+    better than random). ``students`` (instead of ``student``): two or more named students
+    trained on the same cuts and seeds; ``compare``: [student, baseline], the two names
+    whose exceedances are compared (default: the ``adq`` student and the ``ad`` one)."""
 
     cuts: list[Cut] = Field(min_length=1, description="where to cut the histories: fractions "
                             "of optimal in (0, 1) (cut when the teacher's smoothed return first "
@@ -57,6 +77,26 @@ class CutoffConfig(TeacherStudyConfig):
     smoothing: int = Field(3, ge=1, description="episodes in the teacher's trailing mean")
     horizon_extrapolation: HorizonSection | None = Field(
         None, description="claim 3 on a bandit ([horizon_extrapolation] table); unset: not run")
+    students: list[NamedStudentSection] | None = Field(
+        None, min_length=2, description="several students side by side (each with a name); "
+        "give either this or [student]")
+    compare: list[str] | None = Field(
+        None, min_length=2, max_length=2, description="[student, baseline]: names of two of "
+        "students; the verdict reads student's exceedance - baseline's")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The resolved config without the keys a config does not use: ``students`` and
+        ``compare`` when unset (so a config of one student keeps the hash, and the run
+        directory, it had before they existed), ``student`` when ``students`` is given
+        (it is not used then)."""
+        d: dict[str, Any] = handler(self)
+        for k in ("students", "compare"):
+            if d.get(k) is None:
+                d.pop(k, None)
+        if self.students is not None:
+            d.pop("student", None)
+        return d
 
     @model_validator(mode="after")
     def _check(self) -> CutoffConfig:
@@ -72,7 +112,64 @@ class CutoffConfig(TeacherStudyConfig):
                 raise ValueError(f"horizon_extrapolation.env {h.env.name!r} is not a bandit "
                                  "(episode_len 1): use e.g. 'bernoulli-bandit'")
             make_teacher(h.teacher.name, make_family(h.env), **h.teacher.kwargs)
+        self._check_students()
         return self
+
+    def _check_students(self) -> None:
+        if self.students is None:
+            if self.compare is not None:
+                raise ValueError("compare names two of [[students]], but there is one "
+                                 "[student]: remove compare or list the students")
+            return
+        if "student" in self.model_fields_set:
+            raise ValueError("give either [student] (one student) or [[students]] (several, "
+                             "each with a name), not both: move [student] into [[students]]")
+        names = [s.name for s in self.students]
+        if len(set(names)) != len(names):
+            raise ValueError(f"students have the names {names}: give each a different name")
+        for s in self.students:
+            s.check()
+        if self.compare is not None:
+            a, b = self.compare
+            unknown = [n for n in (a, b) if n not in names]
+            if unknown or a == b:
+                raise ValueError(f"compare = {self.compare}: give two different names of "
+                                 f"students ({', '.join(names)})")
+        else:
+            self.compared()  # refuses an ambiguous default
+        if self.horizon_extrapolation is not None and self.horizon_extrapolation.student is None:
+            raise ValueError("with [[students]], horizon_extrapolation needs its own student: "
+                             "add [horizon_extrapolation.student]")
+
+    def student_sections(self) -> dict[str | None, StudentSection]:
+        """The students by name: ``{None: student}`` for a config of one student."""
+        if self.students is None:
+            return {None: self.student}
+        return {s.name: s for s in self.students}
+
+    def compared(self) -> tuple[str, str]:
+        """(student, baseline) of the comparison: ``compare``, or else the one student of
+        kind ``adq`` and the one of kind ``ad`` (:data:`DEFAULT_COMPARE`)."""
+        if self.students is None:
+            raise ValueError("a config of one student compares nothing")
+        if self.compare is not None:
+            return self.compare[0], self.compare[1]
+        pair = []
+        for kind in DEFAULT_COMPARE:
+            of_kind = [s.name for s in self.students if s.kind == kind]
+            if len(of_kind) != 1:
+                raise ValueError(
+                    f"students have {len(of_kind)} of kind {kind!r} ({of_kind}), so which two "
+                    "to compare is not clear: set compare = [\"<student>\", \"<baseline>\"]")
+            pair.append(of_kind[0])
+        return pair[0], pair[1]
+
+    def cut_context(self) -> int:
+        """The context (steps) a cut is made for: the student's, or the longest of the
+        students' (each student's own is cut from it)."""
+        if self.students is None:
+            return self.student.context_len
+        return max(s.context_len for s in self.students)
 
 
 def cut_name(c: Cut) -> str:

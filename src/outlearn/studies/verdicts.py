@@ -196,6 +196,56 @@ def competence_gate(exceedance: Estimate, asymptote: Estimate, ceiling: Estimate
         "(in episodes), more training tasks, or a larger model")
 
 
+def exceeds_where_baseline_does_not_verdict(
+        difference: Estimate, student: Estimate, baseline: Estimate, tol: float,
+        gates: dict[str, Verdict | None], names: tuple[str, str] = ("adq", "ad")) -> Verdict:
+    """"The student (``names[0]``, the RL student) exceeds its data where the baseline
+    (``names[1]``, AD) does not", for one cut.
+
+    ``student`` and ``baseline``: their exceedances (asymptote - data ceiling) with CIs;
+    ``difference``: student's minus baseline's, paired by training seed and task
+    (:func:`outlearn.evaluation.metrics.exceedance_difference`); ``gates``: each student's
+    :func:`competence_gate` (None: passes).
+
+    Gated first: when either student's full-data reference does not imitate its data, the
+    verdict is inconclusive and says whose gate failed. Then, with each student's
+    :func:`exceedance_verdict`: confirmed when the student exceeds its data (its CI above
+    0), the baseline plateaus at or below its own, and the difference's CI lies above 0;
+    refuted when the student plateaus at or below its data, or the baseline exceeds its
+    data too, or the difference's CI rules out an advantage above ``tol`` (its upper end
+    at or below ``tol``, and not above 0); inconclusive otherwise (a CI too wide to tell).
+    """
+    _check_tol(tol)
+    a, b = names
+    failed = {n: g for n, g in gates.items() if g is not None}
+    if failed:
+        return inconclusive(
+            f"{INCONCLUSIVE}: {' and '.join(failed)} "
+            f"{'does' if len(failed) == 1 else 'do'} not imitate the full data",
+            "; ".join(f"{n}: {g.label}: {g.reason}" for n, g in failed.items()))
+    sv, bv = exceedance_verdict(student, tol), exceedance_verdict(baseline, tol)
+    above = difference.low > 0
+    no_gain = not above and difference.high <= tol
+    why = f"exceedance {a} - {b} {_ci(difference)}"
+    reason = f"{a}: {sv.reason}; {b}: {bv.reason}; {why}"
+    if above and sv.outcome is Outcome.YES and bv.outcome is Outcome.NO:
+        return Verdict(f"{a} exceeds its data where {b} does not",
+                       f"{reason}: the whole CI is above 0", Outcome.CONFIRMED)
+    refuting = []
+    if sv.outcome is Outcome.NO:
+        refuting.append(f"{a} {sv.label}")
+    if bv.outcome is Outcome.YES:
+        refuting.append(f"{b} exceeds its data too")
+    if no_gain:
+        refuting.append(f"{a}'s exceedance is not above {b}'s by more than {tol:.3g}")
+    if refuting:
+        return Verdict("refuted: " + "; ".join(refuting), reason, Outcome.REFUTED)
+    open_parts = [f"{n}'s exceedance" for n, v in ((a, sv), (b, bv)) if v.inconclusive]
+    if not above:
+        open_parts.append("the difference")
+    return inconclusive(f"{INCONCLUSIVE} ({', '.join(open_parts)} too wide to tell)", reason)
+
+
 def regret_trend_verdict(drop: Estimate, tol: float) -> Verdict:
     """Claim 3, part 1: per-step regret before T minus after T (positive = still falling)."""
     pos = position(drop, tol)
@@ -405,6 +455,7 @@ __all__ = [
     "continuation_verdict",
     "cutoff_verdict",
     "exceedance_verdict",
+    "exceeds_where_baseline_does_not_verdict",
     "position",
     "reference_learns",
     "regret_trend_verdict",

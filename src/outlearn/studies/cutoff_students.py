@@ -1,0 +1,128 @@
+"""The cut-off study's report for several students (``[[students]]``): the students side
+by side, one row per cut, with the verdict on the difference of two students' exceedances
+(by default "the RL student adq exceeds its data where AD does not"); then each student's
+own claim 1 (and claim 2) sections, computed by :mod:`outlearn.studies.cutoff` exactly as
+for a study of that student alone.
+
+Only report code: it runs in no stage, so an edit here invalidates no cached stage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from outlearn.evaluation import metrics as M
+from outlearn.report.figures import CurvesPanel, panels_figure
+from outlearn.report.section import Section
+from outlearn.studies.common import data_text
+from outlearn.studies.cutoff import CutInfo, Results, claim1_section, claim2_section, headline
+from outlearn.studies.cutoff_config import CutoffConfig
+from outlearn.studies.verdicts import (
+    Verdict,
+    exceeds_where_baseline_does_not_verdict,
+    inconclusive,
+)
+
+__all__ = ["comparison_section", "cut_label", "for_student", "students_sections"]
+
+
+def students_sections(cfg: CutoffConfig, per: dict[str, Results], run_dir: Path
+                      ) -> list[Section]:
+    """A study of several students (``[[students]]``): the students side by side with the
+    verdict on the difference of their exceedances, then each student's claim 1 (and claim
+    2) as a study of that student alone reports it (same numbers, gate and verdicts), its
+    key and title naming the student."""
+    sections = [comparison_section(cfg, per, run_dir / "cutoff-students.png")]
+    for who, res in per.items():
+        fig = res.figure(run_dir / f"cutoff-student-{who}.png", who)
+        sections.append(for_student(claim1_section(res, fig), who))
+    if "early" in next(iter(per.values())).cuts:
+        sections += [for_student(claim2_section(res), who) for who, res in per.items()]
+    return sections
+
+
+def for_student(section: Section, who: str) -> Section:
+    """``section`` of one student of several: its key and title name the student."""
+    return replace(section, key=f"{section.key}-{who}", title=f"{section.title} ({who})")
+
+
+def cut_label(name: str, cut: CutInfo) -> str:
+    what = {"uncut": "uncut", "early": "early only"}.get(name, f"cut at {name} of optimal")
+    return f"{what} ({cut.episodes} episodes seen)"
+
+
+def comparison_section(cfg: CutoffConfig, per: dict[str, Results], fig: Path) -> Section:
+    """The students side by side, one row per cut (columns per student: asymptote,
+    exceedance, continuation gap), and for the compared pair (``cfg.compared()``: the RL
+    student and AD by default) the difference of their exceedances, paired by training
+    seed and task (:func:`~outlearn.evaluation.metrics.exceedance_difference`), with the
+    verdict :func:`~outlearn.studies.verdicts.exceeds_where_baseline_does_not_verdict`,
+    gated by both students' competence gates."""
+    a, b = cfg.compared()
+    ra, rb = per[a], per[b]
+    gates = {a: ra.gate(), b: rb.gate()}
+    diff_col = f"exceedance {a} - {b}"
+    rows: list[dict[str, Any]] = []
+    verdicts: dict[str, Verdict] = {}
+    for name, cut in ra.cuts.items():
+        row: dict[str, Any] = {"cut": cut_label(name, cut), "data ceiling": cut.ceiling.best}
+        for who, res in per.items():
+            row[f"{who}: asymptote"] = res.asymptote(name)
+            row[f"{who}: exceedance"] = res.exceedance(name)
+            row[f"{who}: continuation gap"] = res.gap(name)
+        diff = M.exceedance_difference(ra.students[name], rb.students[name], cut.ceiling,
+                                       ra.last_n)
+        verdicts[name] = v = exceeds_where_baseline_does_not_verdict(
+            diff, row[f"{a}: exceedance"], row[f"{b}: exceedance"], ra.tol, gates, (a, b))
+        row[diff_col], row["verdict"] = diff, v.label
+        rows.append(row)
+    head = headline(list(verdicts))
+    if head is None:
+        v = inconclusive("no fractional cut to judge",
+                         "add a cut below convergence, e.g. cuts = [0.4]")
+    else:
+        v = Verdict(f"cut {head}: {verdicts[head].label}", verdicts[head].reason,
+                    verdicts[head].outcome)
+    sts = cfg.student_sections()
+    who_text = "; ".join(f"{who}: {st.kind} ({st.preset}), context {st.context_len} steps, "
+                         f"{st.train_steps} training steps" for who, st in sts.items())
+    figure = panels_figure(
+        fig, [CurvesPanel(cut_label(name, cut), "return",
+                          {**{who: M.mean_curve_ci(res.students[name])
+                              for who, res in per.items()},
+                           "teacher run fresh": M.mean_curve_ci(ra.base["teacher"])})
+              for name, cut in ra.cuts.items()],
+        "episode", title=f"{cfg.env.name}, teacher {cfg.teacher.name}: the students side by "
+                         "side (95% CI) on the same cuts, seeds and held-out tasks")
+    kinds = {who: st.kind for who, st in sts.items()}
+    return Section(
+        key="students", title=f"Students side by side: {a} against {b}",
+        claim=f"Trained on the same cut histories with the same seeds, the student {a} "
+              f"({kinds[a]}) exceeds its data where {b} ({kinds[b]}) does not: its "
+              f"exceedance is above 0, {b}'s is not, and the difference is above 0.",
+        setting=f"{data_text(cfg)} (cuts smoothed over {cfg.smoothing}). Students: "
+                f"{who_text}; seeds {cfg.train_seeds} for each; run in context for "
+                f"{cfg.eval.episodes} episodes x eval seeds {cfg.eval.seeds}.",
+        columns=["cut", "data ceiling",
+                 *[f"{who}: {c}" for who in per
+                   for c in ("asymptote", "exceedance", "continuation gap")],
+                 diff_col, "verdict"],
+        rows=rows, verdict=v.label, verdict_reason=v.reason, outcome=v.outcome,
+        figures=[figure],
+        notes=[f"Each student as in its own claim 1 section below: asymptote over the last "
+               f"{ra.last_n} of {cfg.eval.episodes} episodes on the held-out tasks, exceedance "
+               "= asymptote - data ceiling (the same ceiling for every student of a cut), "
+               "continuation gap = teacher run fresh - student. "
+               f"{diff_col}: per (training seed, held-out task) cell, {a}'s exceedance minus "
+               f"{b}'s (both trained with that seed on that cut, run on that task; eval seeds "
+               "averaged in the cell), averaged, with a 95% CI over seeds and tasks crossed. "
+               f"Verdict per cut: {a} exceeds its data (its CI above 0), {b} does not (its CI "
+               "not above 0 and not past the resolution), and the difference's CI is above 0; "
+               f"refuted when {a} plateaus, {b} exceeds too, or the difference's CI rules out "
+               "an advantage past the resolution. Gate: when either student's uncut "
+               "reference does not reach its own data ceiling within the resolution, every "
+               f"verdict here is inconclusive. Resolution: {ra.tol:.3g} = {cfg.resolution:g} "
+               f"x the mean optimal return {ra.optimum:.3g}. Headline: the cut closest to 0.4 "
+               "of optimal."])
