@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from studies_tiny import TINY, check_cells, tiny
+from test_cutoff_study import synthetic_run
 
 import outlearn.studies.base as base
 import outlearn.studies.cutoff as cutoff
@@ -266,26 +267,8 @@ def test_a_wide_difference_or_a_failed_gate_is_inconclusive():
 
 def _synthetic(levels: dict[str, tuple[float, float]]) -> dict[str, cutoff.Results]:
     """Results of a pretend run of two students: each (cut 0.5 level, uncut level). The
-    0.5 cut's data ceiling is 2.0, the uncut one's 4.6 (as test_cutoff_study's)."""
-    from outlearn.evaluation.metrics import data_ceiling
-
-    cfg = parse_config(cutoff.CutoffConfig, TWO)
-    family = cutoff.make_family(cfg.env)
-    ids = cutoff.held_out_tasks(family, cfg.tasks)
-    rng = np.random.default_rng(0)
-    e = np.arange(24.0)
-
-    def curves(level: float, units: int) -> np.ndarray:
-        c = np.minimum(level, 0.5 + e / 3)[None, None, :]
-        return c + 0.1 * rng.standard_normal((units, ids.size, 24))
-
-    n, tid = 2 * ids.size, np.repeat(ids, 2)
-    teacher_cut = 2.0 + 0.1 * rng.standard_normal((n, 6))
-    teacher_all = np.minimum(4.6, 0.5 + np.arange(12.0) / 2) + 0.1 * rng.standard_normal((n, 12))
-    cuts = {"0.5": cutoff.CutInfo("0.5", Path("cut.h5"), 30, 6, 15,
-                                  data_ceiling(teacher_cut, 1, tid, ids)),
-            "uncut": cutoff.CutInfo("uncut", Path("full.h5"), 60, 12, 15,
-                                    data_ceiling(teacher_all, 1, tid, ids))}
+    0.5 cut's data ceiling is 2.0, the uncut one's 4.6 (test_cutoff_study's pretend run)."""
+    cfg, family, ids, cuts, curves = synthetic_run(TWO)
     base_curves = {"teacher": curves(4.6, 2), "random": curves(0.6, 2),
                    "optimum": curves(4.7, 2)}
     sts = cfg.student_sections()

@@ -217,13 +217,14 @@ def test_impossible_configs_are_refused_before_any_work(tmp_path, over, message)
     assert not list(tmp_path.glob("*/stages"))
 
 
-def _synthetic_results(cut_level: float, uncut_level: float = 4.5) -> cutoff.Results:
-    """Results of a pretend run: the uncut student learns to ``uncut_level`` (its data
-    ceiling is 4.6); the 0.5-cut student levels off at ``cut_level``; its data ceiling is
-    2.0; the teacher reaches 4.6. Two teacher learners per held-out task."""
+def synthetic_run(data: dict) -> tuple:
+    """The parts of a pretend run of config ``data``: (cfg, family, held-out ids, cuts, a
+    curve maker). Cut 0.5's data ceiling is 2.0 and the whole history's 4.6 (two teacher
+    learners per held-out task); ``curves(level, units)`` rises to ``level`` over 24
+    episodes, with noise drawn from one generator in the order the caller asks."""
     from outlearn.evaluation.metrics import data_ceiling
 
-    cfg = parse_config(cutoff.CutoffConfig, _cfg())
+    cfg = parse_config(cutoff.CutoffConfig, data)
     family = cutoff.make_family(cfg.env)
     ids = cutoff.held_out_tasks(family, cfg.tasks)
     rng = np.random.default_rng(0)
@@ -240,6 +241,14 @@ def _synthetic_results(cut_level: float, uncut_level: float = 4.5) -> cutoff.Res
                                   data_ceiling(teacher_cut, 1, tid, ids)),
             "uncut": cutoff.CutInfo("uncut", Path("full.h5"), 60, 12, 15,
                                     data_ceiling(teacher_all, 1, tid, ids))}
+    return cfg, family, ids, cuts, curves
+
+
+def _synthetic_results(cut_level: float, uncut_level: float = 4.5) -> cutoff.Results:
+    """Results of a pretend run: the uncut student learns to ``uncut_level`` (its data
+    ceiling is 4.6); the 0.5-cut student levels off at ``cut_level``; its data ceiling is
+    2.0; the teacher reaches 4.6."""
+    cfg, family, ids, cuts, curves = synthetic_run(_cfg())
     students = {"0.5": curves(cut_level, 4), "uncut": curves(uncut_level, 4)}
     base = {"teacher": curves(4.6, 2), "random": curves(0.6, 2), "optimum": curves(4.7, 2)}
     return cutoff.Results(cfg, family, ids, cuts, students, base)
