@@ -248,17 +248,16 @@ def exceedance_difference(curves: np.ndarray, baseline_curves: np.ndarray,
     * paired by task, because both ran on the same tasks: a task that is hard (or easy)
       for both cancels in its cell instead of entering the variance twice, as it would in
       a difference of the two separate intervals;
-    * paired by training seed, with seeds as a random effect crossed with tasks (the
-      ANOVA variance and Satterthwaite t interval of :mod:`outlearn.stats`): a training
-      seed is a draw of one student of each kind, so the S pairs are independent draws
-      whether or not a shared seed makes the two alike (if it does not, the pairing is
-      still a fixed one of independent draws and the interval stays valid; if it does,
-      the shared part cancels too);
+    * paired by training seed, with seeds a random effect crossed with tasks (the ANOVA
+      variance and Satterthwaite t interval of :mod:`outlearn.stats`): the S seeds are
+      independent draws of a pair of students, whether or not sharing a seed makes the two
+      alike (if it does, what they share cancels too; if not, pairing by seed is a fixed
+      pairing of independent students and the interval stays valid);
     * a difference of means over the same (S, T) cells is the mean of the cell
-      differences, so this is exact: no delta method (:func:`~outlearn.stats.
-      crossed_linear_ci` with these cells as the influence gives the same interval), and
-      not the flat bootstrap of independent units (:func:`~outlearn.stats.difference_ci`),
-      which leaves the between-seed variation out.
+      differences, so this is exact: no delta method
+      (:func:`~outlearn.stats.crossed_linear_ci` with these cells as the influence gives
+      the same interval), and not the flat bootstrap of independent units
+      (:func:`~outlearn.stats.difference_ci`), which leaves the between-seed variation out.
 
     With one ceiling for both (one cut) the ceilings cancel: it is the difference of the
     two asymptotes on the same cells.
