@@ -18,7 +18,7 @@ from pydantic import Field
 
 from outlearn.config import Config, parse_config
 from outlearn.core import Transition
-from outlearn.envs.base import TaskFamily
+from outlearn.envs.base import TaskFamily, require_oracle
 from outlearn.registry import TEACHERS
 from outlearn.teachers.qlearning import epsilon_at
 
@@ -63,4 +63,5 @@ class NoiseCurriculum:
 @TEACHERS.register("noise")
 def make_noise(family: TaskFamily, **kwargs: Any) -> NoiseCurriculum:
     """Noise-curriculum teacher for ``family``; kwargs are :class:`NoiseConfig` fields."""
+    require_oracle(family, "teacher 'noise'")
     return NoiseCurriculum(family, parse_config(NoiseConfig, kwargs, "teacher 'noise'"))
