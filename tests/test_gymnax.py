@@ -143,3 +143,30 @@ def test_students_refuse_frame_histories(tmp_path):
     path = collect(_collect(tmp_path, num_steps=30), progress=False)
     with pytest.raises(ConfigError, match=r"students do not read frames yet"):
         HistoryAdapter(path)
+
+
+def test_transforms_keep_frames_exact(tmp_path):
+    """Cutting and subsampling a frame history select whole frames, bit for bit."""
+    from outlearn.core import Trajectory
+    from outlearn.histories import HistoryMeta, LearnerInfo, write_history
+    from outlearn.histories.transforms import cut_at_step, keep_every_kth_episode
+
+    L, S = 2, 12
+    rng = np.random.default_rng(0)
+    frames = rng.random((L, S, 10, 10, 4)) < 0.1
+    trunc = np.zeros((L, S), bool)
+    trunc[:, 2::3] = True  # episodes of 3 steps
+    z = np.zeros((L, S), np.int32)
+    traj = Trajectory(frames, z, z.astype(np.float32), np.zeros((L, S), bool), trunc,
+                      np.full((L, S, 3), 1 / 3, np.float32), z - 1, z.astype(np.float32))
+    meta = HistoryMeta(env_name="gymnax", num_actions=3, num_obs=0, episode_len=3,
+                       teacher_name="random", seed=0)
+    info = LearnerInfo(np.arange(L), np.zeros(L, np.uint8), np.full(L, np.nan, np.float32),
+                       np.arange(L, dtype=np.uint32))
+    src = write_history(tmp_path / "f.h5", traj, meta, info, chunk_steps=4)
+    with cut_at_step(src, 6, tmp_path / "cut.h5") as h:
+        assert np.array_equal(h.read_steps("obs"), frames[:, :6])
+    with keep_every_kth_episode(src, 2, tmp_path / "sub.h5") as h:
+        keep = np.r_[0:3, 6:9]  # episodes 0 and 2
+        assert np.array_equal(h.read_steps("obs"), frames[:, keep])
+        assert h.read_steps("obs").dtype == np.bool_
