@@ -9,7 +9,11 @@ from outlearn.envs import (
     DarkRoomState,
     KeyDoorState,
     TaskFamily,
+    has_discrete_obs,
+    has_oracle,
     make_env,
+    obs_dtype,
+    obs_shape,
     split_tasks,
 )
 from outlearn.envs.darkroom import start_cells
@@ -39,20 +43,29 @@ def test_protocol_under_vmap(name):
     params = fam.task_params(ids)
     assert all(leaf.shape[0] == n for leaf in jax.tree.leaves(params))
     obs, state = jax.vmap(fam.reset)(_keys(n), params)
-    assert obs.shape == (n,) and obs.dtype == jnp.int32
+    # index observations: int32 (n,) in [0, num_obs); frames: (n, *obs_shape), obs_dtype
+    shape, dtype = (n, *obs_shape(fam)), obs_dtype(fam)
+    assert obs.shape == shape and obs.dtype == dtype
+    assert has_discrete_obs(fam) == (fam.num_obs > 0)
     for t in range(3):
         actions = jnp.arange(n, dtype=jnp.int32) % fam.num_actions
         exp_r = jax.vmap(fam.expected_reward)(state, actions, params)
         out = jax.vmap(fam.step)(_keys(n, t + 1), state, actions, params)
-        assert out.obs.shape == (n,) and out.obs.dtype == jnp.int32
-        assert bool(jnp.all((out.obs >= 0) & (out.obs < fam.num_obs)))
+        assert out.obs.shape == shape and out.obs.dtype == dtype
+        if has_discrete_obs(fam):
+            assert bool(jnp.all((out.obs >= 0) & (out.obs < fam.num_obs)))
         assert out.reward.dtype == jnp.float32 and exp_r.shape == (n,)
         assert out.terminated.dtype == jnp.bool_ and out.truncated.dtype == jnp.bool_
         state = out.state
     opt = jax.vmap(fam.optimal_return)(params)
     assert opt.shape == (n,) and opt.dtype == jnp.float32
     acts = jax.vmap(fam.optimal_action)(obs, params)
-    assert acts.dtype == jnp.int32 and bool(jnp.all((acts >= 0) & (acts < fam.num_actions)))
+    assert acts.shape == (n,) and acts.dtype == jnp.int32
+    if has_oracle(fam):
+        assert bool(jnp.all((acts >= 0) & (acts < fam.num_actions)))
+        assert bool(jnp.all(jnp.isfinite(opt)))
+    else:  # no oracle: -1 and NaN, never a made-up label
+        assert bool(jnp.all(acts == -1)) and bool(jnp.all(jnp.isnan(opt)))
     # task_params is deterministic in the id
     again = fam.task_params(ids)
     assert all(np.array_equal(a, b) for a, b in

@@ -329,7 +329,7 @@ def _contract_pairs() -> list[tuple[str, str]]:
 
     pairs = []
     for name in sorted(TEACHERS.names()):
-        for env in ("bernoulli-bandit", "darkroom"):
+        for env in _FAMILIES:
             try:
                 make_teacher(name, _FAMILIES[env])
             except ConfigError:
@@ -339,7 +339,8 @@ def _contract_pairs() -> list[tuple[str, str]]:
 
 
 _FAMILIES = {"bernoulli-bandit": make_env("bernoulli-bandit", num_arms=3),
-             "darkroom": make_env("darkroom", size=3, episode_len=4)}
+             "darkroom": make_env("darkroom", size=3, episode_len=4),
+             "gymnax": make_env("gymnax", name="Breakout-MinAtar", episode_len=6)}
 
 
 def test_every_registered_teacher_runs_somewhere():

@@ -30,7 +30,7 @@ class Transition(NamedTuple):
 
     On the step path the fields are (B,) arrays, one entry per learner of the batch."""
 
-    obs: jax.Array  # int32 [] observation the action was taken in
+    obs: jax.Array  # int32 [] observation the action was taken in (a frame: obs_shape)
     action: jax.Array  # int32 []
     reward: jax.Array  # float32 []
     next_obs: jax.Array  # int32 [] observation after the step (before any reset)
@@ -41,7 +41,7 @@ class Transition(NamedTuple):
 class Trajectory(NamedTuple):
     """Arrays of a batch of learners, each (B, S) unless stated."""
 
-    obs: np.ndarray  # int32, the observation each action was taken in
+    obs: np.ndarray  # int32, the observation each action was taken in ((B, S, *obs_shape) frames)
     actions: np.ndarray  # int32
     rewards: np.ndarray  # float32
     terminated: np.ndarray  # bool

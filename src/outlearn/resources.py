@@ -141,17 +141,25 @@ def _per_learner(family: Any, learner: Any | None) -> tuple[int, int, int]:
     return _nbytes(params) // n, _nbytes(state) // n, _nbytes(lstate) // n
 
 
+def _obs_bytes(family: Any) -> int:
+    """Bytes of one observation: 4 for an index, the frame's size otherwise."""
+    from outlearn.envs.base import obs_dtype, obs_shape
+
+    return math.prod(obs_shape(family)) * obs_dtype(family).itemsize
+
+
 def _rollout_needs(L: int, S: int, num_actions: int, per_learner: tuple[int, int, int],
                    copies: int, sizes: str, fix: str, task_fields: str,
-                   learner_fields: str) -> list[Need]:
+                   learner_fields: str, obs_bytes: int = 4) -> list[Need]:
     """The arrays of a fused rollout of L learners for S steps: the per-step outputs
     (``copies`` of them: the chunks, their concatenation, ...), the task parameters and
     the env and learner states (a few copies in the jitted scan)."""
     params, state, lstate = per_learner
-    step = STEP_BYTES + 4 * num_actions
+    base = STEP_BYTES - 4 + obs_bytes  # STEP_BYTES counts an int32 observation
+    step = base + 4 * num_actions
     return [
         Need("the per-step arrays", copies * L * S * step,
-             f"{sizes} = {L:,} learners x {S:,} steps x {step:,} bytes per step ({STEP_BYTES} "
+             f"{sizes} = {L:,} learners x {S:,} steps x {step:,} bytes per step ({base} "
              f"+ 4 x {num_actions:,} actions, set by {task_fields})"
              f"{f' x {copies} copies' if copies > 1 else ''}",
              f"{fix}, or use fewer actions ({task_fields})"),
@@ -183,7 +191,7 @@ def estimate_collect(cfg: Any, family: Any = None, teacher: Any = None) -> Estim
     fix = ("Lower num_steps (or num_episodes), learners_per_task or tasks.n_train/n_test, "
            "or collect in several files")
     needs = _rollout_needs(L, S, int(family.num_actions), _per_learner(family, teacher), 3,
-                           sizes, fix, "env.kwargs", "teacher.kwargs")
+                           sizes, fix, "env.kwargs", "teacher.kwargs", _obs_bytes(family))
     return Estimate("collect", tuple(needs))
 
 
@@ -316,8 +324,10 @@ def estimate(cfg: Any) -> Estimate:
         return estimate_eval(cfg)
     if isinstance(cfg, TrainConfig):
         from outlearn.histories.io import History
+        from outlearn.students.train import refuse_frames
 
         with History(cfg.history, verify=False) as h:
+            refuse_frames(h, cfg.history)
             return estimate_train(cfg, int(h.meta.num_obs), int(h.meta.num_actions),
                                   int(h.learners("train").size), h.num_steps)
     raise TypeError(f"no memory estimate for {type(cfg).__name__}")

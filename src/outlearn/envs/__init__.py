@@ -1,5 +1,6 @@
-"""Task families (JAX): bandits, Dark Room and its presets, Dark Key-to-Door, and any
-of them with its actions permuted per task.
+"""Task families (JAX): bandits, Dark Room and its presets, Dark Key-to-Door, any of
+them with its actions permuted per task, and any gymnax environment with discrete
+actions ("gymnax", frames as observations).
 
 Importing this package registers every family in :data:`outlearn.registry.ENVS`;
 :func:`make_env` builds one by name, :func:`make_family` from a config's env section.
@@ -16,18 +17,30 @@ from outlearn.envs.bandits import (
     GaussianBandit,
     GaussianBanditConfig,
 )
-from outlearn.envs.base import StepOut, TaskFamily, split_tasks
+from outlearn.envs.base import (
+    StepOut,
+    TaskFamily,
+    has_discrete_obs,
+    has_oracle,
+    obs_dtype,
+    obs_shape,
+    require_discrete_obs,
+    require_oracle,
+    split_tasks,
+)
 from outlearn.envs.darkroom import DarkRoom, DarkRoomConfig, DarkRoomParams, DarkRoomState
+from outlearn.envs.gymnax_env import GymnaxConfig, GymnaxFamily
 from outlearn.envs.keydoor import KeyDoor, KeyDoorConfig, KeyDoorParams, KeyDoorState
 from outlearn.envs.permuted import PermutedActions, PermutedParams
 from outlearn.registry import ENVS
 from outlearn.rng import id_key
 
 
-def make_env(name: str, **kwargs: Any) -> TaskFamily:
+def make_env(name: str, /, **kwargs: Any) -> TaskFamily:
     """The task family registered as ``name``, configured by ``kwargs``.
 
-    Unknown names and bad settings raise :class:`outlearn.errors.ConfigError`."""
+    Unknown names and bad settings raise :class:`outlearn.errors.ConfigError`. ``name`` is
+    positional-only, so a family may have a setting called ``name`` (gymnax's env id)."""
     return ENVS.get(name)(**kwargs)
 
 
@@ -56,6 +69,8 @@ __all__ = [
     "DarkRoomState",
     "GaussianBandit",
     "GaussianBanditConfig",
+    "GymnaxConfig",
+    "GymnaxFamily",
     "KeyDoor",
     "KeyDoorConfig",
     "KeyDoorParams",
@@ -64,8 +79,14 @@ __all__ = [
     "PermutedParams",
     "StepOut",
     "TaskFamily",
+    "has_discrete_obs",
+    "has_oracle",
     "id_key",
     "make_env",
     "make_family",
+    "obs_dtype",
+    "obs_shape",
+    "require_discrete_obs",
+    "require_oracle",
     "split_tasks",
 ]

@@ -17,7 +17,14 @@ import jax.numpy as jnp
 from pydantic import Field
 
 from outlearn.config import Config, Seed, parse_config
-from outlearn.envs.base import StepOut, TaskFamily
+from outlearn.envs.base import (
+    StepOut,
+    TaskFamily,
+    has_discrete_obs,
+    has_oracle,
+    obs_dtype,
+    obs_shape,
+)
 from outlearn.errors import ConfigError
 from outlearn.registry import ENVS
 from outlearn.rng import id_keys
@@ -63,6 +70,9 @@ class PermutedActions:
         self.name = f"{base.name}+permuted"
         self.num_actions, self.num_obs = base.num_actions, base.num_obs
         self.episode_len, self.num_tasks = base.episode_len, base.num_tasks
+        self.has_oracle = has_oracle(base)
+        if not has_discrete_obs(base):  # frames: the wrapper shows the base's observations
+            self.obs_shape, self.obs_dtype = obs_shape(base), obs_dtype(base)
 
     def task_params(self, task_ids: jax.Array) -> PermutedParams:
         base = self.base.task_params(task_ids)
@@ -83,6 +93,8 @@ class PermutedActions:
     def optimal_action(self, obs: jax.Array, params: PermutedParams) -> jax.Array:
         """The agent action that the base family's optimal action is relabelled to."""
         best = self.base.optimal_action(obs, params.base)
+        if not self.has_oracle:  # -1 (no oracle) stays -1
+            return best
         return jnp.argmax(params.perm == best).astype(jnp.int32)
 
     def optimal_return(self, params: PermutedParams) -> jax.Array:

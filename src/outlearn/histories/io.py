@@ -26,6 +26,7 @@ from outlearn.histories.schema import (
     COMPLETE_ATTR,
     DEFAULT_CHUNK_STEPS,
     EPISODE_DATASETS,
+    FRAME_DTYPES,
     GZIP_LEVEL,
     LEARNER_DATASETS,
     PROBS,
@@ -81,18 +82,32 @@ def episode_returns(
     return returns, lengths
 
 
+def _obs_array(obs: Any) -> np.ndarray:
+    """Index observations (L, S) as int32; frames (L, S, *obs_shape) keep their dtype,
+    which must be one of :data:`FRAME_DTYPES` (bool frames are stored one byte a pixel)."""
+    a = np.asarray(obs)
+    if a.ndim <= 2:
+        return a.astype(np.int32)
+    if a.dtype not in [np.dtype(d) for d in FRAME_DTYPES]:
+        names = ", ".join(np.dtype(d).name for d in FRAME_DTYPES)
+        raise HistoryFileError(f"trajectory obs frames have dtype {a.dtype}; a history stores "
+                               f"frames as one of {names}: cast them before writing")
+    return a
+
+
 def _step_arrays(traj: Trajectory, meta: HistoryMeta) -> dict[str, np.ndarray]:
     """Validated, dtype-cast per-step arrays of ``traj``; probs only when not None."""
     arrays: dict[str, np.ndarray] = {k: np.asarray(getattr(traj, k), dtype=dt)
-                                     for k, dt in STEP_DATASETS.items()}
-    shape = arrays["obs"].shape
+                                     for k, dt in STEP_DATASETS.items() if k != "obs"}
+    arrays = {"obs": _obs_array(traj.obs), **arrays}
+    shape = arrays["obs"].shape[:2]
     if len(shape) != 2 or shape[0] < 1 or shape[1] < 1:
         raise HistoryFileError(
             f"trajectory obs has shape {shape}; a history needs (L, S) with L, S >= 1: "
             "collect at least one learner for at least one step"
         )
     for k, a in arrays.items():
-        if a.shape != shape:
+        if a.shape[:2] != shape or (k != "obs" and a.ndim != 2):
             raise HistoryFileError(f"trajectory {k} has shape {a.shape}, obs has {shape}: "
                                    "pass arrays from one rollout")
     if traj.probs is not None:
@@ -214,7 +229,7 @@ class History:
         self._cache: dict[str, np.ndarray] = {}
         names = [*STEP_DATASETS, *([PROBS] if PROBS in self._f else [])]
         self._steps = {k: self._f[k] for k in names}  # handles: looking them up is slow
-        self._shape = tuple(int(n) for n in self._steps["obs"].shape)
+        self._shape = tuple(int(n) for n in self._steps["obs"].shape[:2])
         if verify is True or (verify == "auto" and self._size() <= VERIFY_AUTO_BYTES):
             try:
                 self.verify()
@@ -256,6 +271,16 @@ class History:
     def num_episodes(self) -> int:
         """E: the largest number of completed episodes of any learner."""
         return int(self.file["episode_returns"].shape[1])
+
+    @property
+    def obs_shape(self) -> tuple[int, ...]:
+        """Shape of one observation: () for index observations, the frame's otherwise."""
+        return tuple(int(n) for n in self._steps["obs"].shape[2:])
+
+    @property
+    def has_frames(self) -> bool:
+        """True when the observations are frames (L, S, *obs_shape), not indices (L, S)."""
+        return self.obs_shape != ()
 
     @property
     def has_probs(self) -> bool:
@@ -328,7 +353,7 @@ class History:
 
     def window(self, learner: int, start: int, length: int) -> dict[str, np.ndarray]:
         """Steps ``[start, start + length)`` of one learner: each field (length,),
-        probs (length, A). Reads only the chunks those steps lie in."""
+        probs (length, A), frames (length, *obs_shape). Reads only the chunks those steps lie in."""
         self.file  # noqa: B018  (raises a clear error once closed)
         L, S = self._shape
         if not 0 <= learner < L:

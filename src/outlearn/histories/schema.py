@@ -7,6 +7,11 @@ One HDF5 file per collection, flat per learner (the XLand-100B layout). ``L`` le
   (L,S), ``actions`` int32 (L,S), ``rewards`` float32 (L,S), ``terminated`` bool (L,S),
   ``truncated`` bool (L,S), ``optimal_actions`` int32 (L,S), ``expected_rewards``
   float32 (L,S), and ``probs`` float32 (L,S,A) when the teacher defines them;
+* frames: a family with array observations (``obs_shape``, e.g. env "gymnax") stores
+  ``obs`` as (L,S,*obs_shape) in its dtype, one of :data:`FRAME_DTYPES` (bool for binary
+  frames: one byte a pixel in memory, shuffled and gzipped to under a bit a pixel on
+  disk), chunked ``(1, chunk_steps, *obs_shape)``; it reads back exactly. Readers tell
+  the two apart by the rank of ``obs`` (``History.has_frames``);
 * per episode: ``episode_returns`` float32 (L,E) NaN-padded, ``episode_lengths`` int32
   (L,E) 0-padded (completed episodes only; a trailing unfinished one is not counted);
 * per learner: ``task_ids`` int64 (L,), ``split`` uint8 (L,) 0=train 1=test,
@@ -43,6 +48,7 @@ __all__ = [
     "COMPLETE_ATTR",
     "DEFAULT_CHUNK_STEPS",
     "EPISODE_DATASETS",
+    "FRAME_DTYPES",
     "LEARNER_DATASETS",
     "PROBS",
     "SCHEMA_VERSION",
@@ -82,6 +88,8 @@ LEARNER_DATASETS: dict[str, type] = {
     "learner_seeds": np.uint32,
 }
 SPLITS = {"train": 0, "test": 1}
+#: dtypes a frame ``obs`` (L, S, *obs_shape) may have; index observations are int32 (L, S)
+FRAME_DTYPES = (np.bool_, np.uint8, np.int32, np.float32)
 
 
 def split_code(split: str) -> int:
@@ -292,12 +300,12 @@ def _check_datasets(f: h5py.File, path: Any) -> None:
     if missing:
         raise HistoryFileError(f"history file {path} lacks {', '.join(missing)}: it is not a "
                                f"complete schema-{SCHEMA_VERSION} history; {_RECOLLECT}")
-    shape = f["obs"].shape
-    if len(shape) != 2:
-        raise HistoryFileError(f"history file {path}: obs has shape {shape}, not (L, S); "
-                               f"{_RECOLLECT}")
+    shape = f["obs"].shape[:2]
+    if len(f["obs"].shape) < 2:
+        raise HistoryFileError(f"history file {path}: obs has shape {f['obs'].shape}, not "
+                               f"(L, S) or (L, S, *obs_shape); {_RECOLLECT}")
     L = shape[0]
-    expect = {k: shape for k in STEP_DATASETS}
+    expect = {k: shape for k in STEP_DATASETS if k != "obs"}
     expect.update({k: (L,) for k in LEARNER_DATASETS})
     if PROBS in f:
         expect[PROBS] = (*shape, int(f.attrs["num_actions"]))

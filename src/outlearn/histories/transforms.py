@@ -171,7 +171,7 @@ def keep_every_kth_episode(src: Source, k: int, dst: str | Path, *, offset: int 
         order = np.argsort(~keep, axis=1, kind="stable")[:, :new_s]  # kept steps, in order
         out = {}
         for name, arr in a.items():
-            sel = order if arr.ndim == 2 else order[..., None]
+            sel = order.reshape(order.shape + (1,) * (arr.ndim - 2))  # probs, frames
             out[name] = np.take_along_axis(arr, sel, axis=1)
         return _write_derived(h, dst, out, "keep_every_kth_episode",
                               {"k": int(k), "offset": int(offset)})

@@ -223,6 +223,17 @@ def to_tensors(batch: dict[str, np.ndarray], device: torch.device | None = None
     return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in batch.items()}
 
 
+def refuse_frames(h: Any, path: Any) -> None:
+    """The one check that a history a student is to read has integer observations: a
+    history of frames (e.g. env 'gymnax') is a ConfigError until students read frames."""
+    if h.has_frames:
+        raise ConfigError(
+            f"history {path} has frames of shape {h.obs_shape} as observations (env "
+            f"{h.meta.env_name!r}): students do not read frames yet, only integer "
+            "observations. Train on a history of a family with discrete observations "
+            "(e.g. darkroom)")
+
+
 class HistoryAdapter:
     """The real :class:`outlearn.histories.io.History` seen as a :class:`HistorySource`."""
 
@@ -231,6 +242,11 @@ class HistoryAdapter:
 
         self.h = History(path)
         self.path = path
+        try:
+            refuse_frames(self.h, path)
+        except ConfigError:
+            self.h.close()
+            raise
         meta = self.h.meta
         self.env_name = meta.env_name
         self.num_obs, self.num_actions = int(meta.num_obs), int(meta.num_actions)

@@ -1,7 +1,8 @@
 """Teacher learners (JAX): real learners whose state changes as they act.
 
 Importing this package registers every teacher in :data:`outlearn.registry.TEACHERS`
-("random", "oracle", "mixture", "ucb1", "thompson", "egreedy", "qlearning", "ppo", "noise").
+("random", "oracle", "mixture", "ucb1", "thompson", "egreedy", "qlearning", "ppo", "noise",
+"dqn").
 Build one with :func:`make_teacher` and drive it with
 :func:`outlearn.rollout.rollout_scan`.
 """
@@ -21,6 +22,7 @@ from outlearn.teachers.bandit import (
     ThompsonConfig,
     UCB1Config,
 )
+from outlearn.teachers.dqn import DQN, DQNConfig
 from outlearn.teachers.noise import NoiseConfig, NoiseCurriculum
 from outlearn.teachers.ppo import PPO, PPOConfig
 from outlearn.teachers.qlearning import EpsilonConfig, QLearning, QLearningConfig, epsilon_at
@@ -34,6 +36,8 @@ def make_teacher(name: str, family: TaskFamily, **kwargs: Any) -> Learner:
 
 
 __all__ = [
+    "DQN",
+    "DQNConfig",
     "EGreedy",
     "EGreedyConfig",
     "EpsilonConfig",

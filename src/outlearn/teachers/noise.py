@@ -21,7 +21,7 @@ from pydantic import Field
 
 from outlearn.config import Config, parse_config
 from outlearn.core import Transition
-from outlearn.envs.base import TaskFamily
+from outlearn.envs.base import TaskFamily, require_oracle
 from outlearn.registry import TEACHERS
 from outlearn.teachers.qlearning import EpsUnit, clock_read, clock_start, clock_tick, epsilon_at
 
@@ -79,4 +79,5 @@ class NoiseCurriculum:
 @TEACHERS.register("noise", config=NoiseConfig)
 def make_noise(family: TaskFamily, **kwargs: Any) -> NoiseCurriculum:
     """Noise-curriculum teacher for ``family``; kwargs are :class:`NoiseConfig` fields."""
+    require_oracle(family, "teacher 'noise'")
     return NoiseCurriculum(family, parse_config(NoiseConfig, kwargs, "teacher 'noise'"))

@@ -25,7 +25,7 @@ from pydantic import Field, model_validator
 
 from outlearn.config import Config, parse_config
 from outlearn.core import Transition
-from outlearn.envs.base import TaskFamily
+from outlearn.envs.base import TaskFamily, require_discrete_obs
 from outlearn.registry import TEACHERS
 
 
@@ -178,4 +178,5 @@ class PPO:
 @TEACHERS.register("ppo", config=PPOConfig)
 def make_ppo(family: TaskFamily, **kwargs: Any) -> PPO:
     """A PPO learner for ``family``; kwargs are :class:`PPOConfig` fields."""
+    require_discrete_obs(family, "teacher 'ppo'")
     return PPO(family.num_obs, family.num_actions, parse_config(PPOConfig, kwargs, "teacher 'ppo'"))

@@ -25,7 +25,7 @@ from pydantic import Field, model_validator
 
 from outlearn.config import Config, parse_config
 from outlearn.core import Transition
-from outlearn.envs.base import TaskFamily
+from outlearn.envs.base import TaskFamily, require_discrete_obs
 from outlearn.errors import ConfigError
 from outlearn.registry import TEACHERS
 
@@ -184,5 +184,6 @@ class QLearning:
 @TEACHERS.register("qlearning", config=QLearningConfig)
 def make_qlearning(family: TaskFamily, **kwargs: Any) -> QLearning:
     """A tabular Q-learner for ``family``; kwargs are :class:`QLearningConfig` fields."""
+    require_discrete_obs(family, "teacher 'qlearning'")
     cfg = parse_config(QLearningConfig, kwargs, "teacher 'qlearning'")
     return QLearning(family.num_obs, family.num_actions, cfg)

@@ -18,7 +18,7 @@ from pydantic import Field, field_validator
 
 from outlearn.config import Config, parse_config
 from outlearn.core import Transition
-from outlearn.envs.base import TaskFamily
+from outlearn.envs.base import TaskFamily, require_oracle
 from outlearn.registry import TEACHERS
 
 
@@ -130,6 +130,7 @@ def make_random(family: TaskFamily, **kwargs: Any) -> RandomLearner:
 @TEACHERS.register("oracle", config=OracleConfig)
 def make_oracle(family: TaskFamily, **kwargs: Any) -> OracleLearner:
     """Oracle learner for ``family`` (no settings)."""
+    require_oracle(family, "teacher 'oracle'")
     parse_config(OracleConfig, kwargs, "teacher 'oracle'")
     return OracleLearner(family)
 
