@@ -167,7 +167,7 @@ class GymnaxFamily:
         return jnp.float32(jnp.nan)
 
 
-@ENVS.register("gymnax")
+@ENVS.register("gymnax", config=GymnaxConfig)
 def make_gymnax(**kwargs: Any) -> GymnaxFamily:
     """A gymnax environment (kwargs: name, episode_len, params); default Breakout-MinAtar."""
     return GymnaxFamily(parse_config(GymnaxConfig, kwargs, source="env 'gymnax'"))

@@ -189,7 +189,7 @@ class DQN:
         return jax.lax.cond(sync, lambda s: s._replace(target=s.online), lambda s: s, s)
 
 
-@TEACHERS.register("dqn")
+@TEACHERS.register("dqn", config=DQNConfig)
 def make_dqn(family: TaskFamily, **kwargs: Any) -> DQN:
     """A DQN learner for ``family``; kwargs are :class:`DQNConfig` fields."""
     return DQN(family, parse_config(DQNConfig, kwargs, "teacher 'dqn'"))
