@@ -226,7 +226,7 @@ class RunContext:
                 if self.executor.workers > 1:
                     self.log(f"stage {name}: {dirs[todo[j]].name} done")
 
-            self.executor.map(calls, done)
+            self.executor.run(calls, done)
         out = []
         for d in dirs:
             self.stage_seconds[d.name] = _read_seconds(d / "seconds.txt")

@@ -12,12 +12,12 @@ so caching and resuming are the same whichever ran it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from outlearn.errors import ConfigError
 
-T = TypeVar("T")
 BACKENDS = ("ray", "processes")
 
 
@@ -25,8 +25,6 @@ def worker_env(threads: int = 1) -> dict[str, str]:
     """The environment a worker runs a stage in: ``threads`` torch threads each, students on
     this process's ``$OUTLEARN_DEVICE`` (CPU by default), JAX on the CPU unless told else
     (a JAX that took the GPU would hold most of its memory from the students)."""
-    import os
-
     # OMP_NUM_THREADS as Ray sets it for its workers: a stage that does not set torch's
     # threads itself (an evaluation) would otherwise start one per core in every worker,
     # and OpenMP threads spinning at barriers on shared cores cost a step 10-20x
@@ -36,12 +34,14 @@ def worker_env(threads: int = 1) -> dict[str, str]:
 
 
 class Executor(Protocol):
-    """Runs independent zero-argument calls; ``workers`` says how many at once."""
+    """Runs independent zero-argument calls; ``workers`` says how many at once. Calls are
+    run for their effect: a stage writes its result to the stage store, and the driver
+    reads it back from there as data, so no executor sends results back."""
 
     workers: int
 
-    def map(self, calls: Sequence[Callable[[], T]], on_done: Callable[[int], None] | None = None
-            ) -> list[T]: ...
+    def run(self, calls: Sequence[Callable[[], object]],
+            on_done: Callable[[int], None] | None = None) -> None: ...
 
 
 class Serial:
@@ -49,18 +49,16 @@ class Serial:
 
     workers = 1
 
-    def map(self, calls: Sequence[Callable[[], T]], on_done: Callable[[int], None] | None = None
-            ) -> list[T]:
-        out = []
+    def run(self, calls: Sequence[Callable[[], object]],
+            on_done: Callable[[int], None] | None = None) -> None:
         for i, call in enumerate(calls):
-            out.append(call())
+            call()
             if on_done is not None:
                 on_done(i)
-        return out
 
 
-def _call(fn: Callable[[], Any]) -> Any:
-    return fn()
+def _call(fn: Callable[[], object]) -> None:
+    fn()
 
 
 class RayPool:
@@ -74,8 +72,6 @@ class RayPool:
         self._remote: Any = None
 
     def _start(self) -> Any:
-        import os
-
         import ray
 
         if not ray.is_initialized():
@@ -95,8 +91,8 @@ class RayPool:
             self._remote = ray.remote(num_cpus=1)(_call)
         return ray
 
-    def map(self, calls: Sequence[Callable[[], T]], on_done: Callable[[int], None] | None = None
-            ) -> list[T]:
+    def run(self, calls: Sequence[Callable[[], object]],
+            on_done: Callable[[int], None] | None = None) -> None:
         ray = self._start()
         refs = [self._remote.remote(c) for c in calls]
         index = {r.hex(): i for i, r in enumerate(refs)}
@@ -106,7 +102,6 @@ class RayPool:
             ray.get(done[0])  # raise a failed stage's error now (its siblings' files remain)
             if on_done is not None:
                 on_done(index[done[0].hex()])
-        return ray.get(refs)
 
     def close(self) -> None:
         import ray
@@ -115,18 +110,22 @@ class RayPool:
             ray.shutdown()
 
 
-def _call_pickled(blob: bytes) -> bytes:
+def _call_pickled(blob: bytes) -> None:
+    """Run a call sent by the driver that spawned this worker. The bytes come from that
+    process over the pool's own pipe, never from a file (a closure can only travel as
+    code, as it does to Ray's workers); nothing is sent back but an error."""
     import cloudpickle
 
-    return cloudpickle.dumps(cloudpickle.loads(blob)())
+    cloudpickle.loads(blob)()
 
 
 class Processes:
     """Calls in up to ``workers`` local processes (spawned, so each imports outlearn afresh
     and owns its own torch and CUDA state), without Ray. The processes start at the first
-    :meth:`map` and serve every later one until :meth:`close`. Calls and results travel by
-    cloudpickle, as they do to Ray's workers; the first call that fails stops the calls not
-    yet started and raises its error (finished siblings' stages stay on disk)."""
+    :meth:`run` and serve every later one until :meth:`close`. Calls travel by cloudpickle,
+    as they do to Ray's workers (results stay in the stage store); the first call that
+    fails stops the calls not yet started and raises its error (finished siblings' stages
+    stay on disk)."""
 
     def __init__(self, workers: int = 2, threads: int = 1):
         if workers < 1:
@@ -136,7 +135,6 @@ class Processes:
 
     def _start(self) -> Any:
         import multiprocessing
-        import os
         from concurrent.futures import ProcessPoolExecutor
 
         if self._pool is None:
@@ -154,31 +152,29 @@ class Processes:
                         os.environ[k] = v
         return self._pool
 
-    def map(self, calls: Sequence[Callable[[], T]], on_done: Callable[[int], None] | None = None
-            ) -> list[T]:
+    def run(self, calls: Sequence[Callable[[], object]],
+            on_done: Callable[[int], None] | None = None) -> None:
         from concurrent.futures import FIRST_COMPLETED, wait
 
         import cloudpickle
 
         if not calls:
-            return []
+            return
         pool = self._start()
         futures = {pool.submit(_call_pickled, cloudpickle.dumps(c)): i
                    for i, c in enumerate(calls)}
-        out: list[Any] = [None] * len(calls)
         pending = set(futures)
         try:
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for f in done:
-                    out[futures[f]] = cloudpickle.loads(f.result())
+                    f.result()  # raises the call's error
                     if on_done is not None:
                         on_done(futures[f])
         except BaseException:
             for f in pending:
                 f.cancel()
             raise
-        return out
 
     def close(self) -> None:
         if self._pool is not None:
