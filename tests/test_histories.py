@@ -45,6 +45,7 @@ def make_traj(seed: int, L: int = 4, S: int = 40, ep_len: int = 8, probs: bool =
         probs=rng.dirichlet(np.ones(A), (L, S)).astype(np.float32) if probs else None,
         optimal_actions=rng.integers(0, A, (L, S)).astype(np.int32),
         expected_rewards=rng.random((L, S)).astype(np.float32),
+        next_obs=rng.integers(0, 81, (L, S)).astype(np.int32),
     )
 
 

@@ -49,6 +49,9 @@ class Trajectory(NamedTuple):
     probs: np.ndarray  # float32 (B, S, A): the learner's action probabilities
     optimal_actions: np.ndarray  # int32: an optimal action in that state (oracle label)
     expected_rewards: np.ndarray  # float32: expected reward of the action taken
+    #: int32: the observation each step ended in, before an auto-reset (where an episode
+    #: ended it is not the next step's ``obs``); None where not recorded
+    next_obs: np.ndarray | None = None
 
 
 @runtime_checkable

@@ -117,7 +117,10 @@ def _scan_body(family: TaskFamily, learner: Learner, keys, params):
         )
         tr = Transition(obs, actions, rew, next_obs, term, trunc)
         lstate = jax.vmap(learner.update, in_axes=(0, 0, 0, None))(k_upd, lstate, tr, t)
-        out = (obs, actions, rew, term, trunc, probs, exp_r)
+        # the observation a step ended in: kept for index observations (a Q-learner's
+        # replay needs it where an episode ended); a frame family would double its frames
+        ended = next_obs if next_obs.ndim == 1 else jnp.zeros((0,), jnp.int32)
+        out = (obs, actions, rew, term, trunc, probs, exp_r, ended)
         probs_next = policy(lstate, agent_obs, t + 1)
         actions_next = sample_with_uniforms(u_next, probs_next)
         return (state, agent_obs, lstate, probs_next, actions_next), out
@@ -180,15 +183,16 @@ def rollout_scan(
         if on_chunk is not None:
             on_chunk(int(ts[-1]) + 1)
     cat = [parts[0][i] if len(parts) == 1 else np.concatenate([p[i] for p in parts], axis=0)
-           for i in range(7)]
+           for i in range(8)]
     # scan stacks time first: (S, B, ...) -> (B, S, ...)
     cols = [np.swapaxes(a, 0, 1) for a in cat]
     # the oracle's labels depend on the observation only: one vectorised pass after the
     # scan is cheaper than a per-step output inside it
     opt = _cached("labels", family, None, lambda: jax.vmap(
         jax.vmap(family.optimal_action, in_axes=(0, None))))(cols[0], params)
-    o, a, r, term, trunc, p, expected = cols
-    traj = Trajectory(o, a, r, term, trunc, p, np.asarray(opt), expected)
+    o, a, r, term, trunc, p, expected, nxt = cols
+    traj = Trajectory(o, a, r, term, trunc, p, np.asarray(opt), expected,
+                      nxt if nxt.size else None)
     return traj, carry[2]
 
 
@@ -228,11 +232,13 @@ def rollout_steps(
         actions, opt_a, k_upd, out = world(keys, jnp.int32(t), probs, state, obs, params)
         agent_obs, state, next_obs, rew, term, trunc, exp_r = out
         observe(Transition(obs, actions, rew, next_obs, term, trunc), k_upd, t)
-        rec.append((obs, actions, rew, term, trunc, probs, opt_a, exp_r))
+        rec.append((obs, actions, rew, term, trunc, probs, opt_a, exp_r, next_obs))
         obs = agent_obs
         if on_step is not None:
             on_step(t + 1)
-    cols = [np.stack([np.asarray(r[i]) for r in rec], axis=1) for i in range(8)]
+    cols = [np.stack([np.asarray(r[i]) for r in rec], axis=1) for i in range(9)]
+    if cols[8].ndim != 2:  # frames: not kept (see the fused path)
+        cols[8] = None
     return Trajectory(*cols)
 
 

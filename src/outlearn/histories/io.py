@@ -29,6 +29,8 @@ from outlearn.histories.schema import (
     FRAME_DTYPES,
     GZIP_LEVEL,
     LEARNER_DATASETS,
+    NEXT_OBS,
+    OPTIONAL_STEP_DATASETS,
     PROBS,
     STEP_DATASETS,
     TASK_PARAMS_GROUP,
@@ -117,6 +119,12 @@ def _step_arrays(traj: Trajectory, meta: HistoryMeta) -> dict[str, np.ndarray]:
                 f"trajectory probs has shape {p.shape}, expected {(*shape, meta.num_actions)} "
                 "(L, S, num_actions): check meta.num_actions")
         arrays[PROBS] = p
+    if traj.next_obs is not None and arrays["obs"].ndim == 2:
+        n = np.asarray(traj.next_obs, dtype=np.int32)
+        if n.shape != shape:
+            raise HistoryFileError(f"trajectory next_obs has shape {n.shape}, obs has {shape}: "
+                                   "pass arrays from one rollout")
+        arrays[NEXT_OBS] = n
     return arrays
 
 
@@ -227,7 +235,7 @@ class History:
         self.path: Any = path if hasattr(path, "read") else Path(path)
         self._f, self.meta = open_validated(self.path)
         self._cache: dict[str, np.ndarray] = {}
-        names = [*STEP_DATASETS, *([PROBS] if PROBS in self._f else [])]
+        names = [*STEP_DATASETS, *(k for k in OPTIONAL_STEP_DATASETS if k in self._f)]
         self._steps = {k: self._f[k] for k in names}  # handles: looking them up is slow
         self._shape = tuple(int(n) for n in self._steps["obs"].shape[:2])
         if verify is True or (verify == "auto" and self._size() <= VERIFY_AUTO_BYTES):
@@ -286,6 +294,11 @@ class History:
     def has_probs(self) -> bool:
         return PROBS in self._steps
 
+    @property
+    def has_next_obs(self) -> bool:
+        """Whether the file records the observation each step ended in (``next_obs``)."""
+        return NEXT_OBS in self._steps
+
     def _small(self, name: str) -> np.ndarray:
         if name not in self._cache:
             with read_guard(self.path):
@@ -341,7 +354,7 @@ class History:
     # -- step data ---------------------------------------------------------------
     @property
     def step_fields(self) -> list[str]:
-        """Names of the per-step datasets in this file (probs only when present)."""
+        """Names of the per-step datasets in this file (probs, next_obs only when present)."""
         return list(self._steps)
 
     def dataset(self, name: str) -> h5py.Dataset:
@@ -376,7 +389,7 @@ class History:
         a = {k: self.read_steps(k) for k in self.step_fields}
         return Trajectory(a["obs"], a["actions"], a["rewards"], a["terminated"],
                           a["truncated"], a.get(PROBS), a["optimal_actions"],
-                          a["expected_rewards"])
+                          a["expected_rewards"], a.get(NEXT_OBS))
 
     def load_all(self) -> dict[str, np.ndarray]:
         """Every dataset in memory, task params as ``task_params/<leaf>``. Small files."""

@@ -6,7 +6,10 @@ One HDF5 file per collection, flat per learner (the XLand-100B layout). ``L`` le
 * per step, chunked ``(1, chunk_steps)`` along S and gzip-compressed: ``obs`` int32
   (L,S), ``actions`` int32 (L,S), ``rewards`` float32 (L,S), ``terminated`` bool (L,S),
   ``truncated`` bool (L,S), ``optimal_actions`` int32 (L,S), ``expected_rewards``
-  float32 (L,S), and ``probs`` float32 (L,S,A) when the teacher defines them;
+  float32 (L,S), ``probs`` float32 (L,S,A) when the teacher defines them, and
+  ``next_obs`` int32 (L,S) for index observations: the observation each step ended in,
+  before the auto-reset (where an episode ended, not the next step's ``obs``: a
+  Q-learner's bootstrap reads it; files written before it was recorded lack it);
 * frames: a family with array observations (``obs_shape``, e.g. env "gymnax") stores
   ``obs`` as (L,S,*obs_shape) in its dtype, one of :data:`FRAME_DTYPES` (bool for binary
   frames: one byte a pixel in memory, shuffled and gzipped to under a bit a pixel on
@@ -50,6 +53,8 @@ __all__ = [
     "EPISODE_DATASETS",
     "FRAME_DTYPES",
     "LEARNER_DATASETS",
+    "NEXT_OBS",
+    "OPTIONAL_STEP_DATASETS",
     "PROBS",
     "SCHEMA_VERSION",
     "SPLITS",
@@ -68,6 +73,9 @@ SCHEMA_VERSION = 1
 COMPLETE_ATTR = "complete"
 TASK_PARAMS_GROUP = "task_params"
 PROBS = "probs"
+NEXT_OBS = "next_obs"
+#: per-step datasets a file may lack: the teacher's probabilities, the step-ending obs
+OPTIONAL_STEP_DATASETS = (PROBS, NEXT_OBS)
 DEFAULT_CHUNK_STEPS = 1024
 GZIP_LEVEL = 4
 
@@ -309,6 +317,8 @@ def _check_datasets(f: h5py.File, path: Any) -> None:
     expect.update({k: (L,) for k in LEARNER_DATASETS})
     if PROBS in f:
         expect[PROBS] = (*shape, int(f.attrs["num_actions"]))
+    if NEXT_OBS in f:
+        expect[NEXT_OBS] = shape
     E = f["episode_returns"].shape[1:2]
     expect.update({k: (L, *E) for k in EPISODE_DATASETS})
     for k, want in expect.items():

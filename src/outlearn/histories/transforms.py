@@ -20,7 +20,13 @@ import numpy as np
 from outlearn.core import Trajectory
 from outlearn.errors import ConfigError
 from outlearn.histories.io import History, write_history
-from outlearn.histories.schema import PROBS, STEP_DATASETS, code_version, read_guard, split_code
+from outlearn.histories.schema import (
+    NEXT_OBS,
+    PROBS,
+    code_version,
+    read_guard,
+    split_code,
+)
 
 __all__ = ["cut_at_performance", "cut_at_step", "keep_every_kth_episode", "keep_train_tasks",
            "performance_curve"]
@@ -42,7 +48,7 @@ def _read_steps(h: History, sel: slice = slice(None),
                 learners: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Every per-step field, steps ``sel`` of every learner (or of the increasing indices
     ``learners``): (L, S') or (L, S', A)."""
-    names = [*STEP_DATASETS, *([PROBS] if h.has_probs else [])]
+    names = h.step_fields
     rows = slice(None) if learners is None else learners
     with read_guard(h.path):
         return {k: h.dataset(k)[rows, sel] for k in names}
@@ -50,7 +56,7 @@ def _read_steps(h: History, sel: slice = slice(None),
 
 def _traj(a: dict[str, np.ndarray]) -> Trajectory:
     return Trajectory(a["obs"], a["actions"], a["rewards"], a["terminated"], a["truncated"],
-                      a.get(PROBS), a["optimal_actions"], a["expected_rewards"])
+                      a.get(PROBS), a["optimal_actions"], a["expected_rewards"], a.get(NEXT_OBS))
 
 
 def _write_derived(h: History, dst: str | Path, arrays: dict[str, np.ndarray],
