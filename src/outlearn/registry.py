@@ -7,7 +7,8 @@ A researcher adds their own from their own package, either with the decorator::
     def make_my_room(**kwargs): ...
 
 or with an entry point in their package metadata (group ``outlearn.envs``,
-``outlearn.teachers``, ``outlearn.students`` or ``outlearn.studies``), and then
+``outlearn.teachers``, ``outlearn.students``, ``outlearn.studies`` or
+``outlearn.families``), and then
 names it in a config without editing outlearn.
 
 An environment or a teacher registered with ``config=`` (its settings model, a
@@ -88,3 +89,5 @@ ENVS = Registry("env")
 TEACHERS = Registry("teacher")
 STUDENTS = Registry("student")
 STUDIES = Registry("study", "studies")
+#: parametrised learner families a history can be fitted by (:mod:`outlearn.identify`)
+FAMILIES = Registry("family", "families")

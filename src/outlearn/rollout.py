@@ -163,25 +163,29 @@ def _compiled_scan(family: TaskFamily, learner: Learner) -> Callable:
 def rollout_scan(
     family: TaskFamily, learner: Learner, keys: jax.Array, params: Any, num_steps: int,
     chunk: int | None = None, on_chunk: Callable[[int], None] | None = None,
+    start: tuple[Any, int] | None = None,
 ) -> tuple[Trajectory, Any]:
     """Fused path: run ``learner`` for ``num_steps`` on each task. keys: (B,) key array.
 
     Runs in jitted chunks of ``chunk`` steps (default: all at once) so that a caller
     can show progress (``on_chunk(steps_done)``); the program is compiled once per
     (family, learner, chunk length). Returns the trajectory (numpy, (B, S)) and the
-    final learner states.
+    final learner states. ``start``: (learner states, global step t0) to carry on from
+    instead of ``init`` at step 0 (a learner replayed along a history to its cut), with a
+    fresh episode; steps are then ``t0 .. t0 + num_steps - 1`` (``on_chunk`` counts from 0).
     """
     chunk = num_steps if chunk is None else max(1, min(chunk, num_steps))
     run = _compiled_scan(family, learner)
     obs, state = StepEnv(family, params).reset(keys)
-    carry = (state, obs, init_learners(learner, keys, params))
+    lstate, t0 = (init_learners(learner, keys, params), 0) if start is None else start
+    carry = (state, obs, lstate)
     parts = []
-    for start in range(0, num_steps, chunk):
-        ts = jnp.arange(start, min(start + chunk, num_steps), dtype=jnp.int32)
+    for begin in range(0, num_steps, chunk):
+        ts = jnp.arange(t0 + begin, t0 + min(begin + chunk, num_steps), dtype=jnp.int32)
         carry, out = run(carry, ts, keys, params)
         parts.append(jax.tree.map(np.asarray, out))
         if on_chunk is not None:
-            on_chunk(int(ts[-1]) + 1)
+            on_chunk(int(ts[-1]) + 1 - t0)
     cat = [parts[0][i] if len(parts) == 1 else np.concatenate([p[i] for p in parts], axis=0)
            for i in range(8)]
     # scan stacks time first: (S, B, ...) -> (B, S, ...)
@@ -237,9 +241,8 @@ def rollout_steps(
         if on_step is not None:
             on_step(t + 1)
     cols = [np.stack([np.asarray(r[i]) for r in rec], axis=1) for i in range(9)]
-    if cols[8].ndim != 2:  # frames: not kept (see the fused path)
-        cols[8] = None
-    return Trajectory(*cols)
+    # next_obs of frames is not kept (see the fused path)
+    return Trajectory._make([*cols[:8], cols[8] if cols[8].ndim == 2 else None])
 
 
 class JaxLearnerAdapter:

@@ -232,7 +232,7 @@ def run_learner(
                 "(init/policy/update) or a factory (num_envs, seed) -> StepLearner")
         traj = rollout_steps(family, stepper.policy, stepper.observe, keys, tiled, num_steps,
                              on_step=on_step)
-    trajs = [Trajectory(*[None if x is None else x[i * n:(i + 1) * n] for x in traj])
+    trajs = [Trajectory._make([None if x is None else x[i * n:(i + 1) * n] for x in traj])
              for i in range(len(seeds))]
     opt = np.asarray(jax.vmap(family.optimal_return)(params), dtype=np.float64)
     rets, regs = zip(*[_curves(t, opt, num_episodes) for t in trajs], strict=True)

@@ -102,6 +102,13 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "evaluate": ("outlearn.studies.common", "outlearn.studies.actions", "outlearn.students",
                  *_IN_CONTEXT),
     "h-evaluate": ("outlearn.studies.common", "outlearn.students", *_IN_CONTEXT),
+    # studies.identify: the cut, the family's fit, the held-out replay and continuation,
+    # the fitted member run fresh (identify.* and the teacher it builds)
+    "id-cut": ("outlearn.studies.identify", "outlearn.histories", *_LOOP),
+    "id-fit": ("outlearn.studies.identify", "outlearn.identify", "outlearn.histories",
+               "outlearn.teachers", "outlearn.config", "outlearn.registry"),
+    "id-heldout": ("outlearn.studies.identify", "outlearn.identify", *_IN_CONTEXT),
+    "id-fresh": ("outlearn.studies.identify", "outlearn.identify", *_IN_CONTEXT),
     # studies.subsample.subsample, studies.taskcount.subset: history transforms
     "subsample": ("outlearn.studies.subsample", "outlearn.histories", *_LOOP),
     "subset": ("outlearn.studies.taskcount", "outlearn.histories", *_LOOP),

@@ -462,3 +462,62 @@ __all__ = [
     "tracks_reference_verdict",
     "versus_random_verdict",
 ]
+
+
+def family_verdict(kl: Estimate, kl_tol: float) -> Verdict:
+    """Claim 12: does the fitted family contain the teacher? ``kl``: the held-out per-step
+    KL from the teacher's logged policy to the fitted member's (nats). Its whole CI at or
+    below ``kl_tol``: yes (the member predicts the teacher's next actions); its whole CI
+    above ``kl_tol``: no (the family does not contain the teacher); otherwise inconclusive.
+    """
+    _check_tol(kl_tol)
+    why = f"held-out KL(teacher || fitted member) {_ci(kl)} nats a step, bar {kl_tol:.3g}"
+    if kl.high <= kl_tol:
+        return Verdict("the family contains the teacher", f"{why}: the whole CI is at or "
+                       "below the bar", Outcome.YES)
+    if kl.low > kl_tol:
+        return Verdict("the family does not contain the teacher", f"{why}: the whole CI is "
+                       "above the bar", Outcome.NO)
+    return inconclusive(INCONCLUSIVE, f"{why}: the CI straddles the bar")
+
+
+def within_verdict(ratio: Estimate, within: float, what: str) -> Verdict:
+    """``ratio`` (a learner's mean / a reference's, paired by task) within ``1 +- within``:
+    yes when the whole CI is inside, no when it lies wholly outside, else inconclusive."""
+    _check_tol(within)
+    lo, hi = 1.0 - within, 1.0 + within
+    why = f"{what} {_ci(ratio)}, band [{lo:.3g}, {hi:.3g}]"
+    if lo <= ratio.low and ratio.high <= hi:
+        return Verdict(f"within {within:.0%}", f"{why}: the whole CI is inside", Outcome.YES)
+    if ratio.high < lo or ratio.low > hi:
+        return Verdict(f"not within {within:.0%}", f"{why}: the whole CI is outside",
+                       Outcome.NO)
+    return inconclusive(INCONCLUSIVE, f"{why}: the CI crosses the band's edge")
+
+
+def identify_verdict(family: Verdict, continuation: Verdict, in_family: bool,
+                     missed: list[str]) -> Verdict:
+    """Claim 12 from its parts. ``in_family``: whether the teacher is a member of the
+    fitted family by construction (its kind is the family's), which decides the
+    prediction: in family, the held-out KL ~ 0 and the fitted learner's continuation within
+    the band (``missed``: parameters whose CI misses the true value, reported); out of
+    family, the KL clearly above the in-family bar."""
+    reason = f"{family.reason}; continuation: {continuation.reason}"
+    if in_family:
+        if family.inconclusive or (continuation.inconclusive and family.outcome is Outcome.YES):
+            return inconclusive(INCONCLUSIVE, reason)
+        miss = f"; true value outside the CI of {', '.join(missed)}" if missed else ""
+        if family.outcome is Outcome.YES and continuation.outcome is Outcome.YES:
+            return Verdict("in family: identified, and its continuation matches the "
+                           f"teacher's (confirmed){miss}", reason + miss, Outcome.CONFIRMED)
+        what = (family.label if family.outcome is Outcome.NO
+                else f"its continuation is {continuation.label} of the teacher's")
+        return Verdict(f"in family, but {what} (refuted){miss}", reason + miss,
+                       Outcome.REFUTED)
+    if family.inconclusive:
+        return inconclusive(INCONCLUSIVE, reason)
+    if family.outcome is Outcome.NO:
+        return Verdict(f"out of family: the fit says so (confirmed); its continuation is "
+                       f"{continuation.label} of the teacher's", reason, Outcome.CONFIRMED)
+    return Verdict("out of family, yet the fitted member predicts the teacher within the bar "
+                   "(refuted)", reason, Outcome.REFUTED)
