@@ -13,6 +13,7 @@ from studies_tiny import check_cells, tiny
 from test_cutoff_study import synthetic_run
 
 import outlearn.studies.cutoff as cutoff
+import outlearn.studies.cutoff_students as cutoff_students
 from outlearn.config import parse_config
 from outlearn.errors import ConfigError
 from outlearn.evaluation import metrics as M
@@ -108,6 +109,29 @@ def test_with_only_length_cuts_the_headline_is_the_one_whose_ceiling_is_nearest_
     assert headline(names, {"episodes_0.25": 0.1, "episodes_0.75": 0.45}) == "episodes_0.75"
     assert headline(names) == "episodes_0.25"
     assert headline(["uncut", "early"]) is None
+
+
+def test_several_students_compare_on_a_length_cut(tmp_path):
+    """[[students]] with a cut by length only: its row in the side-by-side table, and the
+    headline verdict names it (each student's claim 1 section as alone)."""
+    data = {k: v for k, v in tiny(cuts=["episodes:0.5", "uncut"],
+                                  eval={"episodes": 24, "seeds": [0]}).items() if k != "student"}
+    data["students"] = [{"name": "ad", **tiny()["student"]},
+                        {"name": "adq", **tiny()["student"], "kind": "adq"}]
+    cfg, family, ids, cuts, curves = synthetic_run(data)
+    cuts = {"episodes_0.5": cuts["0.5"], "uncut": cuts["uncut"]}  # the pretend cut: 6 episodes
+    base = {"teacher": curves(4.6, 2), "random": curves(0.6, 2), "optimum": curves(4.7, 2)}
+    per = {who: cutoff.Results(cfg, family, ids, cuts,
+                               {"episodes_0.5": curves(cut, 4), "uncut": curves(4.6, 4)},
+                               base, st)
+           for (who, st), cut in zip(cfg.student_sections().items(), (2.0, 3.5), strict=True)}
+    sections = cutoff_students.students_sections(cfg, per, tmp_path)
+    side = sections[0]
+    assert side.rows[0]["cut"] == "cut at the first 50% of the teacher's episodes (6 episodes seen)"
+    assert side.verdict == ("cut at the first 50% of the teacher's episodes: adq exceeds its "
+                            "data where ad does not")
+    assert [s.key for s in sections] == ["students", "cutoff-ad", "cutoff-adq"]
+    assert sections[1].rows[0]["learner"].startswith("student, cut at the first 50% of the ")
 
 
 def test_cut_names_are_stable_and_filename_safe_and_spellings_are_one():
