@@ -159,7 +159,7 @@ def cut_history(cfg: CutoffConfig, family: Any, full: Path, c: Cut, d: Path) -> 
         ceiling = M.data_ceiling_from_history(h, held_out_tasks(family, cfg.tasks), "test",
                                               window=min(cfg.smoothing, episodes))
         steps, path = h.num_steps, Path(h.path)
-    return CutInfo(cut_name(c), path, steps, episodes, min(cfg.student.context_len, steps),
+    return CutInfo(cut_name(c), path, steps, episodes, min(cfg.cut_context(), steps),
                    ceiling)
 
 
