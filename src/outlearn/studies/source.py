@@ -47,7 +47,7 @@ class SourceSection(Config):
 
 class SourceConfig(BanditStudyConfig):
     """``sources``: the sources, each a teacher and a number of arms (default: the study's
-    [teacher] on its [env] alone)."""
+    teacher on its env alone)."""
 
     sources: list[SourceSection] = Field(
         default_factory=lambda: [SourceSection()], min_length=1,
