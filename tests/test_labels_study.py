@@ -71,7 +71,9 @@ def test_tiny_run_compares_the_two_labels_and_resumes(tmp_path):
         "student, labels: privileged (the task's best arm)",
         "thompson (the source, run fresh)", "random"]
     check_cells(section)
-    imitation, optimal = (r["ratio to thompson at 12"] for r in section.rows[:2])
+    assert section.columns == ["learner", "cumulative regret at T=12", "ratio to thompson at T=12",
+                               "reading"]  # the run ends at T: one set of columns
+    imitation, optimal = (r["ratio to thompson at T=12"] for r in section.rows[:2])
     v = privileged_labels_verdict(optimal, imitation, cfg.within, "thompson")
     assert (section.verdict, section.outcome) == (v.label, v.outcome)
     assert imitation != optimal  # two students, trained on different labels

@@ -73,20 +73,23 @@ def run(cfg: LabelsConfig, ctx: RunContext) -> list[Section]:
 def labels_section(cfg: LabelsConfig, students: dict[str, np.ndarray],
                    refs: dict[str, np.ndarray], fig_path: Path) -> Section:
     T, n, src = cfg.teacher_episodes, cfg.eval.episodes, cfg.teacher.name
-    cols = ["learner", f"cumulative regret at T={T}", f"cumulative regret at {n}",
-            f"ratio to {src} at T={T}", f"ratio to {src} at {n}", "reading"]
+    at = [T] if n == T else [T, n]  # pulls where regret is read: T, and the run's end
+    total = {m: f"cumulative regret at {'T=' if m == T else ''}{m}" for m in at}
+    ratio_col = {m: f"ratio to {src} at {'T=' if m == T else ''}{m}" for m in at}
+    cols = ["learner", *total.values(), *ratio_col.values(), "reading"]
     reg = {lab: Regret(c, refs["source"]) for lab, c in students.items()}
     ratio = {lab: r.ratio(n) for lab, r in reg.items()}
     reading = {"optimal": clearly_below_verdict(ratio["optimal"], cfg.within, src),
                "actions": about_equal_verdict(ratio["actions"], cfg.within, src)}
-    rows: list[dict[str, Cell]] = [
-        {"learner": f"student, labels: {LABELS[lab]}", cols[1]: r.total(T), cols[2]: r.total(n),
-         cols[3]: r.ratio(T), cols[4]: ratio[lab], "reading": reading[lab].label}
-        for lab, r in reg.items()]
-    for name, label in (("source", f"{src} (the source, run fresh)"), ("random", "random")):
-        r = Regret(refs[name], refs["source"])
-        rows.append({"learner": label, cols[1]: r.total(T), cols[2]: r.total(n),
-                     **({cols[3]: r.ratio(T), cols[4]: r.ratio(n)} if name != "source" else {})})
+
+    def row(label: str, r: Regret, ratios: bool) -> dict[str, Cell]:
+        return {"learner": label, **{total[m]: r.total(m) for m in at},
+                **({ratio_col[m]: r.ratio(m) for m in at} if ratios else {})}
+
+    rows = [row(f"student, labels: {LABELS[lab]}", r, True) | {"reading": reading[lab].label}
+            for lab, r in reg.items()]
+    rows += [row(f"{src} (the source, run fresh)", Regret(refs["source"], refs["source"]), False),
+             row("random", Regret(refs["random"], refs["source"]), True)]
     verdict = privileged_labels_verdict(ratio["optimal"], ratio["actions"], cfg.within, src)
     fig = panels_figure(fig_path, [regret_panel(
         "cumulative regret", {f"labels {lab}": c for lab, c in students.items()}
