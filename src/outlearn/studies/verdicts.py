@@ -485,7 +485,7 @@ def all_parts_verdict(parts: dict[str, Verdict]) -> Verdict:
     reason = "; ".join(f"{k}: {v.label}" for k, v in parts.items())
     if any(v.outcome is Outcome.REFUTED for v in parts.values()):
         bad = [k for k, v in parts.items() if v.outcome is Outcome.REFUTED]
-        return Verdict(f"refuted ({', '.join(bad)})", reason, Outcome.REFUTED)
+        return Verdict(f"refuted ({'; '.join(bad)})", reason, Outcome.REFUTED)
     if parts and all(v.outcome is Outcome.CONFIRMED for v in parts.values()):
         return Verdict("confirmed", reason, Outcome.CONFIRMED)
     return inconclusive(INCONCLUSIVE, reason)
