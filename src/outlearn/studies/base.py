@@ -104,6 +104,10 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "evaluate": ("outlearn.studies.common", "outlearn.studies.actions", "outlearn.students",
                  *_IN_CONTEXT),
     "h-evaluate": ("outlearn.studies.common", "outlearn.students", *_IN_CONTEXT),
+    # studies.bandit.student_regret / run_regret_references: per-pull regret (claims 7, 8)
+    "regret": ("outlearn.studies.bandit", "outlearn.studies.common", "outlearn.students",
+               *_IN_CONTEXT),
+    "regret-references": ("outlearn.studies.bandit", "outlearn.studies.common", *_IN_CONTEXT),
     # studies.subsample.subsample, studies.taskcount.subset: history transforms
     "subsample": ("outlearn.studies.subsample", "outlearn.histories", *_LOOP),
     "subset": ("outlearn.studies.taskcount", "outlearn.histories", *_LOOP),
