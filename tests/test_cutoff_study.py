@@ -15,6 +15,7 @@ import outlearn.studies.cutoff as cutoff
 import outlearn.studies.horizon as horizon_module
 from outlearn.config import parse_config
 from outlearn.errors import ConfigError
+from outlearn.report.results import read_results
 from outlearn.report.section import Outcome, Section
 from outlearn.stats import Estimate
 from outlearn.studies.base import RunContext
@@ -71,6 +72,8 @@ def test_report_has_figures_cis_and_consistent_verdicts(tiny):
         assert title in page
     sections = _sections(out)
     assert [s.key for s in sections] == ["cutoff", "early", "horizon"]
+    config = read_results(_run_dir(out, _cfg()))["config"]  # the run's config, as data
+    assert config["study"] == "cutoff" and config["env"] == TINY["env"]
     for s in sections:
         for row in s.rows:
             for col, v in row.items():

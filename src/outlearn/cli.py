@@ -101,6 +101,24 @@ def results(paths: list[Path]) -> None:
     typer.echo("\n\n".join(markdown(d, str(p)) for p, d in docs))
 
 
+@app.command("map")
+def map_(
+    paths: list[Path] = typer.Argument(..., help="results.json files or run dirs"),
+    out: Path = typer.Option(..., help="the folder to write map.md, map.json, map.png in"),
+) -> None:
+    """The ceiling map of finished runs: one row per task family, teacher, student and cut
+    (exceedance and continuation gap with their 95% CIs, gated rows marked), one line per
+    claim; as map.md, map.json and map.png in OUT."""
+    import shlex
+
+    from outlearn.report.ceiling_map import write_map
+
+    command = shlex.join(["outlearn", "map", *map(str, paths), "--out", str(out)])
+    written = _call(lambda: write_map(paths, out, command), "stopped")
+    typer.echo(written[0].read_text(encoding="utf-8"))
+    typer.echo("wrote " + ", ".join(str(p) for p in written))
+
+
 @app.command()
 def runs(folder: Path = typer.Argument(Path("runs"), help="the folder of run dirs")) -> None:
     """List the study runs in a folder (study, date, verdicts, wall time), newest first,

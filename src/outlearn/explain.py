@@ -45,7 +45,8 @@ GROUPS = {
 
 #: the claims of docs/claims.md each study tests
 STUDY_CLAIMS = {
-    "cutoff": "1, 2 and 3", "noise": "4", "subsample": "5", "gap": "6", "context": "9",
+    "cutoff": "1, 2 and 3", "noise": "4", "subsample": "5", "gap": "6", "source": "7",
+    "labels": "8", "context": "9",
     "taskcount": "10", "actions": "11", "selfdistill-categorical": "13",
     "selfdistill-lm": "13", "selftrain-addition": "14",
 }
@@ -285,7 +286,8 @@ def command_topics() -> list[Topic]:
                      "`outlearn run CONFIG`: the config names its study at the top level "
                      "(`study = \"cutoff\"`, `outlearn explain studies` lists them); every other "
                      "key belongs to that study's model. The studies of teacher histories "
-                     "(actions, context, cutoff, gap, noise, subsample, taskcount) share the "
+                     "(actions, context, cutoff, gap, labels, noise, source, subsample, "
+                     "taskcount) share the "
                      "keys below and add their own (`outlearn explain studies/NAME`). The run "
                      "goes to <--out, default runs>/<study>-<config hash>, so the same config "
                      "resumes the same run.", TeacherStudyConfig, "top level"),

@@ -10,7 +10,8 @@ episodes the student saw and dashed over the ones it did not; the student's mean
 with its 95% CI band; the baselines (random, no-op) and the optimum; and the data
 ceiling of that cut. :func:`curves_figure` draws any set of mean curves with CI bands on
 one panel, :func:`panels_figure` several such panels side by side (the horizon claim's
-cumulative and per-pull regret, for example).
+cumulative and per-pull regret, for example). :func:`intervals_figure` draws estimates with
+their CI bars, one row each (the ceiling map of ``outlearn map``).
 """
 
 from __future__ import annotations
@@ -220,6 +221,48 @@ def curves_figure(
     return panels_figure(path, [CurvesPanel(title or "", ylabel, curves)], xlabel, vlines)
 
 
+def intervals_fig(labels: list[str], panels: dict[str, list[tuple[float, float, float]]],
+                  marked: list[bool], marked_label: str = "marked",
+                  title: str | None = None) -> plt.Figure:
+    """The figure of :func:`intervals_figure` (not saved)."""
+    n = len(labels)
+    y = np.arange(n)[::-1]  # the first row on top
+    with report_style():
+        fig, axes = plt.subplots(1, len(panels), figsize=(FIG_WIDTH, 0.5 * n + 2.0),
+                                 sharey=True, squeeze=False, layout="constrained")
+        for ax, (xlabel, cis) in zip(axes.flat, panels.items(), strict=True):
+            est = np.asarray(cis, np.float64).reshape(n, 3)
+            ax.axvline(0.0, color="black", lw=0.8)
+            for gated, color, face, label in ((False, "tab:red", "tab:red", "estimate (95% CI)"),
+                                              (True, "0.55", "white", marked_label)):
+                k = np.array([i for i in range(n) if marked[i] == gated
+                              and np.isfinite(est[i]).all()], dtype=int)
+                if k.size:
+                    v, lo, hi = est[k].T
+                    ax.errorbar(v, y[k], xerr=[v - lo, hi - v], fmt="o", color=color, mfc=face,
+                                ms=6, capsize=3, lw=1.4, label=label)
+            ax.set_xlabel(xlabel)
+            ax.grid(axis="x", alpha=0.3)
+            if not n:
+                ax.text(0.5, 0.5, "nothing to show", ha="center", transform=ax.transAxes)
+        axes[0, 0].set_yticks(y, labels)
+        axes[0, 0].set_ylim(-0.6, max(n, 1) - 0.4)
+        _legend_below(fig, list(axes.flat))
+        if title:
+            fig.suptitle(title)
+    return fig
+
+
+def intervals_figure(path: Path, labels: list[str],
+                     panels: dict[str, list[tuple[float, float, float]]], marked: list[bool],
+                     marked_label: str = "marked", title: str | None = None) -> Path:
+    """Estimates with their CI bars, one row per label (the first on top), one panel per
+    quantity sharing the rows (``panels``: x label -> one (value, low, high) per row; a row
+    with a value that is not finite is left out), a line at 0; ``marked`` rows grey with
+    hollow markers, named ``marked_label`` in the legend. Returns ``path`` (PNG)."""
+    return _save(intervals_fig(labels, panels, marked, marked_label, title), path)
+
+
 def _running_mean(y: np.ndarray, w: int) -> np.ndarray:
     """Mean of the last ``w`` values at each point (fewer at the start)."""
     c = np.cumsum(np.insert(y, 0, 0.0))
@@ -277,5 +320,5 @@ def loss_figure(metrics: Path, path: Path) -> Path | None:
 
 
 __all__ = ["FIG_WIDTH", "MIN_FONT_PT", "CurvesPanel", "CutPanel", "curves_figure",
-           "cutoff_fig", "cutoff_figure", "loss_fig", "loss_figure", "panels_fig",
-           "panels_figure", "read_metrics", "report_style"]
+           "cutoff_fig", "cutoff_figure", "intervals_fig", "intervals_figure", "loss_fig",
+           "loss_figure", "panels_fig", "panels_figure", "read_metrics", "report_style"]

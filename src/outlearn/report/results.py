@@ -3,7 +3,9 @@
 
 The file is plain JSON (no code runs when it is read): the study, its config hash, the
 code it ran (a hash of outlearn's source, and its release with ``git describe`` of the
-checkout when there is one), the date, the command, and one entry per report section.
+checkout when there is one), the date, the command, the resolved config (``config``, as
+the run directory's ``config.json``; files written before it was added have none, and
+readers do without), and one entry per report section.
 """
 
 from __future__ import annotations
@@ -52,14 +54,18 @@ def now() -> str:
 
 
 def write_results(path: Path, study: str, config_hash: str, command: str,
-                  sections: list[Section], meta: dict[str, Any], date: str | None = None
-                  ) -> Path:
-    """Write ``results.json`` for a finished study run (``date``: default now)."""
+                  sections: list[Section], meta: dict[str, Any], date: str | None = None,
+                  config: dict[str, Any] | None = None) -> Path:
+    """Write ``results.json`` for a finished study run (``date``: default now; ``config``:
+    the resolved config, JSON values only, written when given)."""
     doc = {"schema": SCHEMA, "study": study, "config_hash": config_hash,
            "outlearn": release(), "code": source_hash(), "date": date or now(),
-           "command": command, "meta": meta,
+           "command": command, "meta": meta, **({"config": config} if config else {}),
            "sections": [section_dict(s) for s in sections]}
     return atomic_write_text(path, json.dumps(doc, indent=1, allow_nan=False) + "\n")
+
+
+_SECTION_KEYS = ("key", "title", "verdict", "columns", "rows")
 
 
 def read_results(path: Path) -> dict[str, Any]:
@@ -77,7 +83,19 @@ def read_results(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{p} is not a results.json ({err}): re-run the study") from None
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA or "sections" not in doc:
         raise ConfigError(f"{p} is not a results.json of schema {SCHEMA}: re-run the study")
+    for i, s in enumerate(doc["sections"] if isinstance(doc["sections"], list) else [None]):
+        if not _section_ok(s):
+            raise ConfigError(f"{p}: section {i + 1} lacks one of {', '.join(_SECTION_KEYS)} "
+                              "(or a verdict's label and outcome), so it is not a results.json "
+                              "that outlearn wrote: re-run the study")
     return doc
+
+
+def _section_ok(s: Any) -> bool:
+    return (isinstance(s, dict) and all(k in s for k in _SECTION_KEYS)
+            and isinstance(s["verdict"], dict) and {"label", "outcome"} <= s["verdict"].keys()
+            and isinstance(s["columns"], list) and isinstance(s["rows"], list)
+            and all(isinstance(r, dict) for r in s["rows"]))
 
 
 def cell_text(v: Any) -> str:

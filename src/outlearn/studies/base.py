@@ -90,8 +90,10 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     # the teacher's histories (studies.common.collect_histories -> outlearn.collect)
     "collect": ("outlearn.studies.common", *_TEACHER_DATA),
     "h-collect": ("outlearn.studies.common", *_TEACHER_DATA),
-    # studies.cutoff.cut_history / early_steps: history cuts, data ceiling, random's CI
-    "cut": ("outlearn.studies.cutoff", "outlearn.studies.common", *_IN_CONTEXT),
+    # studies.cutoff.cut_history / early_steps / episode_boundary: history cuts, data
+    # ceiling, random's CI; studies.cutspec: a cut's name, the episodes a length cut keeps
+    "cut": ("outlearn.studies.cutoff", "outlearn.studies.cutspec", "outlearn.studies.common",
+            *_IN_CONTEXT),
     # studies.common.run_references (actions: its permuted families, studies.actions)
     "baselines": ("outlearn.studies.common", "outlearn.studies.actions", *_IN_CONTEXT),
     "h-reference": _IN_CONTEXT,
@@ -109,6 +111,10 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
                "outlearn.teachers", "outlearn.config", "outlearn.registry"),
     "id-heldout": ("outlearn.studies.identify", "outlearn.identify", *_IN_CONTEXT),
     "id-fresh": ("outlearn.studies.identify", "outlearn.identify", *_IN_CONTEXT),
+    # studies.bandit.student_regret / run_regret_references: per-pull regret (claims 7, 8)
+    "regret": ("outlearn.studies.bandit", "outlearn.studies.common", "outlearn.students",
+               *_IN_CONTEXT),
+    "regret-references": ("outlearn.studies.bandit", "outlearn.studies.common", *_IN_CONTEXT),
     # studies.subsample.subsample, studies.taskcount.subset: history transforms
     "subsample": ("outlearn.studies.subsample", "outlearn.histories", *_LOOP),
     "subset": ("outlearn.studies.taskcount", "outlearn.histories", *_LOOP),

@@ -1,9 +1,11 @@
 """The cut-off study: does a student trained on a truncated learning history keep learning?
 
 Claim 1 (truncated imitation plateaus): cut the teacher's histories where it first
-reaches a fraction of optimal, train a student on what is left, run it in context on
-held-out tasks for at least 3x the cut, and compare its asymptote with the data ceiling
-(the teacher's best return in the kept data) and with the teacher's own continuation.
+reaches a fraction of optimal (or, beside it, after a fraction of its episodes, as
+published truncation studies cut their datasets: ``"episodes:0.33"``), train a student on
+what is left, run it in context on held-out tasks for at least 3x the cut, and compare its
+asymptote with the data ceiling (the teacher's best return in the kept data) and with the
+teacher's own continuation.
 Claim 2 (early data alone teaches nothing): the same with only the episodes where the
 teacher is no better than random. Claim 3 (horizon extrapolation, optional): a bandit
 student trained on horizon T, run to factor x T with a sliding window
@@ -53,14 +55,22 @@ from outlearn.studies.common import (
     students_by_setting,
 )
 from outlearn.studies.cutoff_config import (
-    Cut,
     CutoffConfig,
     HorizonSection,
     NamedStudentSection,
     StudentSection,
-    cut_name,
     make_family,
 )
+from outlearn.studies.cutoff_text import (  # noqa: F401  (headline: re-exported)
+    ceiling_shares,
+    cut_what,
+    headline,
+    headline_text,
+    headline_verdict,
+    horizon_problem,
+    panel_title,
+)
+from outlearn.studies.cutspec import Cut, cut_name, episodes_fraction, kept_episodes
 from outlearn.studies.horizon import horizon_section
 from outlearn.studies.verdicts import (
     Verdict,
@@ -129,12 +139,16 @@ class CutInfo:
 
 
 def cut_history(cfg: CutoffConfig, family: Any, full: Path, c: Cut, d: Path) -> CutInfo:
-    """Cut ``full`` at a fraction of optimal, at the end of the early episodes, or not."""
+    """Cut ``full`` at a fraction of optimal, at the end of the early episodes, after a
+    fraction of the teacher's episodes (:func:`episode_boundary`), or not."""
     dst = d / "cut.h5"
     if c == "uncut":
         h = History(full)
     elif c == "early":
         h = cut_at_step(full, early_steps(cfg, family, full), dst)
+    elif (f := episodes_fraction(c)) is not None:
+        n = kept_episodes(f, cfg.teacher_episodes)
+        h = cut_at_step(full, episode_boundary(full, n, cut_name(c)), dst)
     else:
         h, _ = cut_at_performance(full, float(c), dst, window=cfg.smoothing, split="train")
     with h:
@@ -145,8 +159,36 @@ def cut_history(cfg: CutoffConfig, family: Any, full: Path, c: Cut, d: Path) -> 
         ceiling = M.data_ceiling_from_history(h, held_out_tasks(family, cfg.tasks), "test",
                                               window=min(cfg.smoothing, episodes))
         steps, path = h.num_steps, Path(h.path)
-    return CutInfo(cut_name(c), path, steps, episodes, min(cfg.student.context_len, steps),
+    return CutInfo(cut_name(c), path, steps, episodes, min(cfg.cut_context(), steps),
                    ceiling)
+
+
+def episode_boundary(full: Path, n: int, name: str) -> int:
+    """The step that ends the ``n``-th episode of every learner of ``full`` (train and
+    held-out alike: the held-out ones give the data ceiling), so that a cut there keeps
+    exactly the first ``n`` episodes of each. With fixed-length episodes (Dark Room, a
+    bandit) it is ``n x episode_len``. Episodes that end early (on reaching a goal: Dark
+    Room Hard, Key-to-Door) end at different steps in different learners; a per-learner
+    cut would give the learners different lengths, which a history file cannot hold, so
+    such a history is refused (ConfigError) rather than cut off an episode boundary."""
+    with History(full) as h:
+        lengths = h.episode_lengths[:, :n].astype(np.int64)
+        where = h.path
+    if lengths.shape[1] < n or bool((lengths == 0).any()):
+        done = int((lengths > 0).sum(axis=1).min())
+        raise ConfigError(
+            f"cut {name} keeps the first {n} episodes of every learner, but a learner of "
+            f"{where} completed only {done}: lower the fraction or raise teacher_episodes")
+    ends = lengths.sum(axis=1)
+    if ends.min() != ends.max():
+        raise ConfigError(
+            f"cut {name} cuts every learner after its first {n} episodes, but this "
+            f"family's episodes vary in length (they end early, e.g. on reaching the goal): "
+            f"the learners' {n}-th episodes end anywhere from step {ends.min()} to "
+            f"{ends.max()}, so no one step is an episode boundary for all of them. Cut by "
+            "performance (a fraction of optimal, e.g. 0.4) instead, or use a family with "
+            "fixed-length episodes")
+    return int(ends[0])
 
 
 def early_steps(cfg: CutoffConfig, family: Any, full: Path) -> int:
@@ -171,12 +213,9 @@ def early_steps(cfg: CutoffConfig, family: Any, full: Path) -> int:
 def check_eval_horizon(cfg: CutoffConfig, cuts: dict[str, CutInfo]) -> None:
     """Refuse an evaluation shorter than 3x any cut (the uncut reference is exempt)."""
     for name, cut in cuts.items():
-        if name != "uncut" and cfg.eval.episodes < 3 * cut.episodes:
-            raise ConfigError(
-                f"cut {name} keeps {cut.episodes} teacher episodes, so the student must run "
-                f"for at least 3 x {cut.episodes} = {3 * cut.episodes} episodes, but "
-                f"eval.episodes = {cfg.eval.episodes}: raise eval.episodes to "
-                f"{3 * cut.episodes} or lower the cut")
+        why = horizon_problem(name, cut.episodes, cfg.eval.episodes)
+        if name != "uncut" and why is not None:
+            raise ConfigError(why)
 
 
 # ------------------------------------------------------------------------------ the numbers
@@ -236,7 +275,7 @@ class Results:
         several)."""
         teacher = self.base["teacher"].mean(axis=(0, 1))
         title = {"uncut": "uncut (the whole history)", "early": "early episodes only"}
-        panels = [CutPanel(f"{title.get(n, f'cut at {n} of optimal')}: {c.episodes} ep. seen",
+        panels = [CutPanel(f"{title.get(n, panel_title(n))}: {c.episodes} ep. seen",
                            M.mean_curve_ci(self.students[n]), c.episodes, c.ceiling.best.value)
                   for n, c in self.cuts.items()]
         lines: dict[str, np.ndarray | float] = {
@@ -248,12 +287,6 @@ class Results:
                                       "(95% CI) vs the teacher's continuation")
 
 
-def headline(names: list[str]) -> str | None:
-    """The fractional cut closest to 0.4 of optimal (CLAIMS: ~40%), if any."""
-    fr = [n for n in names if n not in ("uncut", "early")]
-    return min(fr, key=lambda n: abs(float(n) - 0.4)) if fr else None
-
-
 # ------------------------------------------------------------------------------ the sections
 def claim1_section(res: Results, fig: Path) -> Section:
     """Claim 1: one row per cut, plus the teacher and the baselines."""
@@ -263,22 +296,23 @@ def claim1_section(res: Results, fig: Path) -> Section:
             continue
         ex, gap = res.exceedance(name), res.gap(name)
         verdicts[name] = v = cutoff_verdict(ex, gap, res.tol)
-        what = "uncut" if name == "uncut" else f"cut at {name} of optimal"
+        what = cut_what(name)
         rows.append({"learner": f"student, {what} ({cut.episodes} episodes seen)",
                      "data ceiling": cut.ceiling.best, "asymptote": res.asymptote(name),
                      "exceedance": ex, "continuation gap": gap,
                      "student - random": res.versus_random(name),
                      "verdict": guard.label if guard else v.label})
     rows += res.reference_rows()
-    head = headline(list(verdicts))
+    share = ceiling_shares(res.cuts, res.optimum)
+    head = headline(list(verdicts), share)
     if head is None:
         v = inconclusive("no fractional cut to judge", "add a cut below convergence, e.g. "
                                                        "cuts = [0.4]")
     elif guard is not None:
-        v = inconclusive(guard.label, f"{guard.reason}. Cut {head}: {verdicts[head].reason}")
+        v = headline_verdict(head, verdicts[head], share)
+        v = inconclusive(guard.label, f"{guard.reason}. {headline_text(head)}: {v.reason}")
     else:
-        v = verdicts[head]
-        v = Verdict(f"cut {head}: {v.label}", v.reason, v.outcome)
+        v = headline_verdict(head, verdicts[head], share)
     return Section(
         key="cutoff", title="Claim 1: truncated imitation plateaus",
         claim="A student trained on histories cut before the teacher converges plateaus at "

@@ -13,9 +13,15 @@ default the one ``adq`` student against the one ``ad`` student).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
+from pydantic import (
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from outlearn.collect import EnvSection, TeacherSection
 from outlearn.config import Config
@@ -26,8 +32,14 @@ from outlearn.studies.common import (  # noqa: F401  (re-exported: the cut-off c
     TeacherStudyConfig,
     make_family,
 )
-
-Cut = float | Literal["uncut", "early"]
+from outlearn.studies.cutoff_text import horizon_problem
+from outlearn.studies.cutspec import (  # noqa: F401  (re-exported: cut_name)
+    Cut,
+    cut_name,
+    episodes_fraction,
+    kept_episodes,
+    parse_cut,
+)
 
 
 class HorizonSection(Config):
@@ -65,15 +77,21 @@ DEFAULT_COMPARE = ("adq", "ad")
 
 class CutoffConfig(TeacherStudyConfig):
     """The cut-off study. ``cuts``: fractions of optimal in (0, 1), ``"uncut"`` (the whole
-    history, the reference) and ``"early"`` (only the episodes where the teacher is no
-    better than random). ``students`` (instead of ``student``): two or more named students
+    history, the reference), ``"early"`` (only the episodes where the teacher is no
+    better than random) and ``"episodes:F"`` (the first F of the teacher's episodes, F in
+    (0, 1), rounded to whole episodes: ``"episodes:0.33"`` of 120 keeps 40; every learner
+    cut at the same episode boundary, so the episodes must have a fixed length, as Dark
+    Room's and a bandit's do). ``students`` (instead of ``student``): two or more named students
     trained on the same cuts and seeds; ``compare``: [student, baseline], the two names
     whose exceedances are compared (default: the ``adq`` student and the ``ad`` one)."""
 
     cuts: list[Cut] = Field(min_length=1, description="where to cut the histories: fractions "
-                            "of optimal in (0, 1) (cut when the teacher's smoothed return first "
-                            "reaches it), 'uncut' (the whole history) and 'early' (only episodes "
-                            "no better than random); one student per cut and train seed")
+                            "of optimal in (0, 1) as numbers (cut when the teacher's smoothed "
+                            "return first reaches it), 'uncut' (the whole history), 'early' (only "
+                            "episodes no better than random) and 'episodes:F' with F in (0, 1) "
+                            "(the first F of the teacher's teacher_episodes, rounded to whole "
+                            "episodes, at least one; e.g. 'episodes:0.33'; needs fixed-length "
+                            "episodes); one student per cut and train seed")
     smoothing: int = Field(3, ge=1, description="episodes in the teacher's trailing mean")
     horizon_extrapolation: HorizonSection | None = Field(
         None, description="claim 3 on a bandit ([horizon_extrapolation] table); unset: not run")
@@ -83,6 +101,15 @@ class CutoffConfig(TeacherStudyConfig):
     compare: list[str] | None = Field(
         None, min_length=2, max_length=2, description="[student, baseline]: names of two of "
         "students; the verdict reads student's exceedance - baseline's")
+
+    @field_validator("cuts", mode="before")
+    @classmethod
+    def _spell(cls, v: Any) -> Any:
+        """Strings must be "uncut", "early" or "episodes:F"; the last is written back in
+        one spelling (``"episodes:0.330"`` -> ``"episodes:0.33"``)."""
+        if not isinstance(v, list):
+            return v
+        return [parse_cut(c) if isinstance(c, str) else c for c in v]
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -103,9 +130,11 @@ class CutoffConfig(TeacherStudyConfig):
         for c in self.cuts:
             if isinstance(c, float) and not 0.0 < c < 1.0:
                 raise ValueError(f"cut {c} must be a fraction of optimal in (0, 1), or "
-                                 "\"uncut\" / \"early\": fix cuts")
+                                 "\"uncut\" / \"early\" / \"episodes:F\" (the first F of the "
+                                 "teacher's episodes): fix cuts")
         if len({cut_name(c) for c in self.cuts}) != len(self.cuts):
             raise ValueError(f"cuts={self.cuts} has duplicates: remove them")
+        self._check_length_cuts()
         if self.horizon_extrapolation is not None:
             h = self.horizon_extrapolation
             if make_family(h.env).episode_len != 1:
@@ -114,6 +143,35 @@ class CutoffConfig(TeacherStudyConfig):
             make_teacher(h.teacher.name, make_family(h.env), **h.teacher.kwargs)
         self._check_students()
         return self
+
+    def _check_length_cuts(self) -> None:
+        """Cuts by history length keep at least one episode and not all of them, no two
+        keep the same episodes, and the evaluation runs for 3x what each keeps (known now:
+        a cut by length needs no teacher's curve)."""
+        E, kept = self.teacher_episodes, dict[int, Cut]()
+        for c in self.cuts:
+            f = episodes_fraction(c)
+            if f is None:
+                continue
+            n = kept_episodes(f, E)
+            if n < 1:
+                raise ValueError(
+                    f"cut {c!r} keeps {f:g} x {E} teacher episodes, which rounds to 0: less "
+                    f"than one complete episode. Raise the fraction to at least "
+                    f"{1 / E:g} (\"episodes:{1 / E:g}\" keeps 1 episode) or raise "
+                    "teacher_episodes")
+            if n >= E:
+                raise ValueError(
+                    f"cut {c!r} keeps {f:g} x {E} teacher episodes, which rounds to all {E}: "
+                    "that is the whole history. Use \"uncut\" for it, or a smaller fraction "
+                    f"(at most {(E - 1) / E:g} keeps {E - 1})")
+            if n in kept:
+                raise ValueError(f"cuts {kept[n]!r} and {c!r} both keep the first {n} of "
+                                 f"{E} teacher episodes: remove one")
+            kept[n] = c
+            why = horizon_problem(cut_name(c), n, self.eval.episodes)
+            if why is not None:
+                raise ValueError(why)
 
     def _check_students(self) -> None:
         if self.students is None:
@@ -170,7 +228,3 @@ class CutoffConfig(TeacherStudyConfig):
         if self.students is None:
             return self.student.context_len
         return max(s.context_len for s in self.students)
-
-
-def cut_name(c: Cut) -> str:
-    return c if isinstance(c, str) else f"{c:g}"

@@ -17,8 +17,9 @@ from outlearn.evaluation import metrics as M
 from outlearn.report.figures import CurvesPanel, panels_figure
 from outlearn.report.section import Section
 from outlearn.studies.common import data_text
-from outlearn.studies.cutoff import CutInfo, Results, claim1_section, claim2_section, headline
+from outlearn.studies.cutoff import CutInfo, Results, claim1_section, claim2_section
 from outlearn.studies.cutoff_config import CutoffConfig
+from outlearn.studies.cutoff_text import ceiling_shares, cut_what, headline, headline_verdict
 from outlearn.studies.verdicts import (
     Verdict,
     exceeds_where_baseline_does_not_verdict,
@@ -49,8 +50,7 @@ def for_student(section: Section, who: str) -> Section:
 
 
 def cut_label(name: str, cut: CutInfo) -> str:
-    what = {"uncut": "uncut", "early": "early only"}.get(name, f"cut at {name} of optimal")
-    return f"{what} ({cut.episodes} episodes seen)"
+    return f"{cut_what(name)} ({cut.episodes} episodes seen)"
 
 
 def comparison_section(cfg: CutoffConfig, per: dict[str, Results], fig: Path) -> Section:
@@ -78,13 +78,13 @@ def comparison_section(cfg: CutoffConfig, per: dict[str, Results], fig: Path) ->
             diff, row[f"{a}: exceedance"], row[f"{b}: exceedance"], ra.tol, gates, (a, b))
         row[diff_col], row["verdict"] = diff, v.label
         rows.append(row)
-    head = headline(list(verdicts))
+    share = ceiling_shares(ra.cuts, ra.optimum)
+    head = headline(list(verdicts), share)
     if head is None:
         v = inconclusive("no fractional cut to judge",
                          "add a cut below convergence, e.g. cuts = [0.4]")
     else:
-        v = Verdict(f"cut {head}: {verdicts[head].label}", verdicts[head].reason,
-                    verdicts[head].outcome)
+        v = headline_verdict(head, verdicts[head], share)
     sts = cfg.student_sections()
     who_text = "; ".join(f"{who}: {st.kind} ({st.preset}), context {st.context_len} steps, "
                          f"{st.train_steps} training steps" for who, st in sts.items())
@@ -125,4 +125,5 @@ def comparison_section(cfg: CutoffConfig, per: dict[str, Results], fig: Path) ->
                "reference does not reach its own data ceiling within the resolution, every "
                f"verdict here is inconclusive. Resolution: {ra.tol:.3g} = {cfg.resolution:g} "
                f"x the mean optimal return {ra.optimum:.3g}. Headline: the cut closest to 0.4 "
-               "of optimal."])
+               "of optimal (by history length only when no cut is by performance: the one "
+               "whose data ceiling is closest to 0.4 of optimal)."])

@@ -191,7 +191,7 @@ def _run_locked(name: str, study: Any, cfg: Any, run_dir: Path, source: str,
                            sections, command, resolved, meta,
                            setting={"study": name, **setting_rows(cfg)}, provenance=provenance)
     write_results(run_dir / "results.json", name, cfg.content_hash(), command, sections, meta,
-                  date=date)
+                  date=date, config=resolved)
     summary = summary_text(sections)
     atomic_write_text(run_dir / "summary.txt", summary + "\n")
     if not quiet:

@@ -445,8 +445,109 @@ def subsample_verdict(speedups: dict[int, Estimate]) -> Verdict:
     return Verdict("confirmed", reason, Outcome.CONFIRMED)
 
 
+def about_equal_verdict(ratio: Estimate, within: float, reference: str) -> Verdict:
+    """Is a learner's regret about equal to ``reference``'s? ``ratio``: learner's regret /
+    reference's, with its CI, against the band ``[1 - within, 1 + within]``.
+
+    The whole CI inside the band: YES ("within 10% of ..."); the whole CI outside it
+    (above or below): NO, labelled by the side; otherwise inconclusive.
+    """
+    _check_tol(within)
+    lo, hi = 1.0 - within, 1.0 + within
+    why = f"regret ratio to {reference} {_ci(ratio)}, band [{lo:.3g}, {hi:.3g}]"
+    if ratio.low >= lo and ratio.high <= hi:
+        return Verdict(f"within {within:.0%} of {reference}",
+                       f"{why}: the whole CI lies inside the band", Outcome.YES)
+    if ratio.low > hi:
+        return Verdict(f"more regret than {reference} (by over {within:.0%})",
+                       f"{why}: the whole CI lies above the band", Outcome.NO)
+    if ratio.high < lo:
+        return Verdict(f"less regret than {reference} (by over {within:.0%})",
+                       f"{why}: the whole CI lies below the band", Outcome.NO)
+    return inconclusive(INCONCLUSIVE, f"{why}: the CI straddles an end of the band; too wide "
+                                      "to tell (more students or tasks would narrow it)")
+
+
+def matches_source_verdict(ratio: Estimate, within: float, source: str) -> Verdict:
+    """Claim 7 for one source: the student's regret / its source's (:func:`about_equal_verdict`).
+    Confirmed when the CI lies inside ``1 +- within``, refuted when it lies outside."""
+    v = about_equal_verdict(ratio, within, source)
+    if v.inconclusive:
+        return v
+    if v.outcome is Outcome.YES:
+        return Verdict(f"{v.label} (confirmed)", v.reason, Outcome.CONFIRMED)
+    return Verdict(f"{v.label} (refuted)", v.reason, Outcome.REFUTED)
+
+
+def all_parts_verdict(parts: dict[str, Verdict]) -> Verdict:
+    """A claim judged in several settings: refuted when one is refuted, confirmed when all
+    are confirmed, inconclusive otherwise."""
+    reason = "; ".join(f"{k}: {v.label}" for k, v in parts.items())
+    if any(v.outcome is Outcome.REFUTED for v in parts.values()):
+        bad = [k for k, v in parts.items() if v.outcome is Outcome.REFUTED]
+        return Verdict(f"refuted ({'; '.join(bad)})", reason, Outcome.REFUTED)
+    if parts and all(v.outcome is Outcome.CONFIRMED for v in parts.values()):
+        return Verdict("confirmed", reason, Outcome.CONFIRMED)
+    return inconclusive(INCONCLUSIVE, reason)
+
+
+def clearly_below_verdict(ratio: Estimate, within: float, reference: str) -> Verdict:
+    """Is a learner's regret clearly below ``reference``'s? ``ratio``: its regret /
+    reference's, with its CI. YES when the whole CI lies below ``1 - within`` (less regret
+    by more than the resolution); NO when the CI rules that out (its lower end at or above
+    ``1 - within``); otherwise inconclusive."""
+    _check_tol(within)
+    bar = 1.0 - within
+    why = f"regret ratio to {reference} {_ci(ratio)}, bar {bar:.3g}"
+    if ratio.high < bar:
+        return Verdict(f"clearly below {reference}", f"{why}: the whole CI is below the bar",
+                       Outcome.YES)
+    if ratio.low >= bar:
+        return Verdict(f"not clearly below {reference}",
+                       f"{why}: the CI rules out a ratio below the bar", Outcome.NO)
+    return inconclusive(INCONCLUSIVE, f"{why}: the CI straddles the bar; too wide to tell")
+
+
+def privileged_labels_verdict(optimal: Estimate, imitation: Estimate, within: float,
+                              source: str) -> Verdict:
+    """Claim 8 from the regret ratios to the source of the student trained on optimal-action
+    labels (``optimal``) and of the same student trained on the source's actions
+    (``imitation``), each with its CI.
+
+    Gated first: an imitation student whose regret is above the source's by more than
+    ``within`` (its whole CI) does not imitate its data, so nothing is read
+    (inconclusive). Refuted when the optimal-label student is not clearly below the source
+    (:func:`clearly_below_verdict` says no) or when imitation alone is (less regret than
+    the source by more than ``within``: no privileged label needed); confirmed when the
+    optimal-label student is clearly below and the imitation student is within ``within``
+    of the source (:func:`about_equal_verdict`); inconclusive otherwise.
+    """
+    opt, imi = clearly_below_verdict(optimal, within, source), about_equal_verdict(
+        imitation, within, source)
+    reason = f"optimal labels: {opt.reason}; imitation: {imi.reason}"
+    if imitation.low > 1.0 + within:
+        return inconclusive(f"{INCONCLUSIVE}: the imitation student does not match its source",
+                            f"{reason}: the imitation student's regret is above {source}'s by "
+                            f"more than {within:.0%}, so the labels cannot be told from a "
+                            "student that fails to learn; train longer or on more tasks")
+    if imitation.high < 1.0 - within:
+        return Verdict(f"refuted: imitation alone beats {source}", reason, Outcome.REFUTED)
+    if opt.outcome is Outcome.NO:
+        return Verdict(f"refuted: the optimal-label student is {opt.label}", reason,
+                       Outcome.REFUTED)
+    if opt.outcome is Outcome.YES and imi.outcome is Outcome.YES:
+        return Verdict(f"confirmed: optimal labels {opt.label}, imitation {imi.label}", reason,
+                       Outcome.CONFIRMED)
+    return inconclusive(INCONCLUSIVE, reason)
+
+
 __all__ = [
     "INCONCLUSIVE",
+    "about_equal_verdict",
+    "all_parts_verdict",
+    "clearly_below_verdict",
+    "matches_source_verdict",
+    "privileged_labels_verdict",
     "Outcome",
     "Verdict",
     "GATE",
