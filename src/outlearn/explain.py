@@ -46,7 +46,7 @@ GROUPS = {
 #: the claims of docs/claims.md each study tests
 STUDY_CLAIMS = {
     "cutoff": "1, 2 and 3", "noise": "4", "subsample": "5", "gap": "6", "source": "7",
-    "labels": "8", "context": "9",
+    "labels": "8", "context": "9", "identify": "12",
     "taskcount": "10", "actions": "11", "selfdistill-categorical": "13",
     "selfdistill-lm": "13", "selftrain-addition": "14",
 }
