@@ -611,7 +611,8 @@ def identify_verdict(family: Verdict, continuation: Verdict, in_family: bool,
         if family.outcome is Outcome.YES and continuation.outcome is Outcome.YES:
             return Verdict("in family: identified, and its continuation matches the "
                            f"teacher's (confirmed){miss}", reason + miss, Outcome.CONFIRMED)
-        what = (family.label if family.outcome is Outcome.NO
+        what = ("the fitted member does not predict the teacher past the cut (held-out KL "
+                "above the bar)" if family.outcome is Outcome.NO
                 else f"its continuation is {continuation.label} of the teacher's")
         return Verdict(f"in family, but {what} (refuted){miss}", reason + miss,
                        Outcome.REFUTED)
