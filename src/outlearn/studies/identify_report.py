@@ -7,6 +7,7 @@ stage.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,10 +47,13 @@ def fit_section(cfg: IdentifyConfig, cut: dict[str, Any], fitted: dict[str, Any]
     truth, true_var = fam.truth(cfg.teacher.kwargs) if in_family else ({}, {})
     rows: list[dict[str, Any]] = []
     missed = recovery(cfg, fitted)
+    space = cfg.space(fam)
     for name in fitted["free"]:
         lo, hi = fitted["ci"][name]
         rows.append({"parameter": name,
                      "fitted (95% profile CI)": Estimate(fitted["values"][name], lo, hi),
+                     "CI / range":
+                         f"{ci_share(fam.param(name).log, (lo, hi), space.free[name]):.0%}",
                      "true value": f"{truth[name]:.4g}" if name in truth else "(not a member)",
                      "recovered": ("" if name not in truth else
                                    "no" if name in missed else "yes")
@@ -78,13 +82,23 @@ def fit_section(cfg: IdentifyConfig, cut: dict[str, Any], fitted: dict[str, Any]
                  f"the {cfg.tasks.n_train} x {cfg.learners_per_task} train learners' cut "
                  f"histories ({fitted['steps']} transitions): {fitted['evaluations']} members "
                  f"evaluated in {fitted['seconds']:.1f} s."),
-        columns=["parameter", "fitted (95% profile CI)", "true value", "recovered"], rows=rows,
+        columns=["parameter", "fitted (95% profile CI)", "CI / range", "true value",
+                 "recovered"], rows=rows,
         verdict=verdict, verdict_reason=reason, outcome=outcome,
         notes=["Profile CI: the values whose best log-likelihood is within 1.92 of the "
                "maximum (chi-square, 1 df, 95%), on bins of the range widened by one bin; "
                "'not identified': the likelihood never drops that far over the range. "
+               "CI / range: the CI's share of the searched range (log scale for a log-scaled "
+               "parameter): a wide CI that holds the true value says the data up to the cut "
+               "barely constrain that parameter. "
                "Parameters not listed are fixed (the config's values, else the teacher's "
                "defaults). Variants are compared by their best log-likelihood."])
+
+
+def ci_share(log: bool, ci: tuple[float, float], rng: tuple[float, float]) -> float:
+    """The share of the searched range ``rng`` a CI spans (in log space for ``log``)."""
+    f = (lambda v: math.log(max(v, 1e-300))) if log else (lambda v: v)
+    return (f(ci[1]) - f(ci[0])) / (f(rng[1]) - f(rng[0]))
 
 
 def recovery(cfg: IdentifyConfig, fitted: dict[str, Any]) -> list[str]:
