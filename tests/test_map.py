@@ -135,3 +135,6 @@ def test_every_committed_result_maps():
     assert gpu[1].exceedance["value"] == pytest.approx(-0.368, abs=5e-4)
     assert gpu[1].family == "darkroom (size=9, episode_len=20)" and not gpu[1].gated
     assert {r.student for r in rows if r.run.name == "cutoff-adq-demo"} == {"ad", "adq"}
+    # a cut by history length reads as its config spells it
+    length = [r.cut for r in rows if r.run.name == "cutoff-length"]
+    assert sorted(length) == ["0.4", "episodes:0.33", "uncut"]

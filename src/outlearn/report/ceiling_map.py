@@ -34,7 +34,8 @@ equal: importing the studies here would load JAX)."""
 _SETTING = re.compile(r"^\s*(?P<env>[\w.-]+)\s*(?P<env_kw>\{[^{}]*\})?\s*,\s*teacher\s+"
                       r"(?P<teacher>[\w.-]+)\s*(?P<teacher_kw>\{[^{}]*\})?")
 _STUDENT = re.compile(r"\bStudent (?P<kind>[\w.-]+)")
-_CUT = re.compile(r"cut at (?P<frac>[\d.]+) of optimal|\b(?P<word>uncut|early)\b")
+_CUT = re.compile(r"cut at (?P<frac>[\d.]+) of optimal|cut at the first (?P<pct>[\d.]+)% of "
+                  r"the teacher's episodes|\b(?P<word>uncut|early)\b")
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,8 @@ def _setting(section: dict[str, Any], cfg: dict[str, Any]) -> dict[str, str]:
 
 def _cut(label: Any) -> str:
     m = _CUT.search(str(label))
+    if m and m["pct"]:  # a cut by history length, as its config spells it
+        return f"episodes:{float(m['pct']) / 100:g}"
     return (m["frac"] or m["word"]) if m else str(label)
 
 
