@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/frames.py [--steps 600] [--seeds 0 1] [--kinds ad gru]
 
 Collects (once, into ``--history``) DQN histories on Breakout-MinAtar (4 train tasks +
-1 test task x 2 learners, ``--collect-steps`` steps each: DQN's epsilon falls from 1 to
-0.1 over its first 25,000 steps, so the later actions depend on the frame), then trains
+1 test task x 2 learners, ``--collect-steps`` steps each; DQN's epsilon falls from 1 to
+0.1 over its first 10,000 steps, so most actions are its greedy choice on the frame: the
+part an encoder can predict; random play is log 3 = 1.099 nats an action), then trains
 each student kind with each ``obs_encoder`` for ``--steps`` optimiser steps on the same
 windows (same seeds, same data) and prints, per encoder: the validation loss on held-out
 learners at the end (cross-entropy to the teacher's actions), the mean training loss of
@@ -34,7 +35,8 @@ def history(path: Path, steps: int) -> Path:
     cfg = parse_config(CollectConfig, {
         "seed": 0, "learners_per_task": 2, "num_steps": steps, "chunk_steps": 1000,
         "out": str(path), "env": {"name": "gymnax", "kwargs": {"name": "Breakout-MinAtar"}},
-        "teacher": {"name": "dqn"}, "tasks": {"seed": 0, "n_train": 4, "n_test": 1}})
+        "teacher": {"name": "dqn", "kwargs": {"eps_decay_steps": 10_000}},
+        "tasks": {"seed": 0, "n_train": 4, "n_test": 1}})
     t0 = time.perf_counter()
     out = collect(cfg)
     print(f"collected {path} in {time.perf_counter() - t0:.0f} s")
@@ -59,14 +61,14 @@ def run(hist: Path, kind: str, encoder: str, seed: int, steps: int, out: Path) -
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--history", type=Path,
-                    default=ROOT / "data" / "histories" / "minatar-breakout-dqn-bench.h5")
+                    default=ROOT / "data" / "histories" / "minatar-breakout-dqn-10k.h5")
     ap.add_argument("--collect-steps", type=int, default=30_000)
-    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--kinds", nargs="+", default=["ad"])
     a = ap.parse_args()
     hist = history(a.history, a.collect_steps)
-    print(f"| student | obs_encoder | val loss (end) | train loss (last 10%) | tokens/s |")
+    print("| student | obs_encoder | val loss (end) | train loss (last 10%) | tokens/s |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for kind in a.kinds:
