@@ -32,3 +32,23 @@ def synthetic_history(path, env_name: str = "toy", seed: int = 0, steps: int = 1
     info = LearnerInfo(np.arange(L, dtype=np.int64), np.array([0, 0, 0, 0, 0, 1], np.uint8),
                        np.ones(L, np.float32), np.arange(L, dtype=np.uint32), params)
     return write_history(path, traj, meta, info, chunk_steps=32)
+
+
+def synthetic_frames(path, seed: int = 0, steps: int = 60, shape=(10, 10, 4)):
+    """A history of bool frames (MinAtar's shape by default) from env 'gymnax' (no
+    oracle: optimal actions -1): 6 learners, 3 actions, 10-step episodes, the action a
+    channel's pixel count mod 3. Written directly, without JAX; returns its path."""
+    rng = np.random.default_rng(seed)
+    frames = rng.random((L, steps, *shape)) < 0.1
+    actions = (frames[..., 0].sum((-1, -2)) % A).astype(np.int32)
+    trunc = np.zeros((L, steps), bool)
+    trunc[:, EP - 1 :: EP] = True
+    rewards = rng.random((L, steps)).astype(np.float32)
+    traj = Trajectory(frames, actions, rewards, np.zeros((L, steps), bool), trunc,
+                      np.full((L, steps, A), 1 / A, np.float32),
+                      np.full((L, steps), -1, np.int32), np.full((L, steps), np.nan, np.float32))
+    meta = HistoryMeta(env_name="gymnax", num_actions=A, num_obs=0, episode_len=EP,
+                       teacher_name="synthetic", seed=seed)
+    info = LearnerInfo(np.arange(L, dtype=np.int64), np.array([0, 0, 0, 0, 0, 1], np.uint8),
+                       np.full(L, np.nan, np.float32), np.arange(L, dtype=np.uint32))
+    return write_history(path, traj, meta, info, chunk_steps=16)

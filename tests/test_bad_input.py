@@ -192,6 +192,11 @@ def hist(tmp_path):
 @pytest.fixture
 def no_work(monkeypatch):
     """Make every entry point's real work fail loudly: a refusal must come before it."""
+    stop_work(monkeypatch)
+
+
+def stop_work(monkeypatch) -> None:
+    """What :func:`no_work` does, for a test that first does some work of its own."""
     import importlib
 
     ev = importlib.import_module("outlearn.evaluation.evaluate")
@@ -773,3 +778,99 @@ def test_strict_types(tmp_path):
     assert cfg.optim.lr == 1.0
     with pytest.raises(ConfigError, match=r"key 'history': an empty path"):
         parse_config(TrainConfig, train_data(tmp_path, history=""))
+
+
+# ------------------------------------------------------------------ frames vs indices
+def _frame_vs_index_runs(tmp_path):
+    """(a checkpoint of an index history (darkroom-like), a frame history, a checkpoint
+    of that frame history), all tiny."""
+    from histories_tiny import synthetic_frames
+
+    from outlearn.students.train import train
+
+    small_history(tmp_path / "h.h5")
+    frames = synthetic_frames(tmp_path / "f.h5")
+    idx = train(tcfg(tmp_path, out="idx", optim={"total_steps": 3}), quiet=True)
+    fr = train(tcfg(tmp_path, history=frames, env="gymnax", out="fr",
+                    optim={"total_steps": 3}), quiet=True)
+    return idx, frames, fr
+
+
+def test_frames_and_indices_mixed_up_are_one_message_before_work(tmp_path, monkeypatch):
+    """A student built for observation indices given frames (a Dark Room checkpoint on
+    gymnax; a frame history with a student forced to indices, or a student that only
+    reads indices), and a frame student given indices: one ConfigError naming the
+    problem and the fix, before any training or evaluation starts."""
+    from outlearn.config import parse_config
+    from outlearn.errors import ConfigError
+    from outlearn.evaluation.evaluate import EvalConfig, evaluate
+    from outlearn.students.train import train
+
+    idx, frames, fr = _frame_vs_index_runs(tmp_path)
+    stop_work(monkeypatch)
+    gymnax = {"name": "gymnax", "kwargs": {"name": "Breakout-MinAtar", "episode_len": 5}}
+
+    def ev(env, ck):
+        learner = {"name": "st", "kind": "student", "checkpoint": str(ck)}
+        evaluate(parse_config(EvalConfig, eval_data(tmp_path / "ev", env=env,
+                                                    learners=[learner])), progress=False)
+
+    fix = r"evaluate it on the env family \(and settings\) its history came from"
+    with pytest.raises(ConfigError, match=rf"learner 'st' \(checkpoint {idx}\) was built for "
+                       rf"observation indices, but env 'gymnax' gives frames of shape "
+                       rf"\(10, 10, 4\): {fix}"):
+        ev(gymnax, idx)
+    with pytest.raises(ConfigError, match=r"was built for frames of shape \(10, 10, 4\), but "
+                       rf"env 'darkroom' gives observation indices: {fix}"):
+        ev({"name": "darkroom", "kwargs": {"size": 3, "episode_len": 5}}, fr)
+
+    def tr(history, env, **model):
+        train(tcfg(tmp_path, history=history, env=env, out="new",
+                   student={"model": model}), quiet=True)
+
+    with pytest.raises(ConfigError, match=r"student.model.obs_shape=\[\] builds a student for "
+                       r"observation indices, but the history holds frames of shape "
+                       r"\(10, 10, 4\): remove student.model.obs_shape"):
+        tr(frames, "gymnax", obs_shape=[])
+    with pytest.raises(ConfigError, match=r"obs_factors embeds observation indices, but this "
+                       r"student reads frames of shape \[10, 10, 4\].*remove obs_factors"):
+        tr(frames, "gymnax", obs_factors=[5, 8])
+    with pytest.raises(ConfigError, match=r"prev_obs embeds observation indices.*remove "
+                       "prev_obs"):
+        tr(frames, "gymnax", prev_obs=True)
+    with pytest.raises(ConfigError, match=r"student kind 'dpt' reads observation indices, "
+                       r"but the history holds frames of shape \(10, 10, 4\): train a "
+                       r"student that reads frames \(kind 'ad', 'adq' or 'gru'\)"):
+        train(tcfg(tmp_path, history=frames, env="gymnax", out="dpt",
+                   student={"kind": "dpt", "model": {}}), quiet=True)
+    with pytest.raises(ConfigError, match=r"student.model.obs_shape=\[10, 10, 4\] builds a "
+                       r"student for frames of shape \(10, 10, 4\), but the history holds "
+                       r"observation indices: remove student.model.obs_shape"):
+        tr(tmp_path / "h.h5", "toy", obs_shape=[10, 10, 4])
+    with pytest.raises(ConfigError, match=r"data.labels='gap' needs observation indices.*"
+                       r"frames of shape \(10, 10, 4\): train AD or the GRU with "
+                       r'data.labels = "actions"'):
+        train(tcfg(tmp_path, history=frames, env="gymnax", out="gap",
+                   data={"labels": "gap"}), quiet=True)
+
+
+def test_a_student_given_other_observations_on_the_step_path_is_a_message():
+    """Driven directly (a factory in run_learner), a student built for indices refuses a
+    batch of frames at its first step, and a frame student refuses indices."""
+    import torch
+
+    from outlearn.errors import ConfigError
+    from outlearn.students import ADConfig, ADTransformer, StudentLearner
+
+    idx = ADTransformer(ADConfig(n_layers=1, d_model=16, d_ff=16, context_len=4), NOBS, A)
+    fr = ADTransformer(ADConfig(n_layers=1, d_model=16, d_ff=16, context_len=4,
+                                obs_shape=[10, 10, 4]), 0, A)
+    with torch.no_grad():
+        with pytest.raises(ConfigError, match=r"built for observation indices, but the "
+                           r"environment gives frames of shape \(10, 10, 4\)"):
+            StudentLearner(idx, num_envs=2, context_len=4).policy(np.zeros((2, 10, 10, 4),
+                                                                          bool), 0)
+        with pytest.raises(ConfigError, match=r"built for frames of shape \(10, 10, 4\), "
+                           r"but the environment gives observation indices"):
+            StudentLearner(fr, num_envs=2, context_len=4, cache=False).policy(
+                np.zeros(2, np.int32), 0)

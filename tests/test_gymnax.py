@@ -137,14 +137,6 @@ def test_frames_round_trip_bit_for_bit(tmp_path):
     assert stored < want.size / 8  # under a bit a pixel on disk, for 1 byte in memory
 
 
-def test_students_refuse_frame_histories(tmp_path):
-    from outlearn.students.train import HistoryAdapter
-
-    path = collect(_collect(tmp_path, num_steps=30), progress=False)
-    with pytest.raises(ConfigError, match=r"students do not read frames yet"):
-        HistoryAdapter(path)
-
-
 def test_transforms_keep_frames_exact(tmp_path):
     """Cutting and subsampling a frame history select whole frames, bit for bit."""
     from outlearn.core import Trajectory

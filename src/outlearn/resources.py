@@ -195,36 +195,38 @@ def estimate_collect(cfg: Any, family: Any = None, teacher: Any = None) -> Estim
     return Estimate("collect", tuple(needs))
 
 
-def _model_bytes(cfg: Any, num_obs: int, num_actions: int) -> tuple[int, Any]:
-    """(bytes of the weights, the model config) of the student of ``cfg``, built on torch's
-    meta device (no memory)."""
+def _model_bytes(cfg: Any, src: Any) -> tuple[int, Any]:
+    """(bytes of the weights, the model config) of the student of ``cfg`` on the history
+    ``src``, built on torch's meta device (no memory)."""
     import torch
 
     from outlearn.registry import STUDENTS
     from outlearn.students.train import model_config
 
-    mcfg = model_config(cfg.student, cfg.data.context_len)
+    mcfg = model_config(cfg.student, cfg.data.context_len, src.obs_shape)
     with torch.device("meta"):
-        model = STUDENTS.get(cfg.student.kind)(mcfg, num_obs, num_actions)
+        model = STUDENTS.get(cfg.student.kind)(mcfg, src.num_obs, src.num_actions)
     return sum(p.numel() * p.element_size() for p in model.parameters()), mcfg
 
 
-def estimate_train(cfg: Any, num_obs: int, num_actions: int, num_train_learners: int,
-                   num_steps: int) -> Estimate:
-    """Training: the weights with their gradients and AdamW's two moments (4 copies), the
-    activations of one batch (a rough transformer count), and the sampler's row cache."""
-    from outlearn.students.data import CACHE_BYTES
+def estimate_train(cfg: Any, src: Any) -> Estimate:
+    """Training on the history ``src`` (a :class:`~outlearn.students.data.HistorySource`):
+    the weights with their gradients and AdamW's two moments (4 copies), the activations
+    of one batch (a rough transformer count), and the sampler's row cache."""
+    from outlearn.students.data import CACHE_BYTES, step_bytes
 
-    weights, mcfg = _model_bytes(cfg, num_obs, num_actions)
+    weights, mcfg = _model_bytes(cfg, src)
+    num_actions = int(src.num_actions)
     d = cfg.data
     T = d.context_len + 1
     width = getattr(mcfg, "d_model", 64)
     ff = getattr(mcfg, "d_ff", 0) or getattr(mcfg, "hidden", 0)
     layers = getattr(mcfg, "n_layers", 1)
     heads = getattr(mcfg, "n_heads", 0)
-    per_token = 4 * (layers * (16 * width + 3 * ff + 3 * heads * T) + 4 * num_actions)
+    frame = 17 * math.prod(src.obs_shape) if src.obs_shape else 0  # as float, conv output
+    per_token = 4 * (layers * (16 * width + 3 * ff + 3 * heads * T) + 4 * num_actions + frame)
     acts = 2 * d.batch_size * T * per_token  # forward saved for backward, and its gradient
-    rows = min(CACHE_BYTES, num_train_learners * num_steps * (32 + 4 * num_actions))
+    rows = min(CACHE_BYTES, len(src.learners("train")) * src.num_steps * step_bytes(src))
     return Estimate("train", (
         Need("the student's weights, gradients and optimiser state", 4 * weights,
              f"student.kind = {cfg.student.kind!r}, preset {cfg.student.preset!r}, "
@@ -302,7 +304,7 @@ def estimate_in_context(family: Any, num_tasks: int, seeds: int, num_episodes: i
     sizes = (f"{fields}: num_episodes ({E:,}) x episode_len ({family.episode_len}) x tasks "
              f"({num_tasks:,}) x seeds ({seeds})")
     needs = _rollout_needs(B, S, int(family.num_actions), _per_learner(family, None), 3, sizes,
-                           f"Lower {fields}", "env.kwargs", "the student")
+                           f"Lower {fields}", "env.kwargs", "the student", _obs_bytes(family))
     return Estimate("eval", (
         *needs,
         Need("the curves of every learner", 2 * 8 * learners * B * E,
@@ -323,11 +325,11 @@ def estimate(cfg: Any) -> Estimate:
     if isinstance(cfg, EvalConfig):
         return estimate_eval(cfg)
     if isinstance(cfg, TrainConfig):
-        from outlearn.histories.io import History
-        from outlearn.students.train import refuse_frames
+        from outlearn.students.train import HistoryAdapter
 
-        with History(cfg.history, verify=False) as h:
-            refuse_frames(h, cfg.history)
-            return estimate_train(cfg, int(h.meta.num_obs), int(h.meta.num_actions),
-                                  int(h.learners("train").size), h.num_steps)
+        src = HistoryAdapter(Path(cfg.history), verify=False)
+        try:
+            return estimate_train(cfg, src)
+        finally:
+            src.close()
     raise TypeError(f"no memory estimate for {type(cfg).__name__}")

@@ -26,7 +26,7 @@ from outlearn.atomic import atomic_path, atomic_write_text, check_output
 from outlearn.config import Config, Seed, load_toml
 from outlearn.core import Learner, StepLearner, Trajectory
 from outlearn.envs import make_family
-from outlearn.envs.base import TaskFamily, split_tasks
+from outlearn.envs.base import TaskFamily, obs_shape, split_tasks
 from outlearn.errors import CheckpointError, ConfigError
 from outlearn.evaluation.baselines import BASELINES, make_baseline, make_teacher
 from outlearn.evaluation.metrics import (
@@ -172,11 +172,14 @@ def _student_factory(spec: LearnerSpec, family: TaskFamily, mode: str
                      ) -> Callable[[int, int], StepLearner]:
     """(num_envs, seed) -> a ``StudentLearner`` (a :class:`~outlearn.core.StepLearner`)."""
     from outlearn.students import StudentLearner, load_student
+    from outlearn.students.policy import check_obs
 
     configure_threads()
     assert spec.checkpoint is not None  # LearnerSpec requires it of a student
     model: Any  # a student nn.Module: its sizes are plain attributes
     model, _ = load_student(spec.checkpoint, spec.device)
+    check_obs(getattr(model, "obs_shape", ()), obs_shape(family), f"env {family.name!r}",
+              f"learner {spec.name!r} (checkpoint {spec.checkpoint})")
     if (model.num_actions, model.num_obs) != (family.num_actions, family.num_obs):
         raise CheckpointError(
             f"learner {spec.name!r}: checkpoint {spec.checkpoint} was trained for "
@@ -336,8 +339,12 @@ def _advance(bar: Progress, task: TaskID, steps: int) -> None:
     bar.update(task, completed=steps)
 
 
-def check_checkpoints(cfg: EvalConfig) -> None:
-    """Refuse, before any learner runs, a student whose checkpoint is not there."""
+def check_checkpoints(cfg: EvalConfig, family: TaskFamily) -> None:
+    """Refuse, before any learner runs, a student whose checkpoint is not there or was
+    built for other observations than ``family``'s (frames for indices, or the reverse)."""
+    from outlearn.students.checkpoint import load_checkpoint
+    from outlearn.students.policy import check_obs
+
     for lr in cfg.learners:
         if lr.kind != "student":
             continue
@@ -346,6 +353,9 @@ def check_checkpoints(cfg: EvalConfig) -> None:
             raise CheckpointError(
                 f"learner {lr.name!r}: checkpoint {p} does not exist: run `outlearn train "
                 "<train config>` first (give its `out` directory here), or fix `checkpoint`")
+        mcfg = load_checkpoint(p).get("model_config") or {}
+        check_obs(tuple(mcfg.get("obs_shape") or ()), obs_shape(family),
+                  f"env {family.name!r}", f"learner {lr.name!r} (checkpoint {p})")
 
 
 def evaluate(cfg: EvalConfig, *, progress: bool = True) -> Path:
@@ -356,8 +366,8 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> Path:
     from outlearn.resources import check_memory, estimate_eval
 
     check_output(cfg.out_dir, "out_dir", kind="dir")
-    check_checkpoints(cfg)
     family = make_family(cfg.env)
+    check_checkpoints(cfg, family)
     task_ids = select_tasks(family, cfg.tasks)
     check_memory(estimate_eval(cfg, family, int(task_ids.size)))
     bandit = family.episode_len == 1

@@ -15,6 +15,10 @@ Dark Room, held-out goals: see configs/demo.toml):
 * ``prev_obs``: a token also holds the observation of the step before it (shifted within
   the window, "none" at its first position), so one attention layer can match the
   current cell with the transitions taken from it earlier in the context.
+
+Frame observations (``obs_shape``, set from the history; ``obs_encoder``): see
+:class:`~outlearn.students.tokens.ObsInput`. ``prev_obs`` and ``obs_factors`` are index
+options and are refused with frames.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from outlearn.students.positions import (
     rotate,
     window_mask,
 )
-from outlearn.students.tokens import ObsEmbedding, StepEmbedding
+from outlearn.students.tokens import ObsEmbedding, ObsInput, StepEmbedding
 
 
 class TransformerSize(Config):
@@ -71,7 +75,7 @@ class TransformerSize(Config):
         return self
 
 
-class ADConfig(TransformerSize):
+class ADConfig(ObsInput, TransformerSize):
     """AD's transformer. ``ADConfig.preset("paper")`` is AD's published model."""
 
     prev_obs: bool = Field(False, description="add the previous step's observation to a token")
@@ -91,6 +95,11 @@ class ADConfig(TransformerSize):
                 f"positions='rope' rotates pairs of channels but a head has "
                 f"{self.d_model // self.n_heads} (d_model / n_heads): use an even head size "
                 "or positions='alibi'")
+        if self.obs_shape and (self.prev_obs or self.obs_factors):
+            key = "prev_obs" if self.prev_obs else "obs_factors"
+            raise ValueError(
+                f"{key} embeds observation indices, but this student reads frames of shape "
+                f"{self.obs_shape} (its history's observations): remove {key}")
         return self
 
     @classmethod
@@ -193,7 +202,8 @@ def shift_right(x: torch.Tensor, fill: int) -> torch.Tensor:
 @STUDENTS.register("ad")
 class ADTransformer(nn.Module):
     """Causal transformer student. ``forward(obs, prev_action, prev_reward, new_episode)``
-    with tensors (B, T), T <= context_len -> logits (B, T, num_actions).
+    with tensors (B, T) (frames: ``obs`` (B, T, *obs_shape)), T <= context_len -> logits
+    (B, T, num_actions).
 
     With relative positions (``rope``, ``alibi``) the model also runs on a stream longer
     than its context, every token seeing its last ``context_len`` steps at every layer:
@@ -210,7 +220,9 @@ class ADTransformer(nn.Module):
         self.cfg, self.num_obs, self.num_actions = cfg, num_obs, num_actions
         self.context_len = cfg.context_len
         self.head_dim = cfg.d_model // cfg.n_heads
-        self.embed = StepEmbedding(num_obs, num_actions, cfg.d_model, cfg.obs_factors)
+        self.obs_shape = tuple(cfg.obs_shape or ())
+        self.embed = StepEmbedding(num_obs, num_actions, cfg.d_model, cfg.obs_factors,
+                                   cfg.obs_shape, cfg.obs_encoder)
         self.pos = nn.Embedding(cfg.context_len, cfg.d_model) if cfg.positions == "learned" \
             else None
         self.register_buffer("slopes", alibi_slopes(cfg.n_heads), persistent=False)
@@ -228,10 +240,12 @@ class ADTransformer(nn.Module):
         return self.cfg.positions != "learned"
 
     def tokens(self, obs: torch.Tensor, prev_action: torch.Tensor, prev_reward: torch.Tensor,
-               new_episode: torch.Tensor, prev_obs: torch.Tensor) -> torch.Tensor:
-        """Token vectors (B, T, d); ``prev_obs`` (B, T), ``num_obs`` = "none"."""
+               new_episode: torch.Tensor, prev_obs: torch.Tensor | None) -> torch.Tensor:
+        """Token vectors (B, T, d); ``prev_obs`` (B, T), ``num_obs`` = "none" (read only
+        with ``cfg.prev_obs``)."""
         x = self.embed(obs, prev_action, prev_reward, new_episode)
         if self.prev_obs is not None:
+            assert prev_obs is not None
             x = x + self.prev_obs(prev_obs)
         return x
 
@@ -260,7 +274,7 @@ class ADTransformer(nn.Module):
              new_episode: torch.Tensor, window: int | None) -> torch.Tensor:
         t, dev = obs.shape[1], obs.device
         x = self.tokens(obs, prev_action, prev_reward, new_episode,
-                        shift_right(obs, self.num_obs))
+                        shift_right(obs, self.num_obs) if self.prev_obs is not None else None)
         steps = torch.arange(t, device=dev)
         rope, mask = None, None
         if self.pos is not None:
@@ -295,11 +309,12 @@ class ADTransformer(nn.Module):
 
     def step(self, cache: KVCache, obs: torch.Tensor, prev_action: torch.Tensor,
              prev_reward: torch.Tensor, new_episode: torch.Tensor,
-             prev_obs: torch.Tensor) -> torch.Tensor:
-        """Logits (B, A) of the next step of every stream; inputs (B,), ``prev_obs`` the
-        observation of the stream's previous step (``num_obs`` before its first)."""
-        x = self.tokens(*(z[:, None] for z in (obs, prev_action, prev_reward, new_episode,
-                                                prev_obs)))
+             prev_obs: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, A) of the next step of every stream; inputs (B,) (frames: ``obs``
+        (B, *obs_shape)), ``prev_obs`` the observation of the stream's previous step
+        (``num_obs`` before its first; needed with ``cfg.prev_obs`` only)."""
+        x = self.tokens(obs[:, None], prev_action[:, None], prev_reward[:, None],
+                        new_episode[:, None], None if prev_obs is None else prev_obs[:, None])
         rope, slopes = None, None
         if self.cfg.positions == "rope":
             rope = tuple(z.to(x.device) for z in rope_tables(

@@ -3,6 +3,8 @@
 A :class:`WindowSampler` draws random windows of ``context_len`` steps from the train-split
 learners of a history, reading each window from the file (never loading the file).
 Validation uses held-out learners: a deterministic fraction of the train split.
+Observations are indices (a window's ``obs`` (T,)) or frames (``obs`` (T, *obs_shape), read
+chunk by chunk like every other field): the same windows, tokens and labels either way.
 
 Label options (``labels``), for the sequence students (AD, GRU), at each step ``s``:
 
@@ -27,6 +29,7 @@ Only ``"actions"`` labels (the action each reward followed) apply.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -46,6 +49,8 @@ class HistorySource(Protocol):
     num_obs: int
     num_actions: int
     episode_len: int
+    obs_shape: tuple[int, ...]  # () for index observations
+    obs_dtype: np.dtype
 
     def learners(self, split: str) -> np.ndarray: ...
 
@@ -53,13 +58,16 @@ class HistorySource(Protocol):
 
 
 class ArraySource:
-    """An in-memory history: arrays shaped (L, S) (``probs`` (L, S, A)), ``split`` (L,)."""
+    """An in-memory history: arrays shaped (L, S) (``probs`` (L, S, A), frames ``obs``
+    (L, S, *obs_shape)), ``split`` (L,)."""
 
     def __init__(self, arrays: dict[str, np.ndarray], num_obs: int, num_actions: int,
                  episode_len: int):
         self.arrays = arrays
         self.num_obs, self.num_actions, self.episode_len = num_obs, num_actions, episode_len
         self.num_steps = int(arrays["obs"].shape[1])
+        self.obs_shape = tuple(arrays["obs"].shape[2:])
+        self.obs_dtype = arrays["obs"].dtype
 
     def learners(self, split: str) -> np.ndarray:
         code = {"train": 0, "test": 1}[split]
@@ -95,6 +103,17 @@ def gap_labels(
     return labels, mask
 
 
+def check_frame_labels(source: HistorySource, kind: str, labels: str) -> None:
+    """Refuse labels (and DPT's sets) that need observation indices on a frame history."""
+    if source.obs_shape and (kind == "set" or labels in ("optimal", "gap")):
+        what = "a DPT student" if kind == "set" else f"data.labels={labels!r}"
+        raise ConfigError(
+            f"{what} needs observation indices (the task's optimal action, or a state seen "
+            f"again), but the history's observations are frames of shape "
+            f"{source.obs_shape}: train AD or the GRU with data.labels = \"actions\" (or "
+            "\"probs\")")
+
+
 def split_train_val(
     train: np.ndarray, val_fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -115,14 +134,22 @@ def split_train_val(
 _RANGES = {"obs": "num_obs", "actions": "num_actions", "optimal_actions": "num_actions"}
 
 
-def check_ranges(src: Any, learner: int, start: int, w: dict[str, np.ndarray]
-                 ) -> dict[str, np.ndarray]:
-    """``w`` (a window of ``src`` from step ``start``) when its observations and actions lie
-    in ``[0, num_obs)`` and ``[0, num_actions)``; else a HistoryFileError naming the first
-    bad value (the models would index past their embedding tables)."""
-    for key, size_name in _RANGES.items():
-        a = w.get(key)
-        if a is None or a.size == 0:
+def step_bytes(src: Any) -> int:
+    """Bytes of one step of ``src`` in memory: its observation, the other fields and the
+    probabilities (32 + 4 A for an index observation)."""
+    obs = math.prod(src.obs_shape) * np.dtype(src.obs_dtype).itemsize
+    return 28 + obs + 4 * int(src.num_actions)
+
+
+def check_ranges(src: Any, learner: int, start: int, w: dict[str, np.ndarray],
+                 keys: tuple[str, ...] = tuple(_RANGES)) -> dict[str, np.ndarray]:
+    """``w`` (a window of ``src`` from step ``start``) when its fields ``keys``
+    (observations, actions, optimal actions) lie in ``[0, num_obs)`` and
+    ``[0, num_actions)``; else a HistoryFileError naming the first bad value (the models
+    would index past their embedding tables). Frames are not indices and are not checked."""
+    for key in keys:
+        size_name, a = _RANGES[key], w.get(key)
+        if a is None or a.size == 0 or a.ndim > 1:
             continue
         n = int(getattr(src, size_name))
         bad = np.flatnonzero((a < 0) | (a >= n))
@@ -141,11 +168,12 @@ class WindowSampler:
     """Random training windows. ``kind``: ``"sequence"`` (AD, GRU) or ``"set"`` (DPT).
 
     A sequence batch: ``obs``, ``prev_action`` int64, ``prev_reward`` float32,
-    ``new_episode`` bool, each (B, T); ``target`` int64 (B, T) (float32 (B, T, A) for
-    ``"probs"``); ``mask`` bool (B, T). A set batch: ``ctx_obs``, ``ctx_action``,
-    ``ctx_reward``, ``ctx_next_obs`` (B, N), ``query_obs`` (B,), ``target`` int64 (B,),
-    ``mask`` bool (B,). With ``transitions`` a sequence batch spans T + 1 steps and also
-    holds ``reward`` float32 and ``terminated`` bool (B, T + 1) (see the module docstring).
+    ``new_episode`` bool, each (B, T) (frames: ``obs`` (B, T, *obs_shape)); ``target``
+    int64 (B, T) (float32 (B, T, A) for ``"probs"``); ``mask`` bool (B, T). A set batch:
+    ``ctx_obs``, ``ctx_action``, ``ctx_reward``, ``ctx_next_obs`` (B, N), ``query_obs``
+    (B,), ``target`` int64 (B,), ``mask`` bool (B,). With ``transitions`` a sequence batch
+    spans T + 1 steps and also holds ``reward`` float32 and ``terminated`` bool (B, T + 1)
+    (see the module docstring).
     All randomness comes from ``seed``; :meth:`state` / :meth:`set_state` save and
     restore it exactly.
     """
@@ -177,6 +205,7 @@ class WindowSampler:
                 f"data.context_len={context_len} needs histories of >= {need} steps but the "
                 f"file has {source.num_steps}: lower data.context_len or collect longer"
             )
+        check_frame_labels(source, kind, labels)
         if kind == "set" and labels != "optimal":
             raise ConfigError(
                 f"data.labels={labels!r} does not apply to DPT: its label is the optimal "
@@ -189,9 +218,11 @@ class WindowSampler:
         self.rng = np.random.Generator(np.random.PCG64(seed))
         self._val_seed = seed
         self._val_cache: list[Batch] = []
-        per_step = 32 + 4 * source.num_actions  # bytes of one step's fields, probs included
-        self._cache_rows = len(train) * source.num_steps * per_step <= CACHE_BYTES
+        self._cache_rows = len(train) * source.num_steps * step_bytes(source) <= CACHE_BYTES
         self._rows: dict[int, dict[str, np.ndarray]] = {}
+        # optimal actions are -1 in a family without an oracle: checked where they are labels
+        self._checked = (tuple(_RANGES) if labels == "optimal" or kind == "set"
+                         else ("obs", "actions"))
 
     def window(self, learner: int, start: int, length: int) -> dict[str, np.ndarray]:
         """Steps [start, start + length) of one learner, from memory when the train
@@ -200,11 +231,11 @@ class WindowSampler:
         hand-made history) raise :class:`HistoryFileError`."""
         if not self._cache_rows:
             return check_ranges(self.src, learner, start,
-                                self.src.window(learner, start, length))
+                                self.src.window(learner, start, length), self._checked)
         row = self._rows.get(learner)
         if row is None:
             row = check_ranges(self.src, learner, 0,
-                               self.src.window(learner, 0, self.src.num_steps))
+                               self.src.window(learner, 0, self.src.num_steps), self._checked)
             self._rows[learner] = row
         return {k: v[start:start + length] for k, v in row.items()}
 

@@ -10,12 +10,11 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from outlearn.config import Config
 from outlearn.registry import STUDENTS
-from outlearn.students.tokens import StepEmbedding
+from outlearn.students.tokens import ObsInput, StepEmbedding
 
 
-class GRUConfig(Config):
+class GRUConfig(ObsInput):
     """Recurrent baseline size. ``context_len``: the window (steps) it is trained on."""
 
     d_model: int = Field(64, ge=2, description="size of each step's token embedding")
@@ -30,7 +29,8 @@ class GRUConfig(Config):
 
 @STUDENTS.register("gru")
 class GRUStudent(nn.Module):
-    """``forward(obs, prev_action, prev_reward, new_episode)`` (B, T) -> logits (B, T, A)."""
+    """``forward(obs, prev_action, prev_reward, new_episode)`` (B, T) -> logits (B, T, A);
+    frames: ``obs`` (B, T, *obs_shape)."""
 
     kind = "gru"
     inputs = "sequence"
@@ -40,7 +40,9 @@ class GRUStudent(nn.Module):
         super().__init__()
         self.cfg, self.num_obs, self.num_actions = cfg, num_obs, num_actions
         self.context_len = cfg.context_len
-        self.embed = StepEmbedding(num_obs, num_actions, cfg.d_model)
+        self.obs_shape = tuple(cfg.obs_shape or ())
+        self.embed = StepEmbedding(num_obs, num_actions, cfg.d_model,
+                                   obs_shape=cfg.obs_shape, obs_encoder=cfg.obs_encoder)
         self.drop = nn.Dropout(cfg.dropout)
         self.rnn = nn.GRU(
             cfg.d_model, cfg.hidden, cfg.n_layers, batch_first=True,

@@ -12,6 +12,8 @@ last ``context_len`` steps per environment, for all environments as one batch.
   previous reward, new-episode flag) of the last ``context_len`` steps, the current one
   included, exactly as :func:`outlearn.students.tokens.step_inputs` builds them from a
   history.
+* Frames (a model with ``obs_shape``, env family "gymnax"): observations come as arrays
+  (B, *obs_shape) and enter the same tokens; the ring buffers hold them as float32.
 * DPT: the context is the set of the student's own most recent ``context_len``
   transitions (obs, action, reward, next_obs; next_obs is "unknown" = ``num_obs`` where
   the episode ended, as in training) and the query is the current observation.
@@ -26,11 +28,28 @@ import torch
 from torch import nn
 
 from outlearn.core import Transition
+from outlearn.envs.base import obs_shape
 from outlearn.errors import ConfigError
+from outlearn.students.tokens import describe_obs
+
+
+def check_obs(want: tuple[int, ...], given: tuple[int, ...], source: str,
+              who: str = "the student") -> None:
+    """Refuse observations of shape ``given`` (``()``: indices) from ``source`` (e.g. "env
+    'gymnax'") for a student built for ``want`` (frames for indices, or the reverse)."""
+    if tuple(given) != tuple(want):
+        raise ConfigError(
+            f"{who} was built for {describe_obs(want)}, but {source} gives "
+            f"{describe_obs(given)}: evaluate it on the env family (and settings) its "
+            f"history came from, or train a student on a history of this env (a student "
+            f"trained on frames reads frames)")
 
 
 def check_family(model: nn.Module, family: Any) -> None:
-    """Refuse to run ``model`` on a task family of other observation/action counts."""
+    """Refuse to run ``model`` on a task family whose observations it cannot read, or of
+    other observation/action counts."""
+    check_obs(tuple(getattr(model, "obs_shape", ())), obs_shape(family),
+              f"env {getattr(family, 'name', '?')!r}")
     have = (family.num_obs, family.num_actions)
     want = (model.num_obs, model.num_actions)
     if have != want:
@@ -42,11 +61,13 @@ def check_family(model: nn.Module, family: Any) -> None:
 
 
 class _Ring:
-    """Per-env ring buffers of named fields, shape (B, C); ``ordered()`` oldest first."""
+    """Per-env ring buffers of named fields, shape (B, C, *shape); ``ordered()`` oldest
+    first. ``fields``: name -> dtype, or (dtype, shape) for a field of arrays (frames)."""
 
     def __init__(self, num_envs: int, cap: int, fields: dict[str, Any]):
         self.cap, self.n, self.ptr = cap, 0, 0
-        self.buf = {k: np.zeros((num_envs, cap), dt) for k, dt in fields.items()}
+        self.buf = {k: np.zeros((num_envs, cap, *f[1]), f[0]) if isinstance(f, tuple)
+                    else np.zeros((num_envs, cap), f) for k, f in fields.items()}
 
     def push(self, **cols: np.ndarray) -> None:
         for k, v in cols.items():
@@ -62,7 +83,9 @@ class _Ring:
 
 
 class StudentLearner:
-    """``policy(obs (B,), t) -> probs (B, A)`` and ``observe(transition, keys, t)``.
+    """``policy(obs (B,), t) -> probs (B, A)`` and ``observe(transition, keys, t)``
+    (frames: ``obs`` (B, *obs_shape); observations the model was not built for raise
+    :class:`~outlearn.errors.ConfigError`).
 
     ``mode``: "sample" returns the model's softmax; "greedy" a one-hot of its argmax. A
     model whose outputs are not logits (adq's action values) says how it acts with its own
@@ -89,22 +112,30 @@ class StudentLearner:
         self.kv = model.init_cache(num_envs, context_len) if (
             cache and getattr(model, "supports_cache", False)) else None
         self._last: tuple[int, np.ndarray] | None = None
-        if self.kv is not None:
-            self.prev_obs = np.full(num_envs, model.num_obs, np.int64)  # "none"
+        self.obs_shape = tuple(getattr(model, "obs_shape", ()))
+        self.prev_obs = (np.full(num_envs, model.num_obs, np.int64)  # "none"
+                         if self.kv is not None and not self.obs_shape else None)
         if self.set:
             f = {"obs": np.int64, "action": np.int64, "reward": np.float32, "next_obs": np.int64}
             self.ring = _Ring(num_envs, context_len, f)
         else:
-            f = {"obs": np.int64, "prev_action": np.int64, "prev_reward": np.float32,
-                 "new_episode": bool}
+            f = {"obs": (np.float32, self.obs_shape) if self.obs_shape else np.int64,
+                 "prev_action": np.int64, "prev_reward": np.float32, "new_episode": bool}
             self.ring = _Ring(num_envs, max(1, context_len - 1), f)
             self.prev_action = np.full(num_envs, -1, np.int64)  # "none" before the 1st step
             self.prev_reward = np.zeros(num_envs, np.float32)
             self.new_episode = np.ones(num_envs, bool)
 
+    def _obs(self, obs: Any) -> np.ndarray:
+        """Observations as the model reads them: int64 (B,), or frames (B, *obs_shape)."""
+        a = np.asarray(obs)
+        check_obs(self.obs_shape, a.shape[1:] if a.size != self.B else (), "the environment")
+        return np.array(a) if self.obs_shape else a.astype(np.int64).reshape(self.B)
+
     def window(self, obs: Any) -> dict[str, np.ndarray]:
-        """The model inputs for the current step (arrays (B, T) or, for DPT, (B, N)/(B,))."""
-        obs = np.asarray(obs).astype(np.int64).reshape(self.B)
+        """The model inputs for the current step (arrays (B, T) (frames: (B, T, *obs_shape))
+        or, for DPT, (B, N)/(B,))."""
+        obs = self._obs(obs)
         if self.set:
             ctx = self.ring.ordered(self.C)
             return {"ctx_obs": ctx["obs"], "ctx_action": ctx["action"],
@@ -121,11 +152,13 @@ class StudentLearner:
         """Logits (B, A) at the current step."""
         dev = next(self.model.parameters()).device
         if self.kv is not None:
-            obs = np.asarray(obs).astype(np.int64).reshape(self.B)
-            x = [torch.from_numpy(np.ascontiguousarray(v)).to(dev) for v in (
-                obs, self.prev_action, self.prev_reward, self.new_episode, self.prev_obs)]
+            obs = self._obs(obs)
+            x = [None if v is None else torch.from_numpy(np.ascontiguousarray(v)).to(dev)
+                 for v in (obs, self.prev_action, self.prev_reward, self.new_episode,
+                           self.prev_obs)]
             out = self.model.step(self.kv, *x)
-            self.prev_obs = obs
+            if self.prev_obs is not None:
+                self.prev_obs = obs
             return out.float().cpu().numpy()
         w = {k: torch.from_numpy(np.ascontiguousarray(v)).to(dev)
              for k, v in self.window(obs).items()}
@@ -160,14 +193,14 @@ class StudentLearner:
 
     def observe(self, tr: Transition, keys: Any = None, t: int = 0) -> None:
         """Append the transition of the current step to the context."""
-        obs, act = np.asarray(tr.obs).astype(np.int64), np.asarray(tr.action).astype(np.int64)
+        act = np.asarray(tr.action).astype(np.int64)
         rew = np.asarray(tr.reward).astype(np.float32)
         done = np.asarray(tr.terminated) | np.asarray(tr.truncated)
         if self.set:
             nxt = np.where(done, self.model.num_obs, np.asarray(tr.next_obs)).astype(np.int64)
-            self.ring.push(obs=obs, action=act, reward=rew, next_obs=nxt)
+            self.ring.push(obs=self._obs(tr.obs), action=act, reward=rew, next_obs=nxt)
             return
         if self.kv is None and self.C > 1:
-            self.ring.push(obs=obs, prev_action=self.prev_action,
+            self.ring.push(obs=self._obs(tr.obs), prev_action=self.prev_action,
                            prev_reward=self.prev_reward, new_episode=self.new_episode)
         self.prev_action, self.prev_reward, self.new_episode = act, rew, done.astype(bool)

@@ -52,7 +52,7 @@ from outlearn.students.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from outlearn.students.data import HistorySource, Labels, WindowSampler
+from outlearn.students.data import HistorySource, Labels, WindowSampler, check_frame_labels
 from outlearn.students.device import check_device_name, resolve_device
 from outlearn.students.sharded import (  # noqa: F401  (forward_batch, loss_fn: re-exported)
     Precision,
@@ -61,6 +61,7 @@ from outlearn.students.sharded import (  # noqa: F401  (forward_batch, loss_fn: 
     loss_fn,
 )
 from outlearn.students.threads import configure_threads
+from outlearn.students.tokens import describe_obs
 
 
 class StudentSpec(Config):
@@ -179,8 +180,10 @@ class TrainConfig(Config):
 
 
 # ---------------------------------------------------------------- building pieces
-def model_config(spec: StudentSpec, context_len: int) -> Config:
-    """The resolved model config of ``spec`` with the data's ``context_len``."""
+def model_config(spec: StudentSpec, context_len: int,
+                 obs_shape: tuple[int, ...] = ()) -> Config:
+    """The resolved model config of ``spec`` with the data's ``context_len`` and the shape
+    of its observations (``()``: indices; a frame's shape: the student reads frames)."""
     cls = STUDENTS.get(spec.kind)
     kw = dict(spec.model)
     if kw.get("context_len", context_len) != context_len:
@@ -190,9 +193,31 @@ def model_config(spec: StudentSpec, context_len: int) -> Config:
         )
     kw["context_len"] = context_len
     cfg_cls = cls.config_class
+    kw.update(_obs_settings(spec, cfg_cls, obs_shape))
     if hasattr(cfg_cls, "preset"):
         return cfg_cls.preset(spec.preset, **kw)
     return parse_config(cfg_cls, kw, f"student.model (kind {spec.kind!r})")
+
+
+def _obs_settings(spec: StudentSpec, cfg_cls: type[Config], obs_shape: tuple[int, ...]
+                  ) -> dict[str, Any]:
+    """``obs_shape`` for the model config, from the history; refuses a student that
+    cannot read the history's observations, with the fix."""
+    want = list(obs_shape) or None
+    if "obs_shape" not in cfg_cls.model_fields:
+        if want:
+            raise ConfigError(
+                f"student kind {spec.kind!r} reads observation indices, but the history holds "
+                f"{describe_obs(obs_shape)}: train a student that reads frames (kind 'ad', "
+                "'adq' or 'gru') on it")
+        return {}
+    given = spec.model.get("obs_shape", want)
+    if list(given or ()) != list(obs_shape):
+        raise ConfigError(
+            f"student.model.obs_shape={given} builds a student for "
+            f"{describe_obs(given or ())}, but the history holds {describe_obs(obs_shape)}: "
+            "remove student.model.obs_shape (it is set from the history)")
+    return {"obs_shape": want}
 
 
 def fit_context(kind: str, context_len: int, steps: int) -> int:
@@ -223,35 +248,21 @@ def to_tensors(batch: dict[str, np.ndarray], device: torch.device | None = None
     return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in batch.items()}
 
 
-def refuse_frames(h: Any, path: Any) -> None:
-    """The one check that a history a student is to read has integer observations: a
-    history of frames (e.g. env 'gymnax') is a ConfigError until students read frames."""
-    if h.has_frames:
-        raise ConfigError(
-            f"history {path} has frames of shape {h.obs_shape} as observations (env "
-            f"{h.meta.env_name!r}): students do not read frames yet, only integer "
-            "observations. Train on a history of a family with discrete observations "
-            "(e.g. darkroom)")
-
-
 class HistoryAdapter:
     """The real :class:`outlearn.histories.io.History` seen as a :class:`HistorySource`."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, verify: bool | str = "auto"):
         from outlearn.histories.io import History
 
-        self.h = History(path)
+        self.h = History(path, verify=verify)
         self.path = path
-        try:
-            refuse_frames(self.h, path)
-        except ConfigError:
-            self.h.close()
-            raise
         meta = self.h.meta
         self.env_name = meta.env_name
         self.num_obs, self.num_actions = int(meta.num_obs), int(meta.num_actions)
         self.episode_len = int(meta.episode_len)
         self.num_steps = int(self.h.num_steps)
+        self.obs_shape = self.h.obs_shape
+        self.obs_dtype = self.h.dataset("obs").dtype
 
     def learners(self, split: str) -> np.ndarray:
         return np.asarray(self.h.learners(split))
@@ -287,6 +298,7 @@ class _Run:
     def __init__(self, cfg: TrainConfig, src: HistorySource):
         self.cfg = cfg
         self.kind = STUDENTS.get(cfg.student.kind)
+        self.mcfg = model_config(cfg.student, cfg.data.context_len, src.obs_shape)
         self.sampler = WindowSampler(
             src, kind=self.kind.inputs, context_len=cfg.data.context_len,
             labels=cfg.data.labels, gap_episodes=cfg.data.gap_episodes,
@@ -295,7 +307,6 @@ class _Run:
             transitions=getattr(self.kind, "transitions", False),
         )
         torch.manual_seed(cfg.seed)
-        self.mcfg = model_config(cfg.student, cfg.data.context_len)
         self.dims = {"num_obs": src.num_obs, "num_actions": src.num_actions}
         self.device = resolve_device(cfg.device)
         self.model = self.kind(self.mcfg, src.num_obs, src.num_actions).to(self.device)
@@ -387,8 +398,8 @@ def train(cfg: TrainConfig, *, stop_after: int | None = None, quiet: bool = Fals
                                "`history`")
     src = HistoryAdapter(Path(cfg.history))
     try:
-        check_memory(estimate_train(cfg, src.num_obs, src.num_actions,
-                                    len(src.learners("train")), src.num_steps))
+        check_memory(estimate_train(cfg, src))  # builds the model config: refuses a misfit
+        check_frame_labels(src, STUDENTS.get(cfg.student.kind).inputs, cfg.data.labels)
         return _train(cfg, src, stop_after, quiet)
     finally:
         src.close()
