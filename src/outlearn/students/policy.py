@@ -28,7 +28,6 @@ import torch
 from torch import nn
 
 from outlearn.core import Transition
-from outlearn.envs.base import obs_shape
 from outlearn.errors import ConfigError
 from outlearn.students.tokens import describe_obs
 
@@ -48,7 +47,9 @@ def check_obs(want: tuple[int, ...], given: tuple[int, ...], source: str,
 def check_family(model: nn.Module, family: Any) -> None:
     """Refuse to run ``model`` on a task family whose observations it cannot read, or of
     other observation/action counts."""
-    check_obs(tuple(getattr(model, "obs_shape", ())), obs_shape(family),
+    # the family's obs_shape attribute (envs.base.obs_shape), read here so that students
+    # import no JAX
+    check_obs(tuple(getattr(model, "obs_shape", ())), tuple(getattr(family, "obs_shape", ())),
               f"env {getattr(family, 'name', '?')!r}")
     have = (family.num_obs, family.num_actions)
     want = (model.num_obs, model.num_actions)
