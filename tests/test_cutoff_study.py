@@ -280,8 +280,10 @@ def test_an_uncut_student_below_its_data_makes_every_cut_verdict_inconclusive(tm
 
 
 @pytest.mark.parametrize("env, teacher, episodes", [
-    ({"name": "darkroom", "kwargs": {"size": 3, "episode_len": 5}},
-     {"name": "ppo", "kwargs": {"n_steps": 10, "num_minibatches": 2}}, 8),
+    # PPO's study run is the slowest (its teacher is tested in the default suite)
+    pytest.param({"name": "darkroom", "kwargs": {"size": 3, "episode_len": 5}},
+                 {"name": "ppo", "kwargs": {"n_steps": 10, "num_minibatches": 2}}, 8,
+                 marks=pytest.mark.slow),
     ({"name": "keydoor", "kwargs": {"size": 3, "episode_len": 6}},
      {"name": "qlearning", "kwargs": {}}, 8),
     ({"name": "bernoulli-bandit", "kwargs": {"num_arms": 3}}, {"name": "thompson"}, 30),
@@ -298,6 +300,7 @@ def test_the_study_runs_with_every_named_teacher(tmp_path, env, teacher, episode
     assert page.count("src='data:image/png;base64,") == 1
 
 
+@pytest.mark.slow  # 36 s; the local-processes backend's test below runs by default
 @pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")  # Ray starts its processes
 def test_parallel_workers_give_the_same_results_as_one(tiny, tmp_path):
     """`outlearn run --workers 2` runs the students and their evaluations as Ray tasks of a
