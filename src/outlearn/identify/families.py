@@ -23,6 +23,7 @@ deterministic family (UCB1, a greedy Q-learner) still have ordered likelihoods.
 from __future__ import annotations
 
 import functools
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -89,10 +90,11 @@ class Param:
     doc: str = ""
 
 
-class LearnerFamily:
+class LearnerFamily(ABC):
     """A family: its parameters, its discrete variants, its teacher, and its replay.
 
-    Subclasses give ``init``, ``probs`` and ``update`` on candidate-last arrays; ``theta``
+    Subclasses define the abstract ``init``, ``probs``, ``update`` (on candidate-last arrays),
+    ``teacher_kwargs`` and ``truth``; ``theta``
     maps each parameter name to a float32 (C,) array; ``variant`` maps each variant name
     to one of its values (static: one compiled replay per variant).
     """
@@ -104,33 +106,38 @@ class LearnerFamily:
     bandit_only = False
 
     # -- what a subclass defines --------------------------------------------------------
+    @abstractmethod
     def init(self, theta: Mapping[str, jax.Array], variant: Mapping[str, Any], num_obs: int,
              num_actions: int, first: tuple[jax.Array, jax.Array]) -> Any:
         """The state before step 0; ``first``: (obs, next_obs) of step 0."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def probs(self, theta: Mapping[str, jax.Array], variant: Mapping[str, Any], state: Any,
               obs: jax.Array, clock: jax.Array) -> jax.Array:
         """(A, C): each candidate's action probabilities in ``obs`` at ``clock``."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def update(self, theta: Mapping[str, jax.Array], variant: Mapping[str, Any], state: Any,
                obs: jax.Array, action: jax.Array, reward: jax.Array, next_obs: jax.Array,
                terminated: jax.Array, upcoming: tuple[jax.Array, jax.Array]) -> Any:
         """The state after the transition; ``upcoming``: (obs, next_obs) of the next step
         (a family may read what it will need from its updated tables now)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def teacher_kwargs(self, values: Mapping[str, float], variant: Mapping[str, Any]
                        ) -> dict[str, Any]:
         """The teacher's settings of the member ``values`` (one float per parameter)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def truth(self, teacher_kwargs: Mapping[str, Any]) -> tuple[dict[str, float],
                                                                 dict[str, Any]]:
         """(parameter values, variant) of a teacher of this family's kind, configured by
         ``teacher_kwargs``: what a fit should recover (used to score a fit, never by it)."""
-        raise NotImplementedError
+        ...
 
     # -- shared ---------------------------------------------------------------------------
     def param(self, name: str) -> Param:
