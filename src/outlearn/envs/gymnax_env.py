@@ -13,7 +13,9 @@ continuous, ``num_tasks = None``, any id >= 0) and is folded into the reset key,
 task is also a stream of episode seeds. Every task shares the configured params: what
 varies from task to task is the randomness of its starts, not its rules.
 
-Observations are arrays (``obs_shape`` the environment's, ``num_obs = 0``). MinAtar's are
+Observations are arrays (``obs_shape`` the environment's, ``num_obs = 0``; with
+``pad_channels`` the frame's channel axis is padded with zeros to that count, so that a
+student trained on one MinAtar game can be run on another with more channels). MinAtar's are
 binary channel frames (10 x 10 x channels of 0/1, returned by gymnax as float32); the
 adapter hands them on as bool, so a history stores them one byte a pixel and reads them
 back exactly. Other environments keep their dtype (float32 vectors for CartPole).
@@ -57,6 +59,10 @@ class GymnaxConfig(Config):
         "steps before truncation; default: the environment's max_steps_in_episode"))
     params: dict[str, Any] = Field(default_factory=dict, description=(
         "overrides of the environment's EnvParams fields"))
+    pad_channels: int | None = Field(None, ge=1, description=(
+        "frames only: pad the last (channel) axis with zeros to this many channels, so that "
+        "games with different channel counts (Breakout-MinAtar 4, Freeway-MinAtar 7) give "
+        "one observation shape; unset: the environment's own"))
 
 
 class GymnaxParams(NamedTuple):
@@ -123,11 +129,26 @@ class GymnaxFamily:
         self.num_actions = int(space.n)
         self.binary = cfg.name.endswith(BINARY_FRAME_SUFFIX)
         shape = jax.eval_shape(lambda k: self.env.reset_env(k, params)[0], jax.random.key(0))
-        self.obs_shape: tuple[int, ...] = tuple(shape.shape) or (1,)
+        self.raw_shape: tuple[int, ...] = tuple(shape.shape) or (1,)
+        self.pad = 0
+        if cfg.pad_channels is not None:
+            have = self.raw_shape[-1]
+            if len(self.raw_shape) < 3 or cfg.pad_channels < have:
+                raise ConfigError(
+                    f"env 'gymnax' ({cfg.name}): pad_channels={cfg.pad_channels} but its "
+                    f"observations have shape {self.raw_shape}"
+                    + (f" ({have} channels): set pad_channels >= {have}"
+                       if len(self.raw_shape) >= 3 else
+                       ", not frames with a channel axis: leave pad_channels unset"))
+            self.pad = cfg.pad_channels - have
+        self.obs_shape: tuple[int, ...] = (*self.raw_shape[:-1], self.raw_shape[-1] + self.pad
+                                           ) if self.pad else self.raw_shape
         self.obs_dtype = np.dtype(np.bool_) if self.binary else np.dtype(shape.dtype)
 
     def _obs(self, obs: jax.Array) -> jax.Array:
-        obs = jnp.reshape(obs, self.obs_shape)
+        obs = jnp.reshape(obs, self.raw_shape)
+        if self.pad:
+            obs = jnp.pad(obs, [(0, 0)] * (obs.ndim - 1) + [(0, self.pad)])
         return obs.astype(jnp.bool_) if self.binary else obs.astype(self.obs_dtype)
 
     def task_params(self, task_ids: jax.Array) -> GymnaxParams:

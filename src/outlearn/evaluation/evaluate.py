@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import jax
 import jax.numpy as jnp
@@ -207,23 +207,63 @@ def run_learner(
 
     ``learner``: a :class:`LearnerSpec`, a JAX :class:`~outlearn.core.Learner` (run
     fused), or a factory ``(num_envs, seed) ->`` :class:`~outlearn.core.StepLearner`
-    (run on the step path); the factory is
-    called once with ``num_envs = seeds * tasks`` (rows seed-major, keys from
-    :func:`unit_keys`) and ``seed = seeds[0]``. Returns
+    (run on the step path); see :func:`rollout_units`, which runs it for
+    ``num_episodes x episode_len`` steps (every episode ends by then). Returns
     (returns, regret), each (seeds, tasks, episodes) float64; ``regret`` is the
     per-episode pseudo-regret (optimal return - expected return; exact for bandits).
     ``on_step(steps_done)`` reports progress (every step, or every chunk when fused).
     """
     task_ids = np.asarray(task_ids, dtype=np.int64)
+    trajs = rollout_units(family, learner, task_ids, seeds, num_episodes * family.episode_len,
+                          mode=mode, on_step=on_step)
+    params = family.task_params(jnp.asarray(task_ids))
+    opt = np.asarray(jax.vmap(family.optimal_return)(params), dtype=np.float64)
+    rets, regs = zip(*[_curves(t, opt, num_episodes) for t in trajs], strict=True)
+    return np.stack(rets), np.stack(regs)
+
+
+def rollout_units(
+    family: TaskFamily,
+    learner: LearnerLike,
+    task_ids: np.ndarray,
+    seeds: Sequence[int],
+    num_steps: int,
+    *,
+    unit_ids: np.ndarray | None = None,
+    prime: dict[str, np.ndarray] | None = None,
+    mode: str = "sample",
+    on_step: Callable[[int], None] | None = None,
+) -> list[Trajectory]:
+    """Run one learner for ``num_steps`` steps on every (seed, unit): one
+    :class:`~outlearn.core.Trajectory` per seed, rows in ``task_ids`` order.
+
+    A unit is one run on task ``task_ids[i]``; its randomness comes from
+    :func:`~outlearn.rng.unit_keys` of the seed and ``unit_ids[i]`` (default the task id).
+    Give units that share a task distinct ``unit_ids`` (e.g. the history rows of several
+    teacher learners of one task), or they share their environment's random stream.
+
+    ``prime``: a history to continue instead of starting with an empty context (step
+    learners only, e.g. a student): per-step arrays ``obs`` (U, P, ...), ``actions``,
+    ``rewards``, ``terminated``, ``truncated`` (U, P) and optionally ``next_obs``, one row
+    per unit, replayed through ``policy``/``observe`` (every seed alike) before the first
+    step. Its last step counts as the end of an episode: the environment starts a fresh
+    one, as it cannot resume the recorded one's state. The learner runs from ``t = 0``.
+    """
+    task_ids = np.asarray(task_ids, dtype=np.int64)
+    ids = task_ids if unit_ids is None else np.asarray(unit_ids, dtype=np.int64)
+    if ids.shape != task_ids.shape:
+        raise ValueError(f"unit_ids {ids.shape} must match task_ids {task_ids.shape}")
     params = family.task_params(jnp.asarray(task_ids))
     if isinstance(learner, LearnerSpec):
         learner = (_student_factory(learner, family, mode) if learner.kind == "student"
                    else _jax_learner(learner, family))
-    num_steps = num_episodes * family.episode_len  # every episode ends by episode_len
     n = task_ids.size
-    keys = jnp.concatenate([unit_keys(s, task_ids) for s in seeds])  # (S*T,) seed-major
+    keys = jnp.concatenate([unit_keys(s, ids) for s in seeds])  # (S*T,) seed-major
     tiled = jax.tree.map(lambda x: jnp.concatenate([x] * len(seeds)), params)
     if isinstance(learner, Learner):  # a JAX learner: fused
+        if prime is not None:
+            raise ValueError("rollout_units: prime continues a history in a step learner's "
+                             "context (a student); a JAX learner has no context to prime")
         traj, _ = rollout_scan(family, learner, keys, tiled, num_steps,
                                chunk=_chunk(num_steps), on_chunk=on_step)
     else:  # a StepLearner factory: the step path, all seeds in one batch
@@ -233,13 +273,37 @@ def run_learner(
                 f"run_learner: the factory returned a {type(stepper).__name__}, which is not "
                 "a StepLearner (policy(obs, t) and observe(tr, keys, t)); pass a JAX Learner "
                 "(init/policy/update) or a factory (num_envs, seed) -> StepLearner")
+        if prime is not None:
+            replay_history(stepper, prime, len(seeds))
         traj = rollout_steps(family, stepper.policy, stepper.observe, keys, tiled, num_steps,
                              on_step=on_step)
-    trajs = [Trajectory._make([None if x is None else x[i * n:(i + 1) * n] for x in traj])
-             for i in range(len(seeds))]
-    opt = np.asarray(jax.vmap(family.optimal_return)(params), dtype=np.float64)
-    rets, regs = zip(*[_curves(t, opt, num_episodes) for t in trajs], strict=True)
-    return np.stack(rets), np.stack(regs)
+    return [Trajectory._make([None if x is None else x[i * n:(i + 1) * n] for x in traj])
+            for i in range(len(seeds))]
+
+
+def replay_history(stepper: StepLearner, steps: dict[str, np.ndarray], repeats: int) -> None:
+    """Feed recorded steps (U, P, ...) into a step learner of ``repeats x U`` rows (the
+    rows repeated seed-major), as if it had taken them: its context then holds them. The
+    last step is marked truncated (the end of an episode). Steps are fed at ``t = -P ..
+    -1``, so that the run that follows starts at ``t = 0``."""
+    from outlearn.core import Transition
+
+    need = ("obs", "actions", "rewards", "terminated", "truncated")
+    missing = [k for k in need if k not in steps]
+    if missing:
+        raise ValueError(f"prime needs per-step arrays {need}; missing {missing}")
+    tile = lambda a: np.concatenate([np.asarray(a)] * repeats)  # noqa: E731
+    arr = {k: tile(v) for k, v in steps.items()}
+    P = arr["actions"].shape[1]
+    trunc = arr["truncated"].astype(bool).copy()
+    trunc[:, -1] = ~arr["terminated"][:, -1].astype(bool)
+    for p in range(P):
+        obs = arr["obs"][:, p]
+        nxt = arr["next_obs"][:, p] if "next_obs" in arr else obs
+        stepper.policy(obs, p - P)
+        step = (obs, arr["actions"][:, p], arr["rewards"][:, p], nxt,
+                arr["terminated"][:, p].astype(bool), trunc[:, p])
+        stepper.observe(Transition(*cast(tuple[Any, ...], step)), None, p - P)
 
 
 def _chunk(num_steps: int) -> int:
@@ -426,6 +490,8 @@ __all__ = [
     "evaluate",
     "evaluate_from_toml",
     "make_family",
+    "replay_history",
+    "rollout_units",
     "run_learner",
     "run_learner_curves",
     "select_tasks",

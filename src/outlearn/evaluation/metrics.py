@@ -77,6 +77,38 @@ def episode_returns_from_traj(
     return out
 
 
+def window_returns(rewards: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
+                   window: int) -> np.ndarray:
+    """Mean return of the episodes that END in each window of ``window`` steps: (B, W).
+
+    rewards, terminated, truncated: (B, S) steps of B runs; W = S // window (a trailing
+    part window is dropped). For families whose episodes vary in length (MinAtar: an
+    episode ends at the first miss), curves over steps compare learners that finish
+    different numbers of episodes on one axis. An episode's return counts in the window
+    its last step lies in; a window in which no episode ends is NaN, which cannot happen
+    when ``window`` is at least the family's ``episode_len`` (every episode ends by then).
+    """
+    r = np.asarray(rewards, dtype=np.float64)
+    done = np.asarray(terminated, dtype=bool) | np.asarray(truncated, dtype=bool)
+    B, S = r.shape
+    W = S // window
+    if W < 1:
+        raise ValueError(f"window={window} is longer than the run's {S} steps")
+    cum = np.cumsum(r, axis=1)
+    total = np.zeros((B, W))
+    count = np.zeros((B, W))
+    for b in range(B):
+        ends = np.flatnonzero(done[b])
+        at_end = cum[b, ends]
+        ret = np.diff(np.concatenate([[0.0], at_end]))
+        w = ends // window
+        keep = w < W
+        np.add.at(total[b], w[keep], ret[keep])
+        np.add.at(count[b], w[keep], 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1.0), np.nan)
+
+
 def cumulative_regret(expected_rewards: np.ndarray, optimal: np.ndarray) -> np.ndarray:
     """Cumulative pseudo-regret: expected_rewards (B, S), optimal (B,) -> (B, S).
 
@@ -369,6 +401,7 @@ def speedup_ci(reference: np.ndarray, curves: np.ndarray, threshold: float,
 
 __all__ = [
     "CurveCI",
+    "window_returns",
     "DataCeiling",
     "asymptote",
     "asymptote_cells",

@@ -3,6 +3,7 @@
 import outlearn.studies.actions  # noqa: F401  (actions)
 import outlearn.studies.context  # noqa: F401  (context)
 import outlearn.studies.cutoff  # noqa: F401  (cutoff)
+import outlearn.studies.deep_teacher  # noqa: F401  (deep-teacher)
 import outlearn.studies.gap  # noqa: F401  (gap)
 import outlearn.studies.identify  # noqa: F401  (identify)
 import outlearn.studies.labels  # noqa: F401  (labels)

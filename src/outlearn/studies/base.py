@@ -111,6 +111,14 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
                "outlearn.teachers", "outlearn.config", "outlearn.registry"),
     "id-heldout": ("outlearn.studies.identify", "outlearn.identify", *_IN_CONTEXT),
     "id-fresh": ("outlearn.studies.identify", "outlearn.identify", *_IN_CONTEXT),
+    # studies.deep_teacher: collection, cut and the teachers' window curves, students
+    # continuing held-out histories or starting from scratch, the teacher run fresh
+    "dt-collect": ("outlearn.studies.deep_teacher", *_TEACHER_DATA),
+    "dt-cut": ("outlearn.studies.deep_teacher", "outlearn.histories", "outlearn.evaluation",
+               *_LOOP),
+    "dt-continue": ("outlearn.studies.deep_teacher", "outlearn.students", *_IN_CONTEXT),
+    "dt-scratch": ("outlearn.studies.deep_teacher", "outlearn.students", *_IN_CONTEXT),
+    "dt-fresh": ("outlearn.studies.deep_teacher", *_IN_CONTEXT),
     # studies.bandit.student_regret / run_regret_references: per-pull regret (claims 7, 8)
     "regret": ("outlearn.studies.bandit", "outlearn.studies.common", "outlearn.students",
                *_IN_CONTEXT),
