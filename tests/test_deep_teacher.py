@@ -265,9 +265,46 @@ def test_tiny_study_runs_and_writes_its_verdicts(tmp_path):
         assert s["verdict"]["outcome"] in {o.value for o in Outcome}
     assert (out / "deep-teacher-q-darkroom-continuation.png").exists()
     assert (out / "report.html").exists()
+    # the ceiling map takes the student past the cut as a row of its own
+    from outlearn.report.ceiling_map import read_map
+
+    _, rows, claims = read_map([out / "results.json"])
+    assert [(r.teacher, r.student, r.cut, r.section) for r in rows] == [
+        ("qlearning", "ad", "step 16", "q-darkroom-past-cut")]
+    assert rows[0].family.startswith("darkroom") and len(claims) == 4
 
 
 def test_games_of_a_setting_are_built_from_env_sections():
     fam = make_family(EnvSection(name="permuted-actions", kwargs={
         "base": "gymnax", "name": "Breakout-MinAtar", "episode_len": 8, "pad_channels": 7}))
     assert fam.obs_shape == (10, 10, 7) and fam.num_actions == 3
+
+
+@pytest.mark.slow
+def test_tiny_minatar_study_runs_every_game(tmp_path):
+    """The study's MinAtar path end to end at a tiny size (about 2 minutes here): DQN
+    histories on Breakout with frames padded to 7 channels, students continuing them and
+    starting from scratch on Freeway and on permuted Breakout, DQN run fresh on each."""
+    from outlearn.studies.runner import run_study
+
+    pad = {"episode_len": 20, "pad_channels": 7}
+    data = {"train_seeds": [0, 1], "eval_seeds": [0], "episodes_factor": 2, "threads": 1,
+            "settings": [{
+                "name": "dqn-breakout",
+                "env": {"name": "gymnax", "kwargs": {"name": "Breakout-MinAtar", **pad}},
+                "teacher": {"name": "dqn", "kwargs": {
+                    "hidden": 16, "buffer_size": 64, "batch_size": 8, "learning_starts": 16,
+                    "eps_decay_steps": 100, "target_every": 20}},
+                "tasks": {"seed": 0, "n_train": 2, "n_test": 2}, "learners_per_task": 2,
+                "cut_steps": 80, "eval_steps": 160, "scratch_steps": 80, "window_steps": 20,
+                "student": {**STUDENT, "context_len": 24},
+                "transfer": [
+                    {"name": "freeway", "env": {"name": "gymnax", "kwargs": {
+                        "name": "Freeway-MinAtar", **pad}}},
+                    {"name": "breakout-permuted", "env": {"name": "permuted-actions", "kwargs": {
+                        "base": "gymnax", "name": "Breakout-MinAtar", **pad}}}]}]}
+    report = run_study("deep-teacher", data, tmp_path, quiet=True)
+    res = json.loads((report.parent / "results.json").read_text())
+    scratch = next(s for s in res["sections"] if s["key"] == "dqn-breakout-scratch")
+    games = {row["game"] for row in scratch["rows"]}
+    assert games == {"dqn-breakout (trained on)", "freeway", "breakout-permuted"}

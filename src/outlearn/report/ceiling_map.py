@@ -35,7 +35,7 @@ _SETTING = re.compile(r"^\s*(?P<env>[\w.-]+)\s*(?P<env_kw>\{[^{}]*\})?\s*,\s*tea
                       r"(?P<teacher>[\w.-]+)\s*(?P<teacher_kw>\{[^{}]*\})?")
 _STUDENT = re.compile(r"\bStudent (?P<kind>[\w.-]+)")
 _CUT = re.compile(r"cut at (?P<frac>[\d.]+) of optimal|cut at the first (?P<pct>[\d.]+)% of "
-                  r"the teacher's episodes|\b(?P<word>uncut|early)\b")
+                  r"the teacher's episodes|cut at step (?P<step>\d+)|\b(?P<word>uncut|early)\b")
 
 
 @dataclass(frozen=True)
@@ -131,6 +131,8 @@ def _cut(label: Any) -> str:
     m = _CUT.search(str(label))
     if m and m["pct"]:  # a cut by history length, as its config spells it
         return f"episodes:{float(m['pct']) / 100:g}"
+    if m and m["step"]:  # a cut at a step (the deep-teacher study)
+        return f"step {m['step']}"
     return (m["frac"] or m["word"]) if m else str(label)
 
 

@@ -161,7 +161,11 @@ def setting_numbers(cfg: Any, r: Any) -> dict[str, Any]:
     out["gap"] = M.continuation_gap(cont, student, n)
     out["student_gain"] = improvement(student)
     out["teacher_gain"] = improvement(cont)
-    out["plateau"] = crossed_mean_ci(M.asymptote_cells(student, n) - at_teacher[None, :])
+    # the data ceiling on each held-out task: the best window of its teachers' mean curve
+    # in the kept steps (the teacher is still rising, so mostly its last window)
+    ceiling = M.cells(teacher[..., :cw])[0].max(axis=-1)
+    out["ceiling"] = crossed_mean_ci(ceiling[None, :])
+    out["exceedance"] = crossed_mean_ci(M.asymptote_cells(student, n) - ceiling[None, :])
     if not np.isfinite(tol) or tol <= 0:
         why = (f"the setting's scale is {scale:.3g} (the teacher's level at the end of its "
                "continuation): no resolution to judge by")
@@ -261,22 +265,25 @@ def setting_sections(cfg: Any, r: Any, x: dict[str, Any], run_dir: Path) -> list
               "continuation (else: it plateaus at the cut's level).",
         setting=text,
         columns=["learner", f"first {n} windows", f"last {n} windows", "improvement",
-                 "teacher's continuation - student (last windows)",
-                 "student (last windows) - teacher at the cut"],
+                 "continuation gap", "exceedance"],
         rows=[{"learner": f"{s.teacher.name}'s own continuation (held-out histories)",
                f"first {n} windows": M.asymptote(x["cont"][..., :n], n),
                f"last {n} windows": M.asymptote(x["cont"], n),
                "improvement": x["teacher_gain"]},
-              {"learner": f"student ({s.student.kind})",
+              {"learner": f"student ({s.student.kind}), cut at step {s.cut_steps}",
                f"first {n} windows": M.asymptote(x["student"][..., :n], n),
                f"last {n} windows": M.asymptote(x["student"], n),
-               "improvement": x["student_gain"],
-               "teacher's continuation - student (last windows)": x["gap"],
-               "student (last windows) - teacher at the cut": x["plateau"]}],
+               "improvement": x["student_gain"], "continuation gap": x["gap"],
+               "exceedance": x["exceedance"]}],
         verdict=b.label, verdict_reason=b.reason, outcome=b.outcome, figures=[fig_b],
         notes=[_res(x) + f"Improvement: each cell's last {n} windows minus its first {n}. "
                "The teacher's continuation is the held-out teachers' own histories past the "
-               "cut, over the same steps as the students' runs."])
+               "cut, over the same steps as the students' runs. Continuation gap: the "
+               f"teacher's continuation - the student, over the last {n} windows. Exceedance: "
+               f"the student's last {n} windows - the data ceiling, the best window of the "
+               "held-out teachers' mean curve before the cut on the same task "
+               f"({_ci(x['ceiling'])}; their last window before it: "
+               f"{_ci(x['teacher_at_cut'])})."])
     rows = []
     for g, v in x["games"].items():
         m = v["n"]
