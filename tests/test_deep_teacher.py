@@ -154,6 +154,11 @@ def test_at_cut_verdict_both_ways():
     no = at_cut_verdict(E(-1.0, -1.5, -0.5), 0.3)
     assert no.outcome is Outcome.NO and "below" in no.label
     assert at_cut_verdict(E(-0.3, -0.9, 0.2), 0.3).inconclusive
+    # a teacher at the cut within the resolution of random: a random student would pass
+    near = at_cut_verdict(E(-0.05, -0.2, 0.1), 0.3, above_random=E(0.5, 0.2, 0.8))
+    assert near.inconclusive and "not resolved above random" in near.label
+    assert at_cut_verdict(E(-0.05, -0.2, 0.1), 0.3, above_random=E(1.0, 0.5, 1.5)).outcome \
+        is Outcome.YES
 
 
 def test_past_cut_verdict_both_ways():
@@ -170,6 +175,9 @@ def test_past_cut_verdict_both_ways():
     below = at_cut_verdict(E(-1.0, -1.5, -0.5), 0.3)
     gated = past_cut_verdict(below, E(2.0, 1.6, 2.4), E(0.0, -0.2, 0.2), rising, 0.3)
     assert gated.inconclusive and "does not imitate" in gated.label
+    unsure = past_cut_verdict(at_cut_verdict(E(-0.3, -0.9, 0.2), 0.3), E(2.0, 1.6, 2.4),
+                              E(0.0, -0.2, 0.2), rising, 0.3)
+    assert unsure.inconclusive and "not shown to imitate" in unsure.label
     # a teacher that does not improve past the cut leaves nothing to keep up with
     still = past_cut_verdict(ok, E(2.0, 1.6, 2.4), E(0.0, -0.2, 0.2), E(0.1, -0.2, 0.4), 0.3)
     assert still.inconclusive and "not shown to improve" in still.label

@@ -40,9 +40,20 @@ def last_n(windows: int) -> int:
 
 
 # ------------------------------------------------------------------------------ verdicts
-def at_cut_verdict(diff: Estimate, tol: float) -> Verdict:
-    """(a) Student's first window after the cut minus the teacher's last before it."""
+def at_cut_verdict(diff: Estimate, tol: float, above_random: Estimate | None = None) -> Verdict:
+    """(a) Student's first window after the cut minus the teacher's last before it.
+
+    ``above_random``: the teacher's level at the cut minus random's on the same tasks; a
+    teacher not resolved above random there (its CI's lower end at most ``tol``) leaves
+    nothing to reproduce, and a student playing like random would pass: inconclusive.
+    """
     why = f"student (first window after the cut) - teacher (last window before it) {_ci(diff)}"
+    if above_random is not None and above_random.low <= tol:
+        return inconclusive(
+            f"{INCONCLUSIVE} (the teacher at the cut is not resolved above random)",
+            f"{why}; but the teacher at the cut - random {_ci(above_random)} does not clear "
+            f"the resolution {tol:.3g}, so playing at its level and playing like random "
+            "cannot be told apart: cut later, where the teacher is clearly better")
     if diff.high < -tol:
         return Verdict("plays below the teacher's level at the cut",
                        f"{why}: the whole CI is below -{tol:.3g} (the resolution)", Outcome.NO)
@@ -58,8 +69,8 @@ def past_cut_verdict(at_cut: Verdict, gap: Estimate, student_gain: Estimate,
                      teacher_gain: Estimate, tol: float) -> Verdict:
     """(b) Does the student keep improving like the teacher's own continuation?
 
-    Gated on (a): a student that does not play at the teacher's level at the cut does not
-    imitate its data, so its plateau says nothing about learning past the data. Guarded
+    Gated on (a): a student not shown to play at the teacher's level at the cut is not
+    shown to imitate its data, so its plateau says nothing about learning past the data. Guarded
     by the teacher still improving after the cut (else there is nothing to keep up with).
     """
     if at_cut.outcome is Outcome.NO:
@@ -68,6 +79,11 @@ def past_cut_verdict(at_cut: Verdict, gap: Estimate, student_gain: Estimate,
                             "teacher at the cut cannot show whether it would keep learning "
                             "past it. Scale the student: more training steps, a longer "
                             "context, a larger model, more training learners")
+    if at_cut.inconclusive:
+        return inconclusive(f"{INCONCLUSIVE} (not shown to imitate at the cut)",
+                            f"(a) is {at_cut.label}: {at_cut.reason}; without a student shown "
+                            "to reproduce the teacher at the cut, its course past the cut "
+                            "says nothing about learning past its data")
     if teacher_gain.low <= tol:
         return inconclusive(f"{INCONCLUSIVE} (the teacher is not shown to improve past the cut)",
                             f"the teacher's own improvement past the cut {_ci(teacher_gain)} "
@@ -153,11 +169,16 @@ def setting_numbers(cfg: Any, r: Any) -> dict[str, Any]:
     tol = cfg.resolution * abs(scale) if scale else float("nan")
     first = M.cells(student)[..., 0]
     a = crossed_mean_ci(first - at_teacher[None, :])
+    # random on the same held-out tasks (its from-scratch run on this game), per task
+    rand = M.cells(r.fresh[s.name]["random"]).mean(axis=(0, 2))
     out: dict[str, Any] = {"tol": tol, "scale": scale, "n": n, "teacher": teacher, "cw": cw,
                            "cont": cont, "student": student}
     out["teacher_at_cut"] = crossed_mean_ci(at_teacher[None, :])
     out["student_first"] = crossed_mean_ci(first)
     out["a_diff"] = a
+    out["random"] = crossed_mean_ci(rand[None, :])
+    out["teacher_vs_random"] = crossed_mean_ci((at_teacher - rand)[None, :])
+    out["student_vs_random"] = crossed_mean_ci(first - rand[None, :])
     out["gap"] = M.continuation_gap(cont, student, n)
     out["student_gain"] = improvement(student)
     out["teacher_gain"] = improvement(cont)
@@ -171,7 +192,7 @@ def setting_numbers(cfg: Any, r: Any) -> dict[str, Any]:
                "continuation): no resolution to judge by")
         out["a"] = out["b"] = inconclusive(INCONCLUSIVE, why)
     else:
-        out["a"] = at_cut_verdict(a, tol)
+        out["a"] = at_cut_verdict(a, tol, out["teacher_vs_random"])
         out["b"] = past_cut_verdict(out["a"], out["gap"], out["student_gain"],
                                     out["teacher_gain"], tol)
     games: dict[str, dict[str, Any]] = {}
@@ -254,7 +275,10 @@ def setting_sections(cfg: Any, r: Any, x: dict[str, Any], run_dir: Path) -> list
         rows=[{"quantity": "teacher, last window before the cut", "estimate": x["teacher_at_cut"]},
               {"quantity": "student, first window after the cut",
                "estimate": x["student_first"]},
-              {"quantity": "student - teacher", "estimate": x["a_diff"]}],
+              {"quantity": "student - teacher", "estimate": x["a_diff"]},
+              {"quantity": "random (its whole run on the same tasks)", "estimate": x["random"]},
+              {"quantity": "teacher at the cut - random", "estimate": x["teacher_vs_random"]},
+              {"quantity": "student, first window - random", "estimate": x["student_vs_random"]}],
         verdict=a.label, verdict_reason=a.reason, outcome=a.outcome, figures=[fig_b],
         notes=[_res(x) + "The student's context is primed with each held-out teacher "
                "learner's last steps before the cut (its context length), then it plays on a "
