@@ -7,6 +7,7 @@ import jax
 import numpy as np
 import pytest
 import torch
+from recording import Recording
 
 from outlearn.envs import make_env
 from outlearn.rng import unit_keys
@@ -23,19 +24,6 @@ def model(positions: str) -> ADTransformer:
     cfg = ADConfig(n_layers=3, n_heads=2, d_model=32, d_ff=64, context_len=C,
                    positions=positions, obs_factors=[4, 4], prev_obs=True)
     return ADTransformer(cfg, 16, 5).eval()
-
-
-class Recording(StudentLearner):
-    """The cached learner, keeping the logits of every step."""
-
-    def __init__(self, *a, **kw):
-        super().__init__(*a, **kw)
-        self.seen: list[np.ndarray] = []
-
-    def logits(self, obs):
-        z = super().logits(obs)
-        self.seen.append(z)
-        return z
 
 
 class FullRecompute(StudentLearner):

@@ -10,6 +10,7 @@ import jax
 import numpy as np
 import pytest
 import torch
+from recording import Recording
 
 from outlearn.collect import EnvSection
 from outlearn.config import parse_config
@@ -19,7 +20,7 @@ from outlearn.evaluation.evaluate import rollout_units
 from outlearn.evaluation.metrics import window_returns
 from outlearn.report.section import Outcome
 from outlearn.stats import Estimate
-from outlearn.students import ADConfig, ADTransformer, StudentLearner, step_inputs
+from outlearn.students import ADConfig, ADTransformer, step_inputs
 from outlearn.studies.deep_teacher import DeepTeacherConfig, check_horizon, unit_curves
 from outlearn.studies.deep_teacher_report import (
     at_cut_verdict,
@@ -66,17 +67,6 @@ def test_unit_curves_nest_learners_with_seeds():
     # seed 0: task 0 learners 0, 1 -> returns 0, 1; task 1 -> 2, 3; seed 1 adds 10
     np.testing.assert_array_equal(c[:, 0, 0], [0, 1, 10, 11])
     np.testing.assert_array_equal(c[:, 1, 0], [2, 3, 12, 13])
-
-
-class Recording(StudentLearner):
-    def __init__(self, *a, **kw):
-        super().__init__(*a, **kw)
-        self.seen: list[np.ndarray] = []
-
-    def logits(self, obs):
-        z = super().logits(obs)
-        self.seen.append(z)
-        return z
 
 
 @pytest.mark.parametrize("frames", [False, True])

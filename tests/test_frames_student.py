@@ -13,6 +13,7 @@ import jax
 import numpy as np
 import pytest
 import torch
+from recording import Recording
 
 from outlearn.collect import CollectConfig, collect
 from outlearn.config import parse_config
@@ -25,7 +26,6 @@ from outlearn.students import (
     ADTransformer,
     GRUConfig,
     GRUStudent,
-    StudentLearner,
     TrainConfig,
     WindowSampler,
     load_student,
@@ -149,19 +149,6 @@ def test_loss_decreases_on_a_repeated_batch(history, kind, encoder):
         losses.append(loss.item())
     assert np.isfinite(losses).all()
     assert losses[-1] < 0.5 * losses[0], losses
-
-
-class Recording(StudentLearner):
-    """A student learner keeping the logits of every step."""
-
-    def __init__(self, *a, **kw):
-        super().__init__(*a, **kw)
-        self.seen: list[np.ndarray] = []
-
-    def logits(self, obs):
-        z = super().logits(obs)
-        self.seen.append(z)
-        return z
 
 
 def test_students_act_on_frames_cache_equals_recompute(family):
