@@ -294,12 +294,15 @@ def unit_curves(trajs: list[Any], window: int, learners: int) -> np.ndarray:
     return c.reshape(K * learners, TL // learners, W)
 
 
-def student_factory(cfg: DeepTeacherConfig, ckpt: Path) -> Any:
+def student_factory(cfg: DeepTeacherConfig, ckpt: Path) -> tuple[Any, int]:
+    """A checkpoint, loaded once: a factory ``(num_envs, seed) -> StudentLearner`` and the
+    context (steps) it was trained with."""
     from outlearn.students import StudentLearner, load_student
 
     model, tc = load_student(ckpt)
-    return lambda n, seed: StudentLearner(model, num_envs=n, context_len=tc.data.context_len,
-                                          mode=cfg.mode, seed=seed)
+    context = tc.data.context_len
+    return (lambda n, seed: StudentLearner(model, num_envs=n, context_len=context,
+                                           mode=cfg.mode, seed=seed)), context
 
 
 def continue_history(cfg: DeepTeacherConfig, s: DeepSetting, full: Path,
@@ -307,11 +310,9 @@ def continue_history(cfg: DeepTeacherConfig, s: DeepSetting, full: Path,
     """Questions (a) and (b): one student continues every held-out teacher learner's
     history from the cut (its context primed with that learner's last steps before it)
     for ``eval_steps`` steps; window curves (eval seeds x learners, tasks, windows)."""
-    from outlearn.students import load_student
-
     family = make_family(s.env)
-    _, tc = load_student(ckpt)
-    n = min(tc.data.context_len, s.cut_steps) - 1
+    make, context = student_factory(cfg, ckpt)
+    n = min(context, s.cut_steps) - 1
     with History(full) as h:
         test = h.learners("test")
         tasks = h.task_ids[test]
@@ -319,7 +320,7 @@ def continue_history(cfg: DeepTeacherConfig, s: DeepSetting, full: Path,
         prime = {k: h.dataset(name)[test, sl] for k, name in (
             ("obs", "obs"), ("actions", "actions"), ("rewards", "rewards"),
             ("terminated", "terminated"), ("truncated", "truncated"))}
-    trajs = rollout_units(family, student_factory(cfg, ckpt), tasks, cfg.eval_seeds,
+    trajs = rollout_units(family, make, tasks, cfg.eval_seeds,
                           s.eval_steps, unit_ids=test, prime=prime if n > 0 else None)
     return unit_curves(trajs, s.window_steps, s.learners_per_task)
 
@@ -332,7 +333,7 @@ def from_scratch(cfg: DeepTeacherConfig, s: DeepSetting, env: EnvSection,
     family = make_family(env)
     ids = held_out_tasks(family, s.tasks)
     if student is not None:
-        learner = student_factory(cfg, student)
+        learner = student_factory(cfg, student)[0]
     elif reference == "teacher":
         learner = make_teacher(s.teacher.name, family, **s.teacher.kwargs)
     else:
