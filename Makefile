@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed
 
 export XLA_FLAGS ?= --xla_force_host_platform_device_count=1
 export JAX_PLATFORMS ?= cpu
+# pytest processes for `make test` (pytest-xdist; test files stay whole on one process, so a
+# file's module fixtures run once): every core this process may use, at most 4
+TEST_WORKERS ?= $(shell $(PY) -c "import os; print(min(4, len(os.sched_getaffinity(0))))" 2>/dev/null || echo 2)
 
 .PHONY: demo test test-slow test-badinput test-browser lint bench install docs
 
@@ -23,7 +26,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/mypy
-	$(BIN)/python -m pytest --durations=20
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=20
 
 test-badinput: $(STAMP)
 	$(BIN)/python -m pytest -m badinput -q
