@@ -26,11 +26,15 @@ def test_tiny_run_reports_the_student_against_the_best_in_its_data(tmp_path):
     cfg = parse_config(NoiseStudyConfig, TINY)
     (section,) = run(cfg, RunContext(tmp_path, quiet=True))
     assert [r["learner"].split(" (")[0] for r in section.rows] == [
-        "student", "best in data", "teacher run fresh", "random", "optimum"]
+        "student", "best in data", "student, goal shown", "teacher run fresh", "random",
+        "optimum"]
     check_cells(section)
-    student, best = section.rows[0], section.rows[1]
+    student, best, shown = section.rows[0], section.rows[1], section.rows[2]
     ratio = student["ratio to best in data"]
     assert ratio.value == pytest.approx(student["asymptote"].value / best["asymptote"].value)
+    assert shown["ratio to best in data"].value == pytest.approx(
+        shown["asymptote"].value / best["asymptote"].value)
+    assert "goal shown" in section.notes[1]
     if section.verdict.startswith(GATE):  # the student does not reach its own data
         assert ratio.high < 1 and section.outcome == "inconclusive"
     else:
@@ -43,3 +47,41 @@ def test_tiny_run_reports_the_student_against_the_best_in_its_data(tmp_path):
     assert share == pytest.approx(0.2 + 0.8 * (1 - 0.7), abs=0.06)
     assert "in the data's support" in section.notes[0]
     assert np.isfinite(share)
+
+
+
+def test_the_goal_shown_run_primes_each_teachers_last_whole_episodes(tmp_path, monkeypatch):
+    """primed_returns hands the rollout the last whole episodes that fit in the student's
+    context of every held-out teacher learner (one unit each, keyed by learner) and
+    averages each task's learners: checked against the history, with a recording
+    run_learner whose return for a unit is its learner index."""
+    from outlearn.histories import History
+    from outlearn.studies import noise
+
+    cfg = parse_config(NoiseStudyConfig, TINY)  # context 15 steps = 3 episodes of 5
+    run(cfg, RunContext(tmp_path, quiet=True))
+    family = make_family(cfg.env)
+    ids = held_out_tasks(family, cfg.tasks)
+    (full,) = (tmp_path / "stages").glob("collect-*/full.h5")
+    seen = {}
+
+    def recording(fam, spec, tasks, seeds, episodes, mode="sample", on_step=None, *,
+                  unit_ids=None, prime=None):
+        seen.update(tasks=tasks, unit_ids=unit_ids, prime=prime, mode=mode, spec=spec)
+        units = np.broadcast_to(np.asarray(unit_ids, float)[None, :, None],
+                                (len(seeds), len(tasks), episodes))
+        return units.copy(), np.zeros_like(units)
+
+    monkeypatch.setattr(noise, "run_learner", recording)
+    out = noise.primed_returns(cfg, family, ids, full, tmp_path / "student.pt")
+    with History(full) as h:
+        test = h.learners("test")
+        T = h.dataset("actions").shape[1]
+        np.testing.assert_array_equal(seen["unit_ids"], test)
+        np.testing.assert_array_equal(seen["tasks"], h.task_ids[test])
+        for k in ("obs", "actions", "rewards", "terminated", "truncated"):
+            np.testing.assert_array_equal(seen["prime"][k], h.dataset(k)[test, T - 15:T])
+        want = [test[h.task_ids[test] == t].mean() for t in ids]
+    assert out.shape == (1, len(ids), cfg.eval.episodes)
+    np.testing.assert_allclose(out[0, :, 0], want)
+    assert seen["mode"] == cfg.eval.mode and seen["spec"].kind == "student"

@@ -202,6 +202,9 @@ def run_learner(
     num_episodes: int,
     mode: str = "sample",
     on_step: Callable[[int], None] | None = None,
+    *,
+    unit_ids: np.ndarray | None = None,
+    prime: dict[str, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run one learner on every (seed, task) for ``num_episodes`` episodes.
 
@@ -212,10 +215,12 @@ def run_learner(
     (returns, regret), each (seeds, tasks, episodes) float64; ``regret`` is the
     per-episode pseudo-regret (optimal return - expected return; exact for bandits).
     ``on_step(steps_done)`` reports progress (every step, or every chunk when fused).
+    ``unit_ids`` and ``prime`` (a history each unit's context starts from, a student's
+    only) are :func:`rollout_units`'s; rows are then units, in ``task_ids`` order.
     """
     task_ids = np.asarray(task_ids, dtype=np.int64)
     trajs = rollout_units(family, learner, task_ids, seeds, num_episodes * family.episode_len,
-                          mode=mode, on_step=on_step)
+                          unit_ids=unit_ids, prime=prime, mode=mode, on_step=on_step)
     params = family.task_params(jnp.asarray(task_ids))
     opt = np.asarray(jax.vmap(family.optimal_return)(params), dtype=np.float64)
     rets, regs = zip(*[_curves(t, opt, num_episodes) for t in trajs], strict=True)

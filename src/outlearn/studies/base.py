@@ -104,6 +104,9 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "evaluate": ("outlearn.studies.common", "outlearn.studies.actions", "outlearn.students",
                  *_IN_CONTEXT),
     "h-evaluate": ("outlearn.studies.common", "outlearn.students", *_IN_CONTEXT),
+    # studies.noise.primed_returns: students run in context from a teacher's last episodes
+    "primed": ("outlearn.studies.noise", "outlearn.studies.common", "outlearn.students",
+               *_IN_CONTEXT),
     # studies.identify: the cut, the family's fit, the held-out replay and continuation,
     # the fitted member run fresh (identify.* and the teacher it builds)
     "id-cut": ("outlearn.studies.identify", "outlearn.histories", *_LOOP),

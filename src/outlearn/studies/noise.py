@@ -16,6 +16,7 @@ import numpy as np
 from pydantic import Field
 
 from outlearn.evaluation import metrics as M
+from outlearn.evaluation.evaluate import LearnerSpec, run_learner
 from outlearn.histories import History
 from outlearn.registry import STUDIES
 from outlearn.report.section import Outcome, Section
@@ -34,6 +35,7 @@ from outlearn.studies.common import (
     run_text,
     students_by_setting,
     students_figure,
+    train_by_setting,
 )
 from outlearn.studies.verdicts import (
     INCONCLUSIVE,
@@ -72,16 +74,42 @@ def run(cfg: NoiseStudyConfig, ctx: RunContext) -> list[Section]:
     history = collect_stage(cfg, ctx, "noise")
     ceiling, optimal_share = data_summary(history, ids, cfg.smoothing)
     steps = min(cfg.student.context_len, cfg.teacher_episodes * family.episode_len)
-    student = students_by_setting(cfg, ctx, ids, {"students": Setting(history, steps)})[
-        "students"]
+    setting = {"students": Setting(history, steps)}
+    student = students_by_setting(cfg, ctx, ids, setting)["students"]
+    ckpts = train_by_setting(cfg, ctx, setting)["students"]  # the same stages: cached
+    primed = np.concatenate(ctx.stages(
+        "primed", [[cfg.env, cfg.tasks, cfg.eval, str(history), str(p)] for p in ckpts],
+        [lambda d, p=p: primed_returns(cfg, family, ids, history, p)[None] for p in ckpts]))
     base = references_stage(cfg, ctx, family, ids)
     return [noise_section(cfg, family, ids, ceiling, optimal_share, student, base,
-                          ctx.run_dir / "noise.png")]
+                          ctx.run_dir / "noise.png", primed)]
+
+
+def primed_returns(cfg: NoiseStudyConfig, family, ids: np.ndarray, history: Path,
+                   ckpt: Path) -> np.ndarray:
+    """A diagnostic: student ``ckpt`` in context on the held-out tasks ``ids`` as in the
+    study, but its context first holds the last whole episodes that fit in it of each
+    held-out teacher learner's history on that task (so it shows the goal: the teacher
+    that made the data knew it from its first step). Returns (eval seeds, tasks,
+    episodes), each task's learners averaged (units sharing a task are one cell)."""
+    n = cfg.student.context_len // family.episode_len * family.episode_len
+    with History(history) as h:
+        test = h.learners("test")
+        tasks = h.task_ids[test]
+        T = h.dataset("actions").shape[1]
+        n = min(n, T)
+        names = [k for k in ("obs", "actions", "rewards", "terminated", "truncated",
+                             "next_obs") if k in h.step_fields]
+        prime = {k: h.dataset(k)[test, T - n:T] for k in names}
+    spec = LearnerSpec(name="student", kind="student", checkpoint=str(ckpt))
+    returns, _ = run_learner(family, spec, tasks, cfg.eval.seeds, cfg.eval.episodes,
+                             mode=cfg.eval.mode, unit_ids=test, prime=prime if n else None)
+    return np.stack([returns[:, tasks == t].mean(axis=1) for t in ids], axis=1)
 
 
 def noise_section(cfg: NoiseStudyConfig, family, ids: np.ndarray, ceiling: M.DataCeiling,
                   optimal_share: float, student: np.ndarray, base: dict[str, np.ndarray],
-                  fig_path: Path) -> Section:
+                  fig_path: Path, primed: np.ndarray | None = None) -> Section:
     optimum = mean_optimum(family, ids)
     last_n = M.last_episodes(cfg.eval.episodes, cfg.eval.last_n)
     cells = M.asymptote_cells(student, last_n)
@@ -105,12 +133,29 @@ def noise_section(cfg: NoiseStudyConfig, family, ids: np.ndarray, ceiling: M.Dat
              "share of optimal": share(cells), **cell},
             {"learner": f"best in data (episode {ceiling.best_episode + 1})",
              "asymptote": ceiling.best, "share of optimal": share(ceiling.per_task[None, :])}]
+    curves, notes = {"student": student}, []
+    if primed is not None:  # a diagnostic row: not part of the verdict
+        shown = M.asymptote_cells(primed, last_n)
+        rows.append({"learner": f"student, goal shown ({cfg.student.kind})",
+                     "asymptote": crossed_mean_ci(shown), "share of optimal": share(shown),
+                     **({"ratio to best in data": crossed_ratio_ci(shown, ceiling.per_task)}
+                        if ceiling.best.value > 0 else {})})
+        curves["student, goal shown"] = primed
+        notes.append(
+            "Student, goal shown: a diagnostic, not part of the verdict. The same students "
+            "and tasks, but each run starts with its context holding the last whole "
+            f"episodes (up to its {cfg.student.context_len}-step context) of a held-out "
+            "teacher learner's history on that task, one run per teacher learner "
+            "(averaged per task). The data's teacher knew the goal from its first step; "
+            "the student must find it. Shown the goal, the student's gap to the row above "
+            "is what it lacks in finding the goal on its own; its ratio to the best in the "
+            "data is what it makes of a goal-knowing teacher's noisy actions.")
     for name, label in (("teacher", "teacher run fresh"), ("random", "random"),
                         ("optimum", "optimum (oracle)")):
         c = M.asymptote_cells(base[name], last_n)
         rows.append({"learner": label, "asymptote": crossed_mean_ci(c),
                      "share of optimal": share(c)})
-    fig = students_figure(fig_path, {"student": student}, base,
+    fig = students_figure(fig_path, curves, base,
                           f"{cfg.env.name}: student on noise-curriculum data (95% CI)")
     s = cfg.student
     return Section(
@@ -130,7 +175,7 @@ def noise_section(cfg: NoiseStudyConfig, family, ids: np.ndarray, ceiling: M.Dat
                f"(crossed). Competence gate: a student below its data (exceedance CI under "
                f"-{cfg.resolution:g} x optimal) makes a non-confirmed verdict inconclusive. "
                f"The optimal action is in the data's support: the data takes it on "
-               f"{optimal_share:.1%} of its steps."])
+               f"{optimal_share:.1%} of its steps.", *notes])
 
 
 def steps_text(cfg: NoiseStudyConfig, family) -> str:
