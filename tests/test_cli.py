@@ -327,6 +327,31 @@ def test_compare_sets_estimates_side_by_side_without_inventing_a_difference_ci(t
         " ".join(r.output.split())
 
 
+def test_compare_reads_the_config_a_results_json_keeps(tmp_path):
+    """A copied results.json (docs/results/<run>/) has no config.json beside it: the
+    configs come from the results.json itself, and a run with neither says so instead of
+    reading as "the same"."""
+    runs = []
+    for name, lr in (("cutoff-aaaa", 0.001), ("cutoff-bbbb", 0.003)):
+        d = _run(tmp_path / "runs", name, Estimate(0.4, 0.3, 0.5), Outcome.CONFIRMED, {})
+        doc = json.loads((d / "results.json").read_text())
+        doc["config"] = {"seed": 0, "student": {"lr": lr}}
+        copy = tmp_path / "docs" / name
+        copy.mkdir(parents=True)
+        (copy / "results.json").write_text(json.dumps(doc))
+        runs.append(copy)
+    r = CliRunner().invoke(app, ["compare", *map(str, runs)], terminal_width=200)
+    assert r.exit_code == 0, r.output
+    assert re.search(r"student\.lr\s*│\s*0\.001\s*│\s*0\.003", r.output)
+    assert "config: the same" not in r.output
+    doc = json.loads((runs[1] / "results.json").read_text())
+    del doc["config"]
+    (runs[1] / "results.json").write_text(json.dumps(doc))
+    r = CliRunner().invoke(app, ["compare", *map(str, runs)], terminal_width=200)
+    assert r.exit_code == 0, r.output
+    assert "config: not recorded for B" in r.output and "config: the same" not in r.output
+
+
 def test_list_prints_plain_sentences():
     r = run_cli("list")
     assert r.exit_code == 0

@@ -157,7 +157,10 @@ def compare(run_a: Path, run_b: Path) -> None:
     if a.study != b.study:
         con.print(f"[yellow]different studies ({a.study} and {b.study}): only sections "
                   "with the same key are compared[/]")
-    if c.config_diff:
+    if c.config_missing:
+        con.print(f"config: not recorded for {' and '.join(c.config_missing)} (neither its "
+                  "results.json nor its run directory's config.json has one): not compared")
+    elif c.config_diff:
         t = Table(title="config: what differs", title_justify="left")
         for col in ("key", "A", "B"):
             t.add_column(col, overflow="fold")

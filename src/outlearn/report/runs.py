@@ -171,6 +171,7 @@ class Comparison:
     sections: list[SectionComparison]
     only: list[str]
     note: str = NO_DIFFERENCE_CI
+    config_missing: list[str] = field(default_factory=list)  # "A", "B": no config recorded
 
 
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -182,12 +183,17 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): d}
 
 
-def _config(r: RunInfo) -> dict[str, Any]:
+def _config(r: RunInfo) -> dict[str, Any] | None:
+    """The run's resolved config, flattened: from its results.json (which a run writes
+    with its config, and which is all a copy such as ``docs/results/<run>/`` keeps), else
+    from the run directory's config.json; None when neither has one."""
+    if r.doc is not None and isinstance(r.doc.get("config"), dict):
+        return _flat({"study": r.doc.get("study"), **r.doc["config"]})
     p = r.path / "config.json"
     try:
         return _flat(json.loads(p.read_text(encoding="utf-8")))
     except (OSError, ValueError, UnicodeDecodeError):
-        return {}
+        return None
 
 
 def load_run(path: Path) -> RunInfo:
@@ -217,6 +223,8 @@ def compare(a: RunInfo, b: RunInfo) -> Comparison:
     name) both runs have; what only one has is listed."""
     assert a.doc is not None and b.doc is not None
     ca, cb = _config(a), _config(b)
+    missing = [n for n, c in (("A", ca), ("B", cb)) if c is None]
+    ca, cb = ca or {}, cb or {}
     diff = [(k, json.dumps(ca.get(k, "(unset)")), json.dumps(cb.get(k, "(unset)")))
             for k in sorted(set(ca) | set(cb)) if ca.get(k, "(unset)") != cb.get(k, "(unset)")]
     sa = {s["key"]: s for s in a.doc["sections"]}
@@ -244,7 +252,7 @@ def compare(a: RunInfo, b: RunInfo) -> Comparison:
                 rows.append((label, c, cell_text(va), cell_text(vb)))
         out.append(SectionComparison(key, x["title"], (x["verdict"]["outcome"],
                                                        y["verdict"]["outcome"]), rows, gone))
-    return Comparison(a, b, diff, out, only)
+    return Comparison(a, b, diff, out, only, config_missing=missing)
 
 
 __all__ = ["NO_DIFFERENCE_CI", "Comparison", "RunInfo", "SectionComparison", "compare",
