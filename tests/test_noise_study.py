@@ -85,3 +85,32 @@ def test_the_goal_shown_run_primes_each_teachers_last_whole_episodes(tmp_path, m
     assert out.shape == (1, len(ids), cfg.eval.episodes)
     np.testing.assert_allclose(out[0, :, 0], want)
     assert seen["mode"] == cfg.eval.mode and seen["spec"].kind == "student"
+
+
+def test_a_gated_verdict_says_when_the_goal_shown_students_clear_the_bar(tmp_path):
+    """Synthetic returns: students at a fifth of their data from an empty context (the gate
+    fires) but at twice it when shown the goal: the verdict stays inconclusive, and its
+    reason says where the shortfall lies; shown the goal at the data's level, it does not."""
+    from outlearn.evaluation import metrics as M
+    from outlearn.studies.noise import noise_section
+
+    cfg = parse_config(NoiseStudyConfig, TINY)
+    family = make_family(cfg.env)
+    ids = held_out_tasks(family, cfg.tasks)
+    rng = np.random.default_rng(0)
+    T, E = len(ids), cfg.eval.episodes
+    per_task = 2.0 + 0.1 * rng.standard_normal(T)
+    ceiling = M.DataCeiling(curve=np.full(8, 2.0), best_episode=7, units=per_task,
+                            best=Estimate(2.0, 1.9, 2.1), tasks=ids, per_task=per_task)
+    shape = (2, 1, T, E)  # students, eval seeds, tasks, episodes
+
+    def returns(level):
+        return level + 0.05 * rng.standard_normal(shape)
+
+    base = {k: returns(v)[0] for k, v in (("teacher", 2.0), ("random", 0.2),
+                                            ("optimum", 4.0))}
+    for shown, says in ((4.0, True), (2.0, False)):
+        s = noise_section(cfg, family, ids, ceiling, 0.5, returns(0.4), base,
+                          tmp_path / f"n{shown}.png", returns(shown))
+        assert s.outcome == "inconclusive" and s.verdict.startswith(GATE)
+        assert ("Shown the goal" in s.verdict_reason) is says, s.verdict_reason
