@@ -49,7 +49,6 @@ def test_tiny_run_reports_the_student_against_the_best_in_its_data(tmp_path):
     assert np.isfinite(share)
 
 
-
 def test_the_goal_shown_run_primes_each_teachers_last_whole_episodes(tmp_path, monkeypatch):
     """primed_returns hands the rollout the last whole episodes that fit in the student's
     context of every held-out teacher learner (one unit each, keyed by learner) and

@@ -21,6 +21,7 @@ from outlearn.studies.verdicts import (
     GATE,
     INCONCLUSIVE,
     Verdict,
+    ci_text,
     continuation_verdict,
     in_context_verdict,
     inconclusive,
@@ -28,10 +29,6 @@ from outlearn.studies.verdicts import (
 
 __all__ = ["at_cut_verdict", "past_cut_verdict", "scratch_verdict", "sections",
            "transfer_verdict"]
-
-
-def _ci(e: Estimate) -> str:
-    return f"{e.value:.3g} [{e.low:.3g}, {e.high:.3g}]"
 
 
 def last_n(windows: int) -> int:
@@ -47,11 +44,11 @@ def at_cut_verdict(diff: Estimate, tol: float, above_random: Estimate | None = N
     teacher not resolved above random there (its CI's lower end at most ``tol``) leaves
     nothing to reproduce, and a student playing like random would pass: inconclusive.
     """
-    why = f"student (first window after the cut) - teacher (last window before it) {_ci(diff)}"
+    why = f"student (first window after the cut) - teacher (last window before it) {ci_text(diff)}"
     if above_random is not None and above_random.low <= tol:
         return inconclusive(
             f"{INCONCLUSIVE} (the teacher at the cut is not resolved above random)",
-            f"{why}; but the teacher at the cut - random {_ci(above_random)} does not clear "
+            f"{why}; but the teacher at the cut - random {ci_text(above_random)} does not clear "
             f"the resolution {tol:.3g}, so playing at its level and playing like random "
             "cannot be told apart: cut later, where the teacher is clearly better")
     if diff.high < -tol:
@@ -86,7 +83,7 @@ def past_cut_verdict(at_cut: Verdict, gap: Estimate, student_gain: Estimate,
                             "says nothing about learning past its data")
     if teacher_gain.low <= tol:
         return inconclusive(f"{INCONCLUSIVE} (the teacher is not shown to improve past the cut)",
-                            f"the teacher's own improvement past the cut {_ci(teacher_gain)} "
+                            f"the teacher's own improvement past the cut {ci_text(teacher_gain)} "
                             f"is not above the resolution {tol:.3g}: cut earlier or run longer")
     co = continuation_verdict(gap, tol)
     ic = in_context_verdict(student_gain, tol)
@@ -111,7 +108,7 @@ def scratch_verdict(student_gain: Estimate, teacher_gain: Estimate, tol: float |
     if tol is None or teacher_gain.low <= tol:
         return inconclusive(
             f"{INCONCLUSIVE} (the fresh {teacher} does not learn {game} in this budget)",
-            f"the fresh {teacher}'s improvement {_ci(teacher_gain)} is not above the "
+            f"the fresh {teacher}'s improvement {ci_text(teacher_gain)} is not above the "
             f"resolution{'' if tol is None else f' {tol:.3g}'}: the run is too short to show "
             "learning on this game; raise scratch_steps")
     return in_context_verdict(student_gain, tol)
@@ -306,8 +303,8 @@ def setting_sections(cfg: Any, r: Any, x: dict[str, Any], run_dir: Path) -> list
                f"teacher's continuation - the student, over the last {n} windows. Exceedance: "
                f"the student's last {n} windows - the data ceiling, the best window of the "
                "held-out teachers' mean curve before the cut on the same task "
-               f"({_ci(x['ceiling'])}; their last window before it: "
-               f"{_ci(x['teacher_at_cut'])})."])
+               f"({ci_text(x['ceiling'])}; their last window before it: "
+               f"{ci_text(x['teacher_at_cut'])})."])
     rows = []
     for g, v in x["games"].items():
         m = v["n"]

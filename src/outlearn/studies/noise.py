@@ -40,6 +40,7 @@ from outlearn.studies.common import (
 from outlearn.studies.verdicts import (
     INCONCLUSIVE,
     beats_data_verdict,
+    ci_text,
     competence_gate,
     inconclusive,
 )
@@ -146,14 +147,12 @@ def noise_section(cfg: NoiseStudyConfig, family, ids: np.ndarray, ceiling: M.Dat
                 and shown_ratio is not None and shown_ratio.low >= cfg.ratio_bar):
             # the gate fired, yet shown the goal the same students clear the bar: say where
             # the shortfall lies, so that the report does not only advise scaling
-            r = shown_ratio
             verdict = inconclusive(verdict.label, (
                 f"{verdict.reason}. Shown the goal (the 'student, goal shown' row), the same "
-                f"students reach {r.value:.3g} [{r.low:.3g}, {r.high:.3g}] x the best in "
-                f"their data, wholly above the "
-                f"{cfg.ratio_bar:g} bar: they reproduce the goal-knowing teacher's actions "
-                "without its noise, and what they lack is finding the goal from an empty "
-                "context, which the data never shows"))
+                f"students reach {ci_text(shown_ratio)} x the best in their data, wholly "
+                f"above the {cfg.ratio_bar:g} bar: they reproduce the goal-knowing "
+                "teacher's actions without its noise, and what they lack is finding the "
+                "goal from an empty context, which the data never shows"))
         notes.append(
             "Student, goal shown: a diagnostic, not part of the verdict. The same students "
             "and tasks, but each run starts with its context holding the last whole "

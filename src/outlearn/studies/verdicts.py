@@ -70,7 +70,8 @@ def position(est: Estimate, tol: float) -> Position:
     return "wide"
 
 
-def _ci(est: Estimate) -> str:
+def ci_text(est: Estimate) -> str:
+    """An estimate as 'value [low, high]', 3 significant digits (verdict reasons)."""
     return f"{est.value:.3g} [{est.low:.3g}, {est.high:.3g}]"
 
 
@@ -81,7 +82,7 @@ def exceedance_verdict(exceedance: Estimate, tol: float) -> Verdict:
     "plateaus at its data". Containing 0 and reaching past ``+tol``: inconclusive.
     """
     pos = position(exceedance, tol)
-    why = f"exceedance (asymptote - data ceiling) {_ci(exceedance)}"
+    why = f"exceedance (asymptote - data ceiling) {ci_text(exceedance)}"
     if pos == "above":
         return Verdict("exceeds its data", f"{why}: the whole CI is above 0", Outcome.YES)
     if pos == "below":
@@ -103,7 +104,7 @@ def continuation_verdict(gap: Estimate, tol: float) -> Verdict:
     and reaching past ``+tol``: inconclusive.
     """
     pos = position(gap, tol)
-    why = f"continuation gap (teacher at horizon - student) {_ci(gap)}"
+    why = f"continuation gap (teacher at horizon - student) {ci_text(gap)}"
     if pos == "above":
         return Verdict("falls short of the teacher's continuation",
                        f"{why}: the whole CI is above 0", Outcome.NO)
@@ -141,7 +142,7 @@ def cutoff_verdict(exceedance: Estimate, gap: Estimate, tol: float) -> Verdict:
 def versus_random_verdict(student_minus_random: Estimate, tol: float) -> Verdict:
     """Claim 2 (early-only data): the student's return minus random's, with its CI."""
     pos = position(student_minus_random, tol)
-    why = f"student - random {_ci(student_minus_random)}"
+    why = f"student - random {ci_text(student_minus_random)}"
     if pos == "zero":
         return Verdict("no better than random",
                        f"{why}: the CI contains 0 and lies within +-{tol:.3g}", Outcome.CONFIRMED)
@@ -165,7 +166,7 @@ def reference_learns(reference_minus_random: Estimate, tol: float) -> Verdict | 
         return None
     return inconclusive(
         f"{INCONCLUSIVE}: the student does not learn even from the whole history",
-        f"uncut student - random {_ci(reference_minus_random)} does not clear the resolution "
+        f"uncut student - random {ci_text(reference_minus_random)} does not clear the resolution "
         f"{tol:.3g}, so the students' failure cannot be blamed on the cut; train longer, on "
         "more tasks (AD needs many training tasks to learn in context), or with a longer "
         "context")
@@ -189,7 +190,7 @@ def competence_gate(exceedance: Estimate, asymptote: Estimate, ceiling: Estimate
         return None
     return inconclusive(
         f"{GATE} (reaches {asymptote.value:.3g} of {ceiling.value:.3g})",
-        f"the full-data student's exceedance {_ci(exceedance)} lies below -{tol:.3g} (the "
+        f"the full-data student's exceedance {ci_text(exceedance)} lies below -{tol:.3g} (the "
         "resolution): it does not reach the best return of the data it was trained on, so "
         "no verdict about a student exceeding or plateauing at its data can be read here. "
         "Scale the student's recipe until it passes: more training steps, a longer context "
@@ -226,7 +227,7 @@ def exceeds_where_baseline_does_not_verdict(
     sv, bv = exceedance_verdict(student, tol), exceedance_verdict(baseline, tol)
     above = difference.low > 0
     no_gain = not above and difference.high <= tol
-    why = f"exceedance {a} - {b} {_ci(difference)}"
+    why = f"exceedance {a} - {b} {ci_text(difference)}"
     reason = f"{a}: {sv.reason}; {b}: {bv.reason}; {why}"
     if above and sv.outcome is Outcome.YES and bv.outcome is Outcome.NO:
         return Verdict(f"{a} exceeds its data where {b} does not",
@@ -249,7 +250,7 @@ def exceeds_where_baseline_does_not_verdict(
 def regret_trend_verdict(drop: Estimate, tol: float) -> Verdict:
     """Claim 3, part 1: per-step regret before T minus after T (positive = still falling)."""
     pos = position(drop, tol)
-    why = f"per-step regret before T - after T {_ci(drop)}"
+    why = f"per-step regret before T - after T {ci_text(drop)}"
     if pos == "above":
         return Verdict("per-step regret keeps falling after T", f"{why}: the CI is above 0",
                        Outcome.YES)
@@ -268,7 +269,7 @@ def tracks_reference_verdict(ratio: Estimate, within: float = 0.2,
     above it: does not; otherwise inconclusive.
     """
     bar = 1.0 + within
-    why = f"cumulative regret ratio student/{reference} {_ci(ratio)}, bar {bar:.3g}"
+    why = f"cumulative regret ratio student/{reference} {ci_text(ratio)}, bar {bar:.3g}"
     if ratio.high <= bar:
         return Verdict(f"tracks {reference} within {within:.0%} (or beats it)",
                        f"{why}: the whole CI is at or below the bar", Outcome.YES)
@@ -285,7 +286,7 @@ def in_context_verdict(improvement: Estimate, tol: float) -> Verdict:
     rules out an improvement that matters): "does not learn in context". Else inconclusive.
     """
     _check_tol(tol)
-    why = f"improvement (last - first episodes) {_ci(improvement)}"
+    why = f"improvement (last - first episodes) {ci_text(improvement)}"
     if improvement.low > tol:
         return Verdict("learns in context", f"{why}: the whole CI is above {tol:.3g}",
                        Outcome.YES)
@@ -350,8 +351,8 @@ def action_semantics_verdict(student_drop: Estimate, teacher_drop: Estimate, bar
     below, inconclusive when it straddles it.
     """
     _check_tol(tol)
-    why = (f"student's drop {_ci(student_drop)} (bar {bar:g}); fresh teacher's drop "
-           f"{_ci(teacher_drop)} (must lie within +-{tol:g})")
+    why = (f"student's drop {ci_text(student_drop)} (bar {bar:g}); fresh teacher's drop "
+           f"{ci_text(teacher_drop)} (must lie within +-{tol:g})")
     teacher = position(teacher_drop, tol)
     if teacher in ("above", "below"):
         return inconclusive(f"{INCONCLUSIVE}: the permutation affects the fresh teacher too",
@@ -375,7 +376,7 @@ def beats_data_verdict(ratio: Estimate, bar: float) -> Verdict:
     The whole CI at or above ``bar``: confirmed; the whole CI below it: refuted; else
     inconclusive.
     """
-    why = f"student / best in data {_ci(ratio)}, bar {bar:g}"
+    why = f"student / best in data {ci_text(ratio)}, bar {bar:g}"
     if ratio.low >= bar:
         return Verdict("confirmed", f"{why}: the whole CI is at or above the bar",
                        Outcome.CONFIRMED)
@@ -391,7 +392,7 @@ def gap_verdict(speedups: dict[int, Estimate], ceilings: dict[int, Verdict]) -> 
     at or below 1); confirmed when the largest g is faster (CI above 1) and every g
     plateaus at or below its data; inconclusive otherwise.
     """
-    reason = "; ".join(f"gap {g}: speed-up {_ci(speedups[g])}, {ceilings[g].label}"
+    reason = "; ".join(f"gap {g}: speed-up {ci_text(speedups[g])}, {ceilings[g].label}"
                        for g in sorted(speedups))
     g = max(speedups)
     sp = speedups[g]
@@ -412,7 +413,7 @@ def speedup_about_verdict(speedup: Estimate, k: float) -> Verdict:
     Inconclusive when the student never reaches the level (speed-up 0), or when some
     bootstrap resamples never do (a CI reaching 0 or infinity says nothing about k).
     """
-    why = f"speed-up {_ci(speedup)} vs k = {k:g}"
+    why = f"speed-up {ci_text(speedup)} vs k = {k:g}"
     if np.isnan(speedup.value):
         return inconclusive(f"{INCONCLUSIVE}: neither reaches the level", why)
     if speedup.value == 0:
@@ -454,7 +455,7 @@ def about_equal_verdict(ratio: Estimate, within: float, reference: str) -> Verdi
     """
     _check_tol(within)
     lo, hi = 1.0 - within, 1.0 + within
-    why = f"regret ratio to {reference} {_ci(ratio)}, band [{lo:.3g}, {hi:.3g}]"
+    why = f"regret ratio to {reference} {ci_text(ratio)}, band [{lo:.3g}, {hi:.3g}]"
     if ratio.low >= lo and ratio.high <= hi:
         return Verdict(f"within {within:.0%} of {reference}",
                        f"{why}: the whole CI lies inside the band", Outcome.YES)
@@ -498,7 +499,7 @@ def clearly_below_verdict(ratio: Estimate, within: float, reference: str) -> Ver
     ``1 - within``); otherwise inconclusive."""
     _check_tol(within)
     bar = 1.0 - within
-    why = f"regret ratio to {reference} {_ci(ratio)}, bar {bar:.3g}"
+    why = f"regret ratio to {reference} {ci_text(ratio)}, bar {bar:.3g}"
     if ratio.high < bar:
         return Verdict(f"clearly below {reference}", f"{why}: the whole CI is below the bar",
                        Outcome.YES)
@@ -542,6 +543,7 @@ def privileged_labels_verdict(optimal: Estimate, imitation: Estimate, within: fl
 
 
 __all__ = [
+    "ci_text",
     "INCONCLUSIVE",
     "about_equal_verdict",
     "all_parts_verdict",
@@ -572,7 +574,7 @@ def family_verdict(kl: Estimate, kl_tol: float) -> Verdict:
     above ``kl_tol``: no (the family does not contain the teacher); otherwise inconclusive.
     """
     _check_tol(kl_tol)
-    why = f"held-out KL(teacher || fitted member) {_ci(kl)} nats a step, bar {kl_tol:.3g}"
+    why = f"held-out KL(teacher || fitted member) {ci_text(kl)} nats a step, bar {kl_tol:.3g}"
     if kl.high <= kl_tol:
         return Verdict("the family contains the teacher", f"{why}: the whole CI is at or "
                        "below the bar", Outcome.YES)
@@ -587,7 +589,7 @@ def within_verdict(ratio: Estimate, within: float, what: str) -> Verdict:
     yes when the whole CI is inside, no when it lies wholly outside, else inconclusive."""
     _check_tol(within)
     lo, hi = 1.0 - within, 1.0 + within
-    why = f"{what} {_ci(ratio)}, band [{lo:.3g}, {hi:.3g}]"
+    why = f"{what} {ci_text(ratio)}, band [{lo:.3g}, {hi:.3g}]"
     if lo <= ratio.low and ratio.high <= hi:
         return Verdict(f"within {within:.0%}", f"{why}: the whole CI is inside", Outcome.YES)
     if ratio.high < lo or ratio.low > hi:
