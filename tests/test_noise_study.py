@@ -43,10 +43,10 @@ def test_tiny_run_reports_the_student_against_the_best_in_its_data(tmp_path):
     # about 1/5 + 4/5 * (1 - mean eps) of the steps, mean eps = (0.8 * 20 + 0.6 * 20) / 40
     (full,) = (tmp_path / "stages").glob("collect-*/full.h5")
     ids = held_out_tasks(make_family(cfg.env), cfg.tasks)
-    _, share = data_summary(full, ids, 3)
-    assert share == pytest.approx(0.2 + 0.8 * (1 - 0.7), abs=0.06)
-    assert "in the data's support" in section.notes[0]
-    assert np.isfinite(share)
+    _, support = data_summary(full, ids, 3, 5)
+    assert support.optimal_share == pytest.approx(0.2 + 0.8 * (1 - 0.7), abs=0.06)
+    assert support.never_taken == () and support.outside_share == 0
+    assert "in the data's support: the data takes it on" in section.notes[0]
 
 
 def test_the_goal_shown_run_primes_each_teachers_last_whole_episodes(tmp_path, monkeypatch):
@@ -91,7 +91,7 @@ def test_a_gated_verdict_says_when_the_goal_shown_students_clear_the_bar(tmp_pat
     fires) but at twice it when shown the goal: the verdict stays inconclusive, and its
     reason says where the shortfall lies; shown the goal at the data's level, it does not."""
     from outlearn.evaluation import metrics as M
-    from outlearn.studies.noise import noise_section
+    from outlearn.studies.noise import Support, noise_section
 
     cfg = parse_config(NoiseStudyConfig, TINY)
     family = make_family(cfg.env)
@@ -109,7 +109,28 @@ def test_a_gated_verdict_says_when_the_goal_shown_students_clear_the_bar(tmp_pat
     base = {k: returns(v)[0] for k, v in (("teacher", 2.0), ("random", 0.2),
                                             ("optimum", 4.0))}
     for shown, says in ((4.0, True), (2.0, False)):
-        s = noise_section(cfg, family, ids, ceiling, 0.5, returns(0.4), base,
-                          tmp_path / f"n{shown}.png", returns(shown))
+        s = noise_section(cfg, family, ids, ceiling, Support(0.5, (), 0.0), returns(0.4),
+                          base, tmp_path / f"n{shown}.png", returns(shown))
         assert s.outcome == "inconclusive" and s.verdict.startswith(GATE)
         assert ("Shown the goal" in s.verdict_reason) is says, s.verdict_reason
+
+
+def test_withheld_stay_leaves_the_optimal_action_out_of_the_data(tmp_path):
+    """Claim 4's second question on a tiny room: a noise teacher that never stays. The
+    data never takes action 0, the optimal action lies outside its support on the steps
+    where the oracle stays (on the goal), and the study adds the data's policy without
+    noise: it cannot hold the goal, so it stays below the oracle; the note says so."""
+    cfg = parse_config(NoiseStudyConfig, {**TINY, "teacher": {"name": "noise", "kwargs": {
+        "eps_end": 0.6, "decay_steps": 20, "withheld_actions": [0]}}})
+    (section,) = run(cfg, RunContext(tmp_path, quiet=True))
+    check_cells(section)
+    rows = {r["learner"].split(" (")[0]: r for r in section.rows}
+    assert "data's policy without noise" in rows
+    (full,) = (tmp_path / "stages").glob("collect-*/full.h5")
+    ids = held_out_tasks(make_family(cfg.env), cfg.tasks)
+    _, support = data_summary(full, ids, 3, 5)
+    assert support.never_taken == (0,) and 0 < support.outside_share < 1
+    assert "outside the data's support on" in section.notes[0]
+    # stepping off the goal and back costs reward on every goal off the walls
+    assert (rows["data's policy without noise"]["asymptote"].value
+            < rows["optimum"]["asymptote"].value)

@@ -242,6 +242,24 @@ def test_noise_curriculum_return_follows_schedule(room, room_random):
     np.testing.assert_array_equal(ret[150:], np.full(50, opt.mean(), np.float32))  # eps = 0
 
 
+def test_noise_curriculum_with_withheld_actions_by_hand(room):
+    """Withheld stay (0): eps * u + (1 - eps) * onehot(optimal), u uniform over actions
+    1-4; on the goal, where the oracle stays, uniform over 1-4; never any mass on 0."""
+    t = make_teacher("noise", room, eps_start=0.4, eps_end=0.4, withheld_actions=[0])
+    params = room.task_params(jnp.arange(81))
+    s = jax.vmap(t.init, (None, 0))(jax.random.key(0), params)
+    centre = jnp.full(81, 40, jnp.int32)  # the start cell
+    probs = np.asarray(jax.vmap(t.policy, (0, 0, None))(s, centre, jnp.int32(0)))
+    opt = np.asarray(jax.vmap(room.optimal_action)(centre, params))
+    u = np.array([0, 0.25, 0.25, 0.25, 0.25], np.float32)
+    for g in range(81):
+        want = 0.4 * u + 0.6 * (u if opt[g] == 0 else np.eye(5, dtype=np.float32)[opt[g]])
+        np.testing.assert_allclose(probs[g], want, atol=1e-7)
+    assert np.all(probs[:, 0] == 0) and (opt == 0).sum() == 1  # the goal at the centre
+    traj, _, _ = run(room, "noise", 81, 5 * EP, withheld_actions=[0])
+    assert not np.any(np.asarray(traj.actions) == 0)
+
+
 def test_ppo_beats_random_quickly(room, room_random):
     # 16 goals, 100 episodes (default config): measured mean return over episodes
     # 80-99 = 10.4 (0.67 of optimal), random's = 0.26.
@@ -289,6 +307,8 @@ def test_ppo_learns_darkroom_thoroughly(room):
         ("noise", {"eps_unit": "epoch"}, "eps_unit"),
         ("qlearning", {"eps_unit": "steps"}, "eps_unit"),
         ("random", {"x": 1}, "x"),
+        ("noise", {"withheld_actions": [5]}, "withheld_actions"),
+        ("noise", {"withheld_actions": [0, 1, 2, 3, 4]}, "withheld_actions"),
     ],
 )
 def test_bad_config_names_the_key(room, name, kwargs, key):

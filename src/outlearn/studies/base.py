@@ -107,6 +107,8 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     # studies.noise.primed_returns: students run in context from a teacher's last episodes
     "primed": ("outlearn.studies.noise", "outlearn.studies.common", "outlearn.students",
                *_IN_CONTEXT),
+    # studies.noise.noiseless_returns: the noise teacher at eps 0 run fresh
+    "noiseless": ("outlearn.studies.noise", *_IN_CONTEXT),
     # studies.identify: the cut, the family's fit, the held-out replay and continuation,
     # the fitted member run fresh (identify.* and the teacher it builds)
     "id-cut": ("outlearn.studies.identify", "outlearn.histories", *_LOOP),

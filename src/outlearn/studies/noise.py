@@ -11,6 +11,7 @@ optimal action is in the data's support: the share of the data's steps that take
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from pydantic import Field
@@ -44,6 +45,7 @@ from outlearn.studies.verdicts import (
     competence_gate,
     inconclusive,
 )
+from outlearn.teachers import make_teacher
 
 
 class NoiseStudyConfig(TeacherStudyConfig):
@@ -56,15 +58,49 @@ class NoiseStudyConfig(TeacherStudyConfig):
                              "above which the claim is confirmed")
 
 
-def data_summary(path: Path, ids: np.ndarray, smoothing: int) -> tuple[M.DataCeiling, float]:
+class Support(NamedTuple):
+    """What the training data shows: the share of its steps that take the task's optimal
+    action, the actions it never takes, and the share of its steps whose optimal action
+    is one of those (0: the optimal action is always in the data's support)."""
+
+    optimal_share: float
+    never_taken: tuple[int, ...]
+    outside_share: float
+
+    def text(self) -> str:
+        if not self.never_taken:
+            return (f"The optimal action is in the data's support: the data takes it on "
+                    f"{self.optimal_share:.1%} of its steps.")
+        lead = ("The optimal action is outside the data's support on "
+                f"{self.outside_share:.1%} of its steps" if self.outside_share > 0 else
+                "The optimal action is always in the data's support")
+        return (f"{lead} (actions the data never takes: "
+                f"{', '.join(map(str, self.never_taken))}); the data takes the optimal "
+                f"action on {self.optimal_share:.1%} of its steps.")
+
+
+def data_summary(path: Path, ids: np.ndarray, smoothing: int,
+                 num_actions: int) -> tuple[M.DataCeiling, Support]:
     """The best in the data on the held-out tasks ``ids`` (the teacher's histories there:
-    the tasks the students run on, task for task) and the share of the training data's
-    steps that take the task's optimal action."""
+    the tasks the students run on, task for task) and what the training data's steps
+    show of the optimal action (:class:`Support`)."""
     with History(path) as h:
         idx = h.learners("train")
         ceiling = M.data_ceiling_from_history(h, ids, "test", window=smoothing)
-        taken = np.mean(h.dataset("actions")[idx] == h.dataset("optimal_actions")[idx])
-    return ceiling, float(taken)
+        acts = h.dataset("actions")[idx]
+        best = h.dataset("optimal_actions")[idx]
+    counts = np.bincount(acts.ravel(), minlength=num_actions)
+    never = tuple(int(a) for a in np.flatnonzero(counts == 0))
+    return ceiling, Support(float(np.mean(acts == best)), never,
+                            float(np.mean(np.isin(best, never))))
+
+
+def noiseless_returns(cfg: NoiseStudyConfig, family, ids: np.ndarray) -> np.ndarray:
+    """The data's policy without its noise (the teacher at eps 0, withheld actions still
+    withheld) on the held-out tasks: (eval seeds, tasks, episodes)."""
+    kw = {**cfg.teacher.kwargs, "eps_start": 0.0, "eps_end": 0.0}
+    return run_learner(family, make_teacher("noise", family, **kw), ids, cfg.eval.seeds,
+                       cfg.eval.episodes)[0]
 
 
 def run(cfg: NoiseStudyConfig, ctx: RunContext) -> list[Section]:
@@ -73,7 +109,7 @@ def run(cfg: NoiseStudyConfig, ctx: RunContext) -> list[Section]:
     family = make_family(cfg.env)
     ids = held_out_tasks(family, cfg.tasks)
     history = collect_stage(cfg, ctx, "noise")
-    ceiling, optimal_share = data_summary(history, ids, cfg.smoothing)
+    ceiling, support = data_summary(history, ids, cfg.smoothing, family.num_actions)
     steps = min(cfg.student.context_len, cfg.teacher_episodes * family.episode_len)
     setting = {"students": Setting(history, steps)}
     student = students_by_setting(cfg, ctx, ids, setting)["students"]
@@ -82,7 +118,12 @@ def run(cfg: NoiseStudyConfig, ctx: RunContext) -> list[Section]:
         "primed", [[cfg.env, cfg.tasks, cfg.eval, str(history), str(p)] for p in ckpts],
         [lambda d, p=p: primed_returns(cfg, family, ids, history, p)[None] for p in ckpts]))
     base = references_stage(cfg, ctx, family, ids)
-    return [noise_section(cfg, family, ids, ceiling, optimal_share, student, base,
+    if cfg.teacher.name == "noise" and cfg.teacher.kwargs.get("withheld_actions"):
+        # the best the data's support allows: its policy without the noise
+        base = {**base, "noiseless": ctx.stage("noiseless", [cfg.env, cfg.tasks, cfg.eval,
+                                                              cfg.teacher],
+                                               lambda d: noiseless_returns(cfg, family, ids))}
+    return [noise_section(cfg, family, ids, ceiling, support, student, base,
                           ctx.run_dir / "noise.png", primed)]
 
 
@@ -109,7 +150,7 @@ def primed_returns(cfg: NoiseStudyConfig, family, ids: np.ndarray, history: Path
 
 
 def noise_section(cfg: NoiseStudyConfig, family, ids: np.ndarray, ceiling: M.DataCeiling,
-                  optimal_share: float, student: np.ndarray, base: dict[str, np.ndarray],
+                  support: Support, student: np.ndarray, base: dict[str, np.ndarray],
                   fig_path: Path, primed: np.ndarray | None = None) -> Section:
     optimum = mean_optimum(family, ids)
     last_n = M.last_episodes(cfg.eval.episodes, cfg.eval.last_n)
@@ -163,7 +204,10 @@ def noise_section(cfg: NoiseStudyConfig, family, ids: np.ndarray, ceiling: M.Dat
             "is what it lacks in finding the goal on its own; this row's ratio to the best "
             "in the data is what it makes of a goal-knowing teacher's noisy actions.")
     for name, label in (("teacher", "teacher run fresh"), ("random", "random"),
+                        ("noiseless", "data's policy without noise"),
                         ("optimum", "optimum (oracle)")):
+        if name not in base:
+            continue
         c = M.asymptote_cells(base[name], last_n)
         rows.append({"learner": label, "asymptote": crossed_mean_ci(c),
                      "share of optimal": share(c)})
@@ -186,8 +230,7 @@ def noise_section(cfg: NoiseStudyConfig, family, ids: np.ndarray, ceiling: M.Dat
                f"window), averaged per task. CIs: 95%, over trained students and tasks "
                f"(crossed). Competence gate: a student below its data (exceedance CI under "
                f"-{cfg.resolution:g} x optimal) makes a non-confirmed verdict inconclusive. "
-               f"The optimal action is in the data's support: the data takes it on "
-               f"{optimal_share:.1%} of its steps.", *notes])
+               f"{support.text()}", *notes])
 
 
 def steps_text(cfg: NoiseStudyConfig, family) -> str:
