@@ -168,9 +168,11 @@ def _jax_learner(spec: LearnerSpec, family: TaskFamily) -> Learner:
     return make_teacher(str(spec.teacher), family, **spec.kwargs)
 
 
-def _student_factory(spec: LearnerSpec, family: TaskFamily, mode: str
-                     ) -> Callable[[int, int], StepLearner]:
-    """(num_envs, seed) -> a ``StudentLearner`` (a :class:`~outlearn.core.StepLearner`)."""
+def student_factory(spec: LearnerSpec, family: TaskFamily, mode: str
+                    ) -> tuple[Callable[[int, int], StepLearner], int]:
+    """A student checkpoint (``spec.kind == "student"``), loaded once and checked against
+    ``family``: a factory ``(num_envs, seed) -> StudentLearner`` (a
+    :class:`~outlearn.core.StepLearner`) and the context (steps) it acts with."""
     from outlearn.students import StudentLearner, load_student
     from outlearn.students.policy import check_obs
 
@@ -188,7 +190,8 @@ def _student_factory(spec: LearnerSpec, family: TaskFamily, mode: str
             "the env it was trained on"
         )
     ctx = spec.context_len or model.context_len
-    return lambda n, seed: StudentLearner(model, num_envs=n, context_len=ctx, mode=mode, seed=seed)
+    return (lambda n, seed: StudentLearner(model, num_envs=n, context_len=ctx, mode=mode,
+                                           seed=seed)), ctx
 
 
 LearnerLike = LearnerSpec | Learner | Callable[[int, int], StepLearner]
@@ -260,7 +263,7 @@ def rollout_units(
         raise ValueError(f"unit_ids {ids.shape} must match task_ids {task_ids.shape}")
     params = family.task_params(jnp.asarray(task_ids))
     if isinstance(learner, LearnerSpec):
-        learner = (_student_factory(learner, family, mode) if learner.kind == "student"
+        learner = (student_factory(learner, family, mode)[0] if learner.kind == "student"
                    else _jax_learner(learner, family))
     n = task_ids.size
     keys = jnp.concatenate([unit_keys(s, ids) for s in seeds])  # (S*T,) seed-major

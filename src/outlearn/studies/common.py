@@ -22,7 +22,7 @@ from outlearn.config import Config, Seed
 from outlearn.envs import make_family
 from outlearn.evaluation import metrics as M
 from outlearn.evaluation.baselines import make_baseline, make_teacher, stay_action
-from outlearn.evaluation.evaluate import run_learner
+from outlearn.evaluation.evaluate import LearnerSpec, run_learner
 from outlearn.report.figures import curves_figure
 from outlearn.report.section import Cell
 from outlearn.studies.verdicts import Verdict, in_context_verdict
@@ -183,14 +183,11 @@ def eval_students(cfg: TeacherStudyConfig, family: Any, ids: np.ndarray, ckpts: 
     """Returns (or per-episode regret) of every student on (eval seeds, tasks), stacked:
     (students, eval seeds, tasks, episodes): students and tasks are crossed, eval seeds
     nested in each (student, task) cell (see :mod:`outlearn.stats`)."""
-    from outlearn.students import StudentLearner, load_student
-
     out = []
     for ck in ckpts:
-        model, tc = load_student(ck)
-        make = lambda n, seed, m=model, c=tc.data.context_len: StudentLearner(  # noqa: E731
-            m, num_envs=n, context_len=c, mode=cfg.eval.mode, seed=seed)
-        r = run_learner(family, make, ids, cfg.eval.seeds, num_episodes or cfg.eval.episodes)
+        spec = LearnerSpec(name="student", kind="student", checkpoint=ck)
+        r = run_learner(family, spec, ids, cfg.eval.seeds, num_episodes or cfg.eval.episodes,
+                        mode=cfg.eval.mode)
         out.append(r[1] if regret else r[0])
     return np.stack(out, axis=0)
 

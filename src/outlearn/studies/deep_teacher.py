@@ -40,7 +40,7 @@ from outlearn.envs.base import has_oracle, obs_shape
 from outlearn.errors import ConfigError
 from outlearn.evaluation import metrics as M
 from outlearn.evaluation.baselines import make_baseline, make_teacher
-from outlearn.evaluation.evaluate import rollout_units
+from outlearn.evaluation.evaluate import LearnerSpec, rollout_units, student_factory
 from outlearn.histories.io import History
 from outlearn.histories.transforms import cut_at_step
 from outlearn.registry import STUDIES
@@ -294,15 +294,11 @@ def unit_curves(trajs: list[Any], window: int, learners: int) -> np.ndarray:
     return c.reshape(K * learners, TL // learners, W)
 
 
-def student_factory(cfg: DeepTeacherConfig, ckpt: Path) -> tuple[Any, int]:
-    """A checkpoint, loaded once: a factory ``(num_envs, seed) -> StudentLearner`` and the
-    context (steps) it was trained with."""
-    from outlearn.students import StudentLearner, load_student
-
-    model, tc = load_student(ckpt)
-    context = tc.data.context_len
-    return (lambda n, seed: StudentLearner(model, num_envs=n, context_len=context,
-                                           mode=cfg.mode, seed=seed)), context
+def load_factory(cfg: DeepTeacherConfig, family: Any, ckpt: Path) -> tuple[Any, int]:
+    """A checkpoint, loaded once: a factory ``(num_envs, seed) -> StudentLearner`` acting
+    in ``cfg.mode`` and the context (steps) it was trained with."""
+    return student_factory(LearnerSpec(name="student", kind="student", checkpoint=ckpt),
+                           family, cfg.mode)
 
 
 def continue_history(cfg: DeepTeacherConfig, s: DeepSetting, full: Path,
@@ -311,7 +307,7 @@ def continue_history(cfg: DeepTeacherConfig, s: DeepSetting, full: Path,
     history from the cut (its context primed with that learner's last steps before it)
     for ``eval_steps`` steps; window curves (eval seeds x learners, tasks, windows)."""
     family = make_family(s.env)
-    make, context = student_factory(cfg, ckpt)
+    make, context = load_factory(cfg, family, ckpt)
     n = min(context, s.cut_steps) - 1
     with History(full) as h:
         test = h.learners("test")
@@ -333,7 +329,7 @@ def from_scratch(cfg: DeepTeacherConfig, s: DeepSetting, env: EnvSection,
     family = make_family(env)
     ids = held_out_tasks(family, s.tasks)
     if student is not None:
-        learner = student_factory(cfg, student)[0]
+        learner = load_factory(cfg, family, student)[0]
     elif reference == "teacher":
         learner = make_teacher(s.teacher.name, family, **s.teacher.kwargs)
     else:
