@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EvalSection", "Setting", "StudentSection", "TeacherStudyConfig", "collect_histories",
-    "collect_stage", "references_stage", "students_by_setting", "train_by_setting",
+    "collect_stage", "evaluate_by_setting", "references_stage", "students_by_setting",
+    "train_by_setting",
     "compare_episodes", "data_text", "eval_students", "improvement_notes", "improvement_row",
     "make_family", "mean_optimum",
     "run_references", "run_text", "students_figure", "held_out_tasks", "train_student",
@@ -296,7 +297,14 @@ def students_by_setting(cfg: TeacherStudyConfig, ctx: RunContext, ids: np.ndarra
     """One student per (setting, train seed), then each setting's students in context on
     the held-out tasks ``ids``: independent stages (run at once with ``--workers``).
     Returns each setting's returns, (students x eval seeds, tasks, episodes)."""
-    per = train_by_setting(cfg, ctx, settings)
+    return evaluate_by_setting(cfg, ctx, ids, settings, train_by_setting(cfg, ctx, settings))
+
+
+def evaluate_by_setting(cfg: TeacherStudyConfig, ctx: RunContext, ids: np.ndarray,
+                        settings: dict[K, Setting],
+                        per: dict[K, list[Path]]) -> dict[K, np.ndarray]:
+    """Each setting's trained students ``per`` (:func:`train_by_setting`) in context on the
+    held-out tasks ``ids``, one stage per student; returns as :func:`students_by_setting`."""
     named = lambda k: [] if settings[k].student is None else [settings[k].student]  # noqa: E731
     # one evaluation stage per student, so that all of them can run at once
     flat = [(k, p) for k in settings for p in per[k]]

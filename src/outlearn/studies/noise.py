@@ -29,12 +29,12 @@ from outlearn.studies.common import (
     TeacherStudyConfig,
     collect_stage,
     data_text,
+    evaluate_by_setting,
     held_out_tasks,
     make_family,
     mean_optimum,
     references_stage,
     run_text,
-    students_by_setting,
     students_figure,
     train_by_setting,
 )
@@ -112,8 +112,9 @@ def run(cfg: NoiseStudyConfig, ctx: RunContext) -> list[Section]:
     ceiling, support = data_summary(history, ids, cfg.smoothing, family.num_actions)
     steps = min(cfg.student.context_len, cfg.teacher_episodes * family.episode_len)
     setting = {"students": Setting(history, steps)}
-    student = students_by_setting(cfg, ctx, ids, setting)["students"]
-    ckpts = train_by_setting(cfg, ctx, setting)["students"]  # the same stages: cached
+    trained = train_by_setting(cfg, ctx, setting)
+    student = evaluate_by_setting(cfg, ctx, ids, setting, trained)["students"]
+    ckpts = trained["students"]
     primed = np.concatenate(ctx.stages(
         "primed", [[cfg.env, cfg.tasks, cfg.eval, str(history), str(p)] for p in ckpts],
         [lambda d, p=p: primed_returns(cfg, family, ids, history, p)[None] for p in ckpts]))
