@@ -120,7 +120,7 @@ def run(cfg: NoiseStudyConfig, ctx: RunContext) -> list[Section]:
         [lambda d, p=p: primed_returns(cfg, family, ids, history, p)[None] for p in ckpts]))
     base = references_stage(cfg, ctx, family, ids)
     if cfg.teacher.name == "noise" and cfg.teacher.kwargs.get("withheld_actions"):
-        # the best the data's support allows: its policy without the noise
+        # the policy the data's noise is added to (withheld actions still withheld)
         base = {**base, "noiseless": ctx.stage("noiseless", [cfg.env, cfg.tasks, cfg.eval,
                                                               cfg.teacher],
                                                lambda d: noiseless_returns(cfg, family, ids))}
