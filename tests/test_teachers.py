@@ -308,6 +308,7 @@ def test_ppo_learns_darkroom_thoroughly(room):
         ("qlearning", {"eps_unit": "steps"}, "eps_unit"),
         ("random", {"x": 1}, "x"),
         ("noise", {"withheld_actions": [5]}, "withheld_actions"),
+        ("noise", {"withheld_actions": [0, 0]}, "withheld_actions"),
         ("noise", {"withheld_actions": [0, 1, 2, 3, 4]}, "withheld_actions"),
     ],
 )

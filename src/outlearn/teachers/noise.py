@@ -68,7 +68,8 @@ class NoiseCurriculum:
         self.num_actions = family.num_actions
         self.per_episode = cfg.eps_unit == "episode"
         bad = [a for a in cfg.withheld_actions if not 0 <= a < self.num_actions]
-        if bad or len(set(cfg.withheld_actions)) >= self.num_actions:
+        w = cfg.withheld_actions
+        if bad or len(set(w)) != len(w) or len(w) >= self.num_actions:
             raise ConfigError(
                 f"teacher 'noise': withheld_actions={cfg.withheld_actions} must name distinct "
                 f"actions in 0..{self.num_actions - 1} and leave at least one: fix the list")
