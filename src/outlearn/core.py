@@ -46,7 +46,7 @@ class Trajectory(NamedTuple):
     rewards: np.ndarray  # float32
     terminated: np.ndarray  # bool
     truncated: np.ndarray  # bool
-    probs: np.ndarray  # float32 (B, S, A): the learner's action probabilities
+    probs: np.ndarray | None  # float32 (B, S, A): the action probabilities (None: not recorded)
     optimal_actions: np.ndarray  # int32: an optimal action in that state (oracle label)
     expected_rewards: np.ndarray  # float32: expected reward of the action taken
     #: int32: the observation each step ended in, before an auto-reset (where an episode

@@ -55,7 +55,7 @@ def threefry2x32(k1, k2, x1, x2) -> tuple[jax.Array, jax.Array]:
 def _fast(keys: jax.Array) -> bool:
     """Whether the unrolled hash reproduces jax for these keys (default threefry keys)."""
     return (str(jax.random.key_impl(keys)) == "threefry2x32"
-            and bool(jax.config.jax_threefry_partitionable))
+            and bool(jax.config.jax_threefry_partitionable))  # type: ignore[attr-defined]
 
 
 def _hash(keys: jax.Array, x1, x2) -> tuple[jax.Array, jax.Array]:

@@ -35,12 +35,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from scipy import stats as sps
 
 CONFIDENCE = 0.95
 RESAMPLES = 4000
+QuantileMethod = Literal["linear", "lower", "higher", "nearest", "midpoint"]
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ def iqm(x: np.ndarray, axis: int = -1) -> np.ndarray:
 # ------------------------------------------------------------------ the one interval helper
 def percentile_interval(boot: np.ndarray, value: float, confidence: float = CONFIDENCE,
                         levels: tuple[float, float] | None = None,
-                        method: str = "linear") -> Estimate:
+                        method: QuantileMethod = "linear") -> Estimate:
     """The interval read off resampled values ``boot`` (R,) around the point ``value``:
     their quantiles at ``levels`` (default the central ``confidence``), widened where
     needed to contain ``value``. ``method="lower"`` for discrete statistics (numbers of
@@ -94,7 +96,8 @@ def bootstrap_ci(samples: np.ndarray, statistic: str = "mean",
     x = np.asarray(samples, dtype=np.float64).ravel()
     if x.size == 0:
         raise ValueError("bootstrap_ci needs at least one sample")
-    fn = {"mean": np.mean, "iqm": iqm}[statistic]
+    fns: dict[str, Callable[..., np.ndarray]] = {"mean": np.mean, "iqm": iqm}
+    fn = fns[statistic]
     value = float(fn(x))
     if x.size < 2 or np.all(x == x[0]):
         return Estimate(value, value, value, confidence)
@@ -164,7 +167,7 @@ def crossed_variance(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return total / (S * T), np.maximum(df, 1.0)
 
 
-def _t_interval(value: np.ndarray, var: np.ndarray, df: np.ndarray,
+def _t_interval(value: np.ndarray | float, var: np.ndarray | float, df: np.ndarray | float,
                 confidence: float) -> tuple[np.ndarray, np.ndarray]:
     q = sps.t.ppf(0.5 + confidence / 2.0, np.minimum(df, 1e9))
     half = q * np.sqrt(var)
@@ -237,7 +240,7 @@ def crossed_weights(S: int, T: int, n_resamples: int = RESAMPLES, seed: int = 0
 def crossed_bootstrap_ci(statistic: Callable[[np.ndarray, np.ndarray], np.ndarray],
                          value: float, anchor: np.ndarray, confidence: float = CONFIDENCE,
                          n_resamples: int = RESAMPLES, seed: int = 0,
-                         method: str = "lower") -> Estimate:
+                         method: QuantileMethod = "lower") -> Estimate:
     """CI of a statistic that is not a smooth function of means (episodes until a mean
     curve reaches a level), by the two-way bootstrap.
 

@@ -251,10 +251,11 @@ def versus_cells(curves: np.ndarray, reference: np.ndarray | DataCeiling | float
     elif isinstance(reference, int | float):
         ref = float(reference)
     else:
-        ref = asymptote_cells(reference, last_n).mean(axis=0)[None, :]
-        if ref.shape[1] != s.shape[1]:
-            raise ValueError(f"the reference ran on {ref.shape[1]} tasks, the learner on "
+        per_task = asymptote_cells(reference, last_n).mean(axis=0)[None, :]
+        if per_task.shape[1] != s.shape[1]:
+            raise ValueError(f"the reference ran on {per_task.shape[1]} tasks, the learner on "
                              f"{s.shape[1]}: run both on the same tasks")
+        ref = per_task
     return s - ref
 
 
@@ -377,7 +378,7 @@ def speedup_ci(reference: np.ndarray, curves: np.ndarray, threshold: float,
         raise ValueError(f"speed-ups compare runs on the same tasks; got {a.shape[1]} and "
                          f"{b.shape[1]} tasks")
 
-    def ratio(ta: np.ndarray, tb: np.ndarray) -> np.ndarray:
+    def ratio(ta: np.ndarray | float, tb: np.ndarray | float) -> np.ndarray:
         ta, tb = _inf(ta), _inf(tb)
         with np.errstate(invalid="ignore", divide="ignore"):
             r = ta / tb

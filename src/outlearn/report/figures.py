@@ -32,6 +32,8 @@ import numpy as np  # noqa: E402
 from outlearn.atomic import atomic_path  # noqa: E402
 
 if TYPE_CHECKING:  # (importing outlearn.evaluation loads jax: training plots need only this)
+    from matplotlib.artist import Artist
+
     from outlearn.evaluation.metrics import CurveCI
 
 FIG_WIDTH = 11.0
@@ -110,7 +112,7 @@ def _teacher(ax: plt.Axes, teacher: np.ndarray, seen: int) -> None:
 def _legend_below(fig: plt.Figure, axes: list[plt.Axes], max_cols: int = 4) -> None:
     """One legend for the whole figure, below the panels (outside every axes): each label
     once, from whichever panel has it."""
-    seen: dict[str, object] = {}
+    seen: dict[str, Artist] = {}
     for ax in axes:
         for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
             if not label.startswith("_"):
@@ -142,7 +144,7 @@ def cutoff_fig(
                 if np.ndim(b) == 0:
                     ax.axhline(float(b), color=color, ls=ls, lw=1.0, label=name)
                 else:
-                    ax.plot(np.arange(1, len(b) + 1), b, color=color, ls=ls, lw=1.0, label=name)
+                    ax.plot(np.arange(1, np.size(b) + 1), b, color=color, ls=ls, lw=1.0, label=name)
             if p.ceiling is not None:
                 ax.axhline(p.ceiling, color="tab:green", lw=1.0, ls=(0, (5, 2, 1, 2)),
                            label="data ceiling")

@@ -19,7 +19,7 @@ from typing import Any
 from outlearn.atomic import atomic_write_text
 from outlearn.errors import ConfigError
 from outlearn.provenance import release, source_hash
-from outlearn.report.section import Cell, Outcome, Section
+from outlearn.report.section import Cell, Section
 from outlearn.stats import Estimate
 
 SCHEMA = 1
@@ -40,9 +40,10 @@ def _cell(v: Cell) -> Any:
 
 
 def section_dict(s: Section) -> dict[str, Any]:
+    assert s.outcome is not None  # Section.__post_init__ requires it
     return {"key": s.key, "title": s.title, "claim": s.claim, "setting": s.setting,
             "verdict": {"label": s.verdict, "reason": s.verdict_reason,
-                        "outcome": Outcome(s.outcome).value},
+                        "outcome": s.outcome.value},
             "columns": s.columns, "rows": [{c: _cell(r[c]) for c in s.columns if c in r}
                                            for r in s.rows],
             "notes": s.notes, "figures": [Path(f).name for f in s.figures]}

@@ -23,7 +23,7 @@ options and are refused with frames.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -214,6 +214,7 @@ class ADTransformer(nn.Module):
     kind = "ad"
     inputs = "sequence"
     config_class = ADConfig
+    slopes: torch.Tensor  # ALiBi's per-head slopes (a buffer)
 
     def __init__(self, cfg: ADConfig, num_obs: int, num_actions: int):
         super().__init__()
@@ -317,12 +318,12 @@ class ADTransformer(nn.Module):
                         new_episode[:, None], None if prev_obs is None else prev_obs[:, None])
         rope, slopes = None, None
         if self.cfg.positions == "rope":
-            rope = tuple(z.to(x.device) for z in rope_tables(
-                torch.tensor([cache.t]), self.head_dim, self.cfg.rope_base))
+            cos, sin = rope_tables(torch.tensor([cache.t]), self.head_dim, self.cfg.rope_base)
+            rope = (cos.to(x.device), sin.to(x.device))
         else:
             slopes = self.slopes
         x = self.drop(x)
-        for i, blk in enumerate(self.blocks):
+        for i, blk in enumerate(cast("list[Block]", self.blocks)):
             x = blk.step(x, cache, i, rope, slopes)
         cache.advance()
         return self.head(self.ln_f(x))[:, 0]

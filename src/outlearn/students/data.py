@@ -240,7 +240,7 @@ class WindowSampler:
         return {k: v[start:start + length] for k, v in row.items()}
 
     def state(self) -> dict[str, Any]:
-        return self.rng.bit_generator.state
+        return dict(self.rng.bit_generator.state)
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state
@@ -319,7 +319,7 @@ class WindowSampler:
             "ctx_action": w["actions"][:N].astype(np.int64),
             "ctx_reward": w["rewards"][:N].astype(np.float32),
             "ctx_next_obs": np.where(done, self.src.num_obs, w["obs"][1:]).astype(np.int64),
-            "query_obs": np.int64(q["obs"][0]),
-            "target": np.int64(q["optimal_actions"][0]),
-            "mask": np.bool_(True),
+            "query_obs": np.asarray(q["obs"][0], np.int64),
+            "target": np.asarray(q["optimal_actions"][0], np.int64),
+            "mask": np.asarray(True),
         }

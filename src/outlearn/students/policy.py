@@ -21,7 +21,7 @@ last ``context_len`` steps per environment, for all environments as one batch.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -42,6 +42,21 @@ def check_obs(want: tuple[int, ...], given: tuple[int, ...], source: str,
             f"{describe_obs(given)}: evaluate it on the env family (and settings) its "
             f"history came from, or train a student on a history of this env (a student "
             f"trained on frames reads frames)")
+
+
+class InContextModel(Protocol):
+    """What :class:`StudentLearner` reads off a student model: every kind in
+    ``outlearn.students`` sets these (a model with ``supports_cache`` also has
+    ``init_cache`` and ``step``)."""
+
+    context_len: int
+    num_actions: int
+    num_obs: int
+    inputs: str
+
+    def init_cache(self, batch: int, context_len: int) -> Any: ...
+
+    def step(self, cache: Any, *inputs: torch.Tensor | None) -> torch.Tensor: ...
 
 
 def check_family(model: nn.Module, family: Any) -> None:
@@ -101,21 +116,23 @@ class StudentLearner:
                  mode: str = "sample", seed: int = 0, cache: bool = True):
         if mode not in ("sample", "greedy"):
             raise ValueError(f"mode={mode!r}: use 'sample' or 'greedy'")
-        if context_len > model.context_len:
+        spec = self.spec = cast(InContextModel, model)
+        if context_len > spec.context_len:
             raise ValueError(
                 f"context_len={context_len} exceeds the model's context_len="
-                f"{model.context_len}: use at most that many steps")
+                f"{spec.context_len}: use at most that many steps")
         self.model = model.eval().requires_grad_(False)
         self.B, self.C, self.mode = num_envs, context_len, mode
-        self.A = model.num_actions
+        self.A = spec.num_actions
         self.rng = np.random.Generator(np.random.PCG64(seed))
-        self.set = model.inputs == "set"
-        self.kv = model.init_cache(num_envs, context_len) if (
+        self.set = spec.inputs == "set"
+        self.kv = spec.init_cache(num_envs, context_len) if (
             cache and getattr(model, "supports_cache", False)) else None
         self._last: tuple[int, np.ndarray] | None = None
         self.obs_shape = tuple(getattr(model, "obs_shape", ()))
-        self.prev_obs = (np.full(num_envs, model.num_obs, np.int64)  # "none"
+        self.prev_obs = (np.full(num_envs, spec.num_obs, np.int64)  # "none"
                          if self.kv is not None and not self.obs_shape else None)
+        f: dict[str, Any]
         if self.set:
             f = {"obs": np.int64, "action": np.int64, "reward": np.float32, "next_obs": np.int64}
             self.ring = _Ring(num_envs, context_len, f)
@@ -157,7 +174,7 @@ class StudentLearner:
             x = [None if v is None else torch.from_numpy(np.ascontiguousarray(v)).to(dev)
                  for v in (obs, self.prev_action, self.prev_reward, self.new_episode,
                            self.prev_obs)]
-            out = self.model.step(self.kv, *x)
+            out = self.spec.step(self.kv, *x)
             if self.prev_obs is not None:
                 self.prev_obs = obs
             return out.float().cpu().numpy()
@@ -198,7 +215,7 @@ class StudentLearner:
         rew = np.asarray(tr.reward).astype(np.float32)
         done = np.asarray(tr.terminated) | np.asarray(tr.truncated)
         if self.set:
-            nxt = np.where(done, self.model.num_obs, np.asarray(tr.next_obs)).astype(np.int64)
+            nxt = np.where(done, self.spec.num_obs, np.asarray(tr.next_obs)).astype(np.int64)
             self.ring.push(obs=self._obs(tr.obs), action=act, reward=rew, next_obs=nxt)
             return
         if self.kv is None and self.C > 1:

@@ -133,10 +133,12 @@ class ObsEmbedding(nn.Module):
             return self.table(obs)
         known = obs < self.num_obs
         rest = torch.where(known, obs, 0)
-        out = 0
+        out: torch.Tensor | None = None
         for f, emb in zip(reversed(self.factors), reversed(self.digits), strict=True):
-            out = out + emb(rest % f)
+            digit = emb(rest % f)
+            out = digit if out is None else out + digit
             rest = rest // f
+        assert out is not None  # factors is not empty here
         out = out * known.unsqueeze(-1)
         if self.extra is not None:
             idx = torch.clamp(obs - self.num_obs, min=0)

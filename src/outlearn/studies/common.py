@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -211,6 +211,16 @@ def mean_optimum(family: Any, ids: np.ndarray) -> float:
     import jax
 
     return float(np.mean(np.asarray(jax.vmap(family.optimal_return)(family.task_params(ids)))))
+
+
+@overload
+def improvement_row(label: str, curves: np.ndarray, n: int,
+                    tol: None = None) -> tuple[dict[str, Cell], None]: ...
+
+
+@overload
+def improvement_row(label: str, curves: np.ndarray, n: int,
+                    tol: float) -> tuple[dict[str, Cell], Verdict]: ...
 
 
 def improvement_row(label: str, curves: np.ndarray, n: int,

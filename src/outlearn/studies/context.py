@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from outlearn.registry import STUDIES
-from outlearn.report.section import Section
+from outlearn.report.section import Cell, Section
 from outlearn.students.threads import configure_threads
 from outlearn.studies.base import RunContext, Study
 from outlearn.studies.common import (
@@ -35,7 +35,7 @@ from outlearn.studies.common import (
     students_by_setting,
     students_figure,
 )
-from outlearn.studies.verdicts import context_span_verdict
+from outlearn.studies.verdicts import Verdict, context_span_verdict
 
 
 class ContextConfig(TeacherStudyConfig):
@@ -100,7 +100,8 @@ def context_section(cfg: ContextConfig, family, ids: np.ndarray, steps: dict[flo
                     fig_path: Path) -> Section:
     optimum = mean_optimum(family, ids)
     tol, n = cfg.resolution * optimum, compare_episodes(cfg.compare_n, cfg.eval.episodes)
-    verdicts, rows = {}, []
+    verdicts: dict[float, Verdict] = {}
+    rows: list[dict[str, Cell]] = []
     for c, cur in curves.items():
         row, verdicts[c] = improvement_row(
             f"student, context {c:g} episodes ({steps[c]} steps)", cur, n, tol)

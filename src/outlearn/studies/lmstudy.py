@@ -14,6 +14,7 @@ data end with a lower held-out cross-entropy than self data alone.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 from pydantic import Field
@@ -22,7 +23,7 @@ from outlearn.config import Config
 from outlearn.report.section import Outcome, Section
 from outlearn.selfdistill.charlm import TransformerLM
 from outlearn.selfdistill.figures import ci, curves_figure
-from outlearn.selfdistill.lmloop import LMLoopSpec, run_lm_loop
+from outlearn.selfdistill.lmloop import CharLM, LMLoopSpec, run_lm_loop
 from outlearn.selfdistill.ngram import NGramLM
 from outlearn.selfdistill.sampling import Sampler
 from outlearn.selfdistill.text import Corpus, load_corpus
@@ -87,13 +88,13 @@ def settings(cfg: LMStudyConfig) -> dict[str, tuple[float, float, bool]]:
     return out
 
 
-def _loops(make: Callable[[int, int], object], corpus: Corpus, gens: int, streams: int,
+def _loops(make: Callable[[int, int], CharLM], corpus: Corpus, gens: int, streams: int,
            length: int, seeds: int, cfg: LMStudyConfig) -> dict[str, dict[str, np.ndarray]]:
     """Every setting over seeds: name -> metric -> (G + 1, seeds)."""
     out = {}
     for name, (t, fresh, acc) in settings(cfg).items():
         spec = LMLoopSpec(Sampler(t), gens, streams, length, fresh, acc, cfg.ngram)
-        runs = [run_lm_loop(lambda g, s=s: make(s, g), corpus, spec, seed=s)
+        runs = [run_lm_loop(partial(make, s), corpus, spec, seed=s)
                 for s in range(seeds)]
         out[name] = {m: np.stack([r[m] for r in runs], axis=1) for m in METRICS}
     return out

@@ -143,7 +143,7 @@ def primed_returns(cfg: NoiseStudyConfig, family, ids: np.ndarray, history: Path
         n = min(n, T)
         names = [k for k in ("obs", "actions", "rewards", "terminated", "truncated",
                              "next_obs") if k in h.step_fields]
-        prime = {k: h.dataset(k)[test, T - n:T] for k in names}
+        prime: dict[str, np.ndarray] = {k: h.dataset(k)[test, T - n:T] for k in names}
     spec = LearnerSpec(name="student", kind="student", checkpoint=str(ckpt))
     returns, _ = run_learner(family, spec, tasks, cfg.eval.seeds, cfg.eval.episodes,
                              mode=cfg.eval.mode, unit_ids=test, prime=prime if n else None)
@@ -153,12 +153,16 @@ def primed_returns(cfg: NoiseStudyConfig, family, ids: np.ndarray, history: Path
 def noise_section(cfg: NoiseStudyConfig, family, ids: np.ndarray, ceiling: M.DataCeiling,
                   support: Support, student: np.ndarray, base: dict[str, np.ndarray],
                   fig_path: Path, primed: np.ndarray | None = None) -> Section:
+    if ceiling.per_task is None:
+        raise ValueError("the noise study's data ceiling must be measured task for task on "
+                         "the held-out tasks (M.data_ceiling(..., task_ids, tasks))")
+    per_task = ceiling.per_task
     optimum = mean_optimum(family, ids)
     last_n = M.last_episodes(cfg.eval.episodes, cfg.eval.last_n)
     cells = M.asymptote_cells(student, last_n)
     asym = crossed_mean_ci(cells)
     if ceiling.best.value > 0:
-        ratio = crossed_ratio_ci(cells, ceiling.per_task)
+        ratio = crossed_ratio_ci(cells, per_task)
         verdict = beats_data_verdict(ratio, cfg.ratio_bar)
         cell = {"ratio to best in data": ratio}
     else:
@@ -175,11 +179,11 @@ def noise_section(cfg: NoiseStudyConfig, family, ids: np.ndarray, ceiling: M.Dat
     rows = [{"learner": f"student ({cfg.student.kind})", "asymptote": asym,
              "share of optimal": share(cells), **cell},
             {"learner": f"best in data (episode {ceiling.best_episode + 1})",
-             "asymptote": ceiling.best, "share of optimal": share(ceiling.per_task[None, :])}]
+             "asymptote": ceiling.best, "share of optimal": share(per_task[None, :])}]
     curves, notes = {"student": student}, []
     if primed is not None:  # a diagnostic row: not part of the verdict's outcome
         shown = M.asymptote_cells(primed, last_n)
-        shown_ratio = (crossed_ratio_ci(shown, ceiling.per_task) if ceiling.best.value > 0
+        shown_ratio = (crossed_ratio_ci(shown, per_task) if ceiling.best.value > 0
                        else None)
         rows.append({"learner": f"student, goal shown ({cfg.student.kind})",
                      "asymptote": crossed_mean_ci(shown), "share of optimal": share(shown),

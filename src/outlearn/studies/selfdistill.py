@@ -8,6 +8,8 @@ samples per generation, fresh and accumulated real data, and truncated sampling.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from pydantic import Field, model_validator
 
@@ -164,11 +166,12 @@ def _diversity_section(cfg: CategoricalConfig, ctx: RunContext) -> Section:
     runs = {k: ctx.stage(f"diversity-{i}", [cfg, k], lambda _d, o=o: run_finite(
         p0, Sampler(), o, cfg.repeats, cfg.generations, cfg.seed + 2))
         for i, (k, o) in enumerate(settings.items())}
-    rows = [{"setting": k, "1 - Σp² at G": ci(r.heterozygosity[-1]),
+    het = {k: ci(r.heterozygosity[-1]) for k, r in runs.items()}
+    rows = [{"setting": k, "1 - Σp² at G": het[k],
              "entropy at G": ci(r.entropy[-1]), "support at G": ci(r.support[-1])}
             for k, r in runs.items()]
-    base = rows[0]["1 - Σp² at G"]
-    held = [r["setting"] for r in rows[1:] if r["1 - Σp² at G"].low > base.high]
+    base = next(iter(het.values()))
+    held = [k for k, e in list(het.items())[1:] if e.low > base.high]
     fig = curves_figure(ctx.run_dir / "selfdistill-diversity.png",
                         {"T=1": {k: r.heterozygosity for k, r in runs.items()}},
                         "generation", "1 - Σ p²")
@@ -189,7 +192,9 @@ def _truncation_section(cfg: CategoricalConfig, ctx: RunContext) -> Section:
     samplers = {f"top-k {cfg.top_k}": Sampler(top_k=cfg.top_k),
                 f"min-p {cfg.min_p:g}": Sampler(min_p=cfg.min_p),
                 f"top-p {cfg.top_p:g}": Sampler(top_p=cfg.top_p)}
-    rows, curves, shrink_steps = [], {}, {}
+    rows: list[dict[str, Any]] = []
+    curves: dict[str, np.ndarray] = {}
+    shrink_steps: dict[str, int] = {}
     for name, s in samplers.items():
         sup = (ideal_trajectory(p0, s, gens) > 0).sum(axis=-1)
         fin = run_finite(p0, s, FiniteOptions(cfg.n_samples), cfg.repeats, gens, cfg.seed + 3)

@@ -323,7 +323,8 @@ def write_result(d: Path, value: Any, run_dir: str | Path, stage: str | None = N
                            **({"meta": meta} if meta else {}), "arrays": None}
     if arrays:
         buf = io.BytesIO()
-        np.savez(buf, **{f"a{i}": a for i, a in enumerate(arrays)})
+        named: dict[str, Any] = {f"a{i}": a for i, a in enumerate(arrays)}
+        np.savez(buf, **named)
         data = buf.getvalue()
         atomic_write_bytes(d / RESULT_NPZ, data)
         doc["arrays"] = {"file": RESULT_NPZ, "sha256": hashlib.sha256(data).hexdigest()}

@@ -17,7 +17,7 @@ from pydantic import Field, model_validator
 
 from outlearn.histories import keep_train_tasks
 from outlearn.registry import STUDIES
-from outlearn.report.section import Section
+from outlearn.report.section import Cell, Section
 from outlearn.students.threads import configure_threads
 from outlearn.studies.base import RunContext, Study
 from outlearn.studies.common import (
@@ -36,7 +36,7 @@ from outlearn.studies.common import (
     students_by_setting,
     students_figure,
 )
-from outlearn.studies.verdicts import task_count_verdict
+from outlearn.studies.verdicts import Verdict, task_count_verdict
 
 
 class TaskCountConfig(TeacherStudyConfig):
@@ -101,7 +101,8 @@ def taskcount_section(cfg: TaskCountConfig, family, ids: np.ndarray,
                       fig_path: Path) -> Section:
     optimum = mean_optimum(family, ids)
     tol, n = cfg.resolution * optimum, compare_episodes(cfg.compare_n, cfg.eval.episodes)
-    verdicts, rows = {}, []
+    verdicts: dict[float, Verdict] = {}
+    rows: list[dict[str, Cell]] = []
     for count, cur in curves.items():
         row, verdicts[count] = improvement_row(f"student, {count} train tasks", cur, n, tol)
         rows.append(row)
