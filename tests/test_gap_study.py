@@ -79,3 +79,34 @@ def test_tiny_run_trains_gap_students_and_reports_with_cis(tmp_path):
     data = [load_student(p)[1].data for p in (tmp_path / "stages").glob("train-*/student")]
     assert sorted(d.gap_episodes for d in data) == [1, 1, 2, 2]
     assert {d.labels for d in data} == {"gap"}
+
+
+def test_judged_on_the_training_tasks(tmp_path):
+    """judge_on = "train": students, the fresh teacher and the best in data all on the
+    training tasks (the teacher's own histories there), not the held-out ones."""
+    from outlearn.envs import make_family
+    from outlearn.evaluation import metrics as M
+    from outlearn.histories import History
+    from outlearn.studies.common import training_tasks
+
+    tasks = {**TINY["tasks"], "n_test": 0}  # none held out: the run needs none
+    cfg = parse_config(GapConfig, _cfg(judge_on="train", tasks=tasks))
+    (section,) = run(cfg, RunContext(tmp_path, quiet=True))
+    check_cells(section)
+    ids = training_tasks(make_family(cfg.env), cfg.tasks)
+    (h5,) = (tmp_path / "stages").glob("collect-*/full.h5")
+    with History(h5) as h:
+        want = M.data_ceiling_from_history(h, ids, "train", window=cfg.smoothing)
+    best = section.rows[2]
+    assert best["learner"].startswith("best in data")
+    assert best["asymptote"].value == pytest.approx(want.best.value)
+    assert want.per_task is not None and want.per_task.size == cfg.tasks.n_train
+    assert "training tasks" in section.notes[0]
+    from outlearn.studies.store import read_result
+
+    runs = [read_result(d, tmp_path) for d in (tmp_path / "stages").glob("evaluate-*")]
+    assert runs and all(r.shape[2] == cfg.tasks.n_train for r in runs)  # (S, seeds, tasks, E)
+    with pytest.raises(ConfigError, match="judge_on"):
+        parse_config(GapConfig, _cfg(judge_on="test"))
+    with pytest.raises(ConfigError, match="n_test must both be >= 1"):
+        parse_config(GapConfig, _cfg(tasks=tasks))  # judged on held-out tasks: none

@@ -36,7 +36,8 @@ __all__ = [
     "train_by_setting",
     "compare_episodes", "data_text", "eval_students", "improvement_notes", "improvement_row",
     "make_family", "mean_optimum",
-    "run_references", "run_text", "students_figure", "held_out_tasks", "train_student",
+    "run_references", "run_text", "students_figure", "held_out_tasks", "training_tasks",
+    "train_student",
 ]
 
 
@@ -124,12 +125,17 @@ class TeacherStudyConfig(Config):
                                 "as train's threads (unset: $OUTLEARN_TORCH_THREADS, which "
                                 "--workers sets to 1, else every core)")
 
+    def judged_tasks(self) -> int:
+        """How many tasks the students are judged on: the held-out ones (a study that
+        judges them elsewhere says so here)."""
+        return self.tasks.n_test
+
     @model_validator(mode="after")
     def _check_common(self) -> TeacherStudyConfig:
         if len(set(self.train_seeds)) < 2:
             raise ValueError(f"train_seeds={self.train_seeds}: give at least 2 distinct seeds "
                              "(one student per seed), e.g. train_seeds = [0, 1]")
-        if self.tasks.n_train < 1 or self.tasks.n_test < 1:
+        if self.tasks.n_train < 1 or self.judged_tasks() < 1:
             raise ValueError("tasks.n_train and tasks.n_test must both be >= 1 (students train "
                              "on train tasks and are evaluated on held-out test tasks)")
         if self.eval.episodes < self.teacher_episodes:
@@ -145,7 +151,7 @@ class TeacherStudyConfig(Config):
         from outlearn.resources import check_memory, estimate_in_context
 
         # refuse absurd sizes now, before the collection and the training run
-        check_memory(estimate_in_context(family, self.tasks.n_test, len(self.eval.seeds),
+        check_memory(estimate_in_context(family, self.judged_tasks(), len(self.eval.seeds),
                                          self.eval.episodes, len(self.train_seeds) + 4,
                                          "eval.episodes, eval.seeds or tasks.n_test"))
         return self
@@ -155,6 +161,12 @@ def held_out_tasks(family: Any, tasks: TasksSection) -> np.ndarray:
     from outlearn.envs.base import split_tasks
 
     return split_tasks(family, tasks.seed, tasks.n_train, tasks.n_test)[1]
+
+
+def training_tasks(family: Any, tasks: TasksSection) -> np.ndarray:
+    from outlearn.envs.base import split_tasks
+
+    return split_tasks(family, tasks.seed, tasks.n_train, tasks.n_test)[0]
 
 
 def collect_histories(cfg: TeacherStudyConfig, d: Path, quiet: bool,
@@ -262,9 +274,11 @@ def collect_stage(cfg: TeacherStudyConfig, ctx: RunContext, study: str) -> Path:
 
 
 def references_stage(cfg: TeacherStudyConfig, ctx: RunContext, family: Any,
-                     ids: np.ndarray) -> dict[str, np.ndarray]:
-    """The teacher run fresh and the baselines on the held-out tasks (:func:`run_references`)."""
-    return ctx.stage("baselines", [cfg.env, cfg.tasks, cfg.eval, cfg.teacher],
+                     ids: np.ndarray, extra: list[Any] | None = None) -> dict[str, np.ndarray]:
+    """The teacher run fresh and the baselines on the held-out tasks ``ids``
+    (:func:`run_references`); ``extra``: stage inputs that say which tasks when they are
+    not the held-out ones."""
+    return ctx.stage("baselines", [cfg.env, cfg.tasks, cfg.eval, cfg.teacher, *(extra or [])],
                      lambda d: run_references(cfg, family, ids))
 
 

@@ -3,13 +3,15 @@
 Claim 6: a student labelled with the action its teacher took in the same state g episodes
 later (gap-g labels, GLA) learns in context faster, roughly g times, but never rises past
 the best return in its data. One student per g and seed on the same histories; each is
-run on held-out tasks. Speed: episodes until its mean return reaches a fraction of the
+run on held-out tasks (or, in a family too small to hold some out, on its training tasks:
+``judge_on``). Speed: episodes until its mean return reaches a fraction of the
 best in the data, against g = 1. Ceiling: its asymptote minus the best in the data.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -32,6 +34,7 @@ from outlearn.studies.common import (
     run_text,
     students_by_setting,
     students_figure,
+    training_tasks,
 )
 from outlearn.studies.verdicts import (
     Verdict,
@@ -54,6 +57,14 @@ class GapConfig(TeacherStudyConfig):
                              "data whose first crossing times the learning")
     smoothing: int = Field(3, ge=1, description="episodes in the teacher's trailing mean (the "
                            "best in data)")
+    judge_on: Literal["held-out", "train"] = Field(
+        "held-out", description="the tasks the students and the fresh teacher run on, and "
+        "whose histories give the best in data: the held-out tasks, or the training tasks "
+        "themselves (for a family too small to hold tasks out, such as a 3x3 room's 9 goals: "
+        "the students then search among goals they were trained on)")
+
+    def judged_tasks(self) -> int:
+        return self.tasks.n_train if self.judge_on == "train" else self.tasks.n_test
 
     @model_validator(mode="after")
     def _check(self) -> GapConfig:
@@ -73,16 +84,19 @@ def run(cfg: GapConfig, ctx: RunContext) -> list[Section]:
     """Collect, train one gap-g student per (g, seed), run each in context, compare."""
     configure_threads(cfg.threads)
     family = make_family(cfg.env)
-    ids = held_out_tasks(family, cfg.tasks)
+    train = cfg.judge_on == "train"
+    ids = training_tasks(family, cfg.tasks) if train else held_out_tasks(family, cfg.tasks)
     history = collect_stage(cfg, ctx, "gap")
     gcfg = cfg.model_copy(update={"student": cfg.student.model_copy(update={"labels": "gap"})})
     steps = min(cfg.student.context_len, cfg.teacher_episodes * family.episode_len)
-    curves = students_by_setting(gcfg, ctx, ids, {g: Setting(history, steps, g, (g,))
+    where = ("train tasks",) if train else ()  # in the stage keys: which tasks they ran on
+    curves = students_by_setting(gcfg, ctx, ids, {g: Setting(history, steps, g, (g, *where))
                                                   for g in sorted(cfg.gaps)})
-    base = references_stage(cfg, ctx, family, ids)
+    base = references_stage(cfg, ctx, family, ids, extra=list(where))
     with History(history) as h:
-        # the teacher's histories on the held-out tasks the students run on: task for task
-        ceiling = M.data_ceiling_from_history(h, ids, "test", window=cfg.smoothing)
+        # the teacher's histories on the tasks the students run on: task for task
+        ceiling = M.data_ceiling_from_history(h, ids, "train" if train else "test",
+                                              window=cfg.smoothing)
     return [gap_section(cfg, family, ids, ceiling, curves, base, ctx.run_dir / "gap.png")]
 
 
@@ -126,9 +140,12 @@ def gap_section(cfg: GapConfig, family, ids: np.ndarray, ceiling: M.DataCeiling,
         columns=["learner", "asymptote", "exceedance", speed, "speed-up vs gap 1", "ceiling"],
         rows=rows, verdict=verdict.label, verdict_reason=verdict.reason, outcome=verdict.outcome,
         figures=[fig],
-        notes=[f"Best in data: the peak of the teacher's mean return on the held-out tasks "
-               f"(the same tasks the students run on; they trained on the train tasks' "
-               f"histories), smoothed over {cfg.smoothing} episodes: "
+        notes=["Best in data: the peak of the teacher's mean return on the "
+               + ("training tasks (the same tasks the students run on, and the same histories "
+                  "they trained on)" if cfg.judge_on == "train" else
+                  "held-out tasks (the same tasks the students run on; they trained on the "
+                  "train tasks' histories)")
+               + f", smoothed over {cfg.smoothing} episodes: "
                f"{ceiling.best.value:.3g}; the timing level is "
                f"{cfg.threshold:g} x that = {level:.3g} (inf: never reached). Speed-up: gap "
                f"1's episodes to that level / gap g's, CI by a two-way bootstrap (the tasks "
