@@ -48,7 +48,22 @@ def test_gap_verdict():
     assert gap_verdict({1: one, 8: fast}, {1: plateau, 8: exceeds}).label.startswith("refuted")
     assert gap_verdict({1: one, 8: Estimate(0.9, 0.5, 1.0)}, {1: plateau, 8: plateau}
                        ).label.startswith("refuted")
-    assert gap_verdict({1: one, 8: Estimate(2, 0.8, 3)}, {1: plateau, 8: plateau}).inconclusive
+    # "roughly g times as fast" (claim 6) is g inside the CI, as claim 5's k
+    slow = gap_verdict({1: one, 8: Estimate(2, 1.2, 3)}, {1: plateau, 8: plateau})
+    assert slow.outcome is Outcome.REFUTED and "8" in slow.label
+    fast_2 = gap_verdict({1: one, 2: Estimate(6, 4, 9)}, {1: plateau, 2: plateau})
+    assert fast_2.outcome is Outcome.REFUTED
+    # ... unless gap 1 reaches the level in fewer than g episodes: g-fold is unattainable
+    short = gap_verdict({1: one, 8: Estimate(2, 1.2, 3)}, {1: plateau, 8: plateau}, 6)
+    assert short.inconclusive and "too few for 8-fold" in short.label
+    # a CI that reaches infinity says nothing about g (some resamples never reach the level)
+    open_ci = gap_verdict({1: one, 2: Estimate(2.1, 0.97, math.inf),
+                           8: Estimate(6.4, 2.5, math.inf)},
+                          {1: plateau, 2: plateau, 8: plateau}, 100)
+    assert open_ci.inconclusive
+    assert gap_verdict({1: one, 2: Estimate(2.1, 1.5, 3), 8: Estimate(7, 4, 11)},
+                       {1: plateau, 2: plateau, 8: plateau}, 100).label == "confirmed"
+    assert gap_verdict({1: one, 8: Estimate(2, 0.8, 9)}, {1: plateau, 8: plateau}).inconclusive
     assert gap_verdict({1: one, 8: Estimate(5, 3, 8)}, {1: plateau, 8: wide}).inconclusive
 
 

@@ -122,7 +122,8 @@ def gap_section(cfg: GapConfig, family, ids: np.ndarray, ceiling: M.DataCeiling,
     for name, label in (("teacher", "teacher run fresh"), ("random", "random")):
         rows.append({"learner": label, "asymptote": M.asymptote(base[name], last_n),
                      speed: M.episodes_to_threshold_ci(base[name], level)})
-    verdict = gap_verdict(speedups, ceilings)
+    verdict = gap_verdict(speedups, ceilings,
+                          M.episodes_to_threshold_ci(curves[min(curves)], level).value)
     # gap 1 is the plain full-data student: it must reach its data ceiling
     gate = competence_gate(M.exceedance(curves[min(curves)], ceiling, last_n),
                            M.asymptote(curves[min(curves)], last_n), ceiling.best, tol)

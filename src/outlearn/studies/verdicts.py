@@ -385,15 +385,23 @@ def beats_data_verdict(ratio: Estimate, bar: float) -> Verdict:
     return inconclusive(INCONCLUSIVE, f"{why}: the CI straddles the bar; too wide to tell")
 
 
-def gap_verdict(speedups: dict[int, Estimate], ceilings: dict[int, Verdict]) -> Verdict:
-    """Claim 6 from each g's speed-up over g = 1 and its :func:`exceedance_verdict`.
+def gap_verdict(speedups: dict[int, Estimate], ceilings: dict[int, Verdict],
+                reference_episodes: float = float("inf")) -> Verdict:
+    """Claim 6 ("time to threshold falls roughly as 1/g, the asymptote never exceeds the
+    data") from each g's speed-up over g = 1 and its :func:`exceedance_verdict`.
 
-    Refuted when some g exceeds its data or the largest g is not faster (its speed-up CI
-    at or below 1); confirmed when the largest g is faster (CI above 1) and every g
-    plateaus at or below its data; inconclusive otherwise.
+    "Roughly g times as fast" is :func:`speedup_about_verdict` (g inside the CI), as for
+    claim 5's k. ``reference_episodes``: episodes gap 1 takes to the level; a g above it
+    asks for under one episode, so a speed-up CI below such a g says nothing about it.
+    Refuted when some g exceeds its data, the largest g is not faster (CI at or below 1),
+    or some attainable g's CI excludes g; confirmed when every g > 1 is about g, the
+    largest is told apart from 1 (CI above 1) and every g plateaus at or below its data;
+    inconclusive otherwise.
     """
-    reason = "; ".join(f"gap {g}: speed-up {ci_text(speedups[g])}, {ceilings[g].label}"
-                       for g in sorted(speedups))
+    about = {g: speedup_about_verdict(sp, g) for g, sp in speedups.items() if g > 1}
+    reason = "; ".join(f"gap {g}: speed-up {ci_text(speedups[g])}"
+                       + (f" ({about[g].label})" if g in about else "")
+                       + f", {ceilings[g].label}" for g in sorted(speedups))
     g = max(speedups)
     sp = speedups[g]
     if any(v.outcome is Outcome.YES for v in ceilings.values()):
@@ -402,7 +410,18 @@ def gap_verdict(speedups: dict[int, Estimate], ceilings: dict[int, Verdict]) -> 
         return inconclusive(f"{INCONCLUSIVE}: no student reaches the timing level", reason)
     if sp.high <= 1:
         return Verdict(f"refuted (gap {g} is not faster than gap 1)", reason, Outcome.REFUTED)
-    if sp.low > 1 and not any(v.inconclusive for v in ceilings.values()):
+    off = [k for k, v in about.items() if v.outcome is Outcome.NO
+           and (speedups[k].low > k or k <= reference_episodes)]
+    if off:
+        return Verdict(f"refuted (gap {', '.join(map(str, off))} not about g times as fast)",
+                       reason, Outcome.REFUTED)
+    unattainable = [k for k, v in about.items() if v.outcome is Outcome.NO]
+    if unattainable:
+        return inconclusive(
+            f"{INCONCLUSIVE}: gap 1 reaches the level in {reference_episodes:g} episodes, "
+            f"too few for {', '.join(map(str, unattainable))}-fold", reason)
+    if (sp.low > 1 and all(v.outcome is Outcome.YES for v in about.values())
+            and not any(v.inconclusive for v in ceilings.values())):
         return Verdict("confirmed", reason, Outcome.CONFIRMED)
     return inconclusive(INCONCLUSIVE, reason)
 
