@@ -410,12 +410,13 @@ def gap_verdict(speedups: dict[int, Estimate], ceilings: dict[int, Verdict],
         return inconclusive(f"{INCONCLUSIVE}: no student reaches the timing level", reason)
     if sp.high <= 1:
         return Verdict(f"refuted (gap {g} is not faster than gap 1)", reason, Outcome.REFUTED)
-    off = [k for k, v in about.items() if v.outcome is Outcome.NO
-           and (speedups[k].low > k or k <= reference_episodes)]
+    not_about = [k for k, v in about.items() if v.outcome is Outcome.NO]
+    # slower than a g that would need under one episode says nothing about that g
+    unattainable = [k for k in not_about if speedups[k].low <= k and k > reference_episodes]
+    off = [k for k in not_about if k not in unattainable]
     if off:
         return Verdict(f"refuted (gap {', '.join(map(str, off))} not about g times as fast)",
                        reason, Outcome.REFUTED)
-    unattainable = [k for k, v in about.items() if v.outcome is Outcome.NO]
     if unattainable:
         return inconclusive(
             f"{INCONCLUSIVE}: gap 1 reaches the level in {reference_episodes:g} episodes, "
