@@ -16,7 +16,6 @@ so a run directory moved or copied elsewhere resumes with its stages cached.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import time
@@ -79,7 +78,7 @@ _TRAIN = ("outlearn.studies.common", "outlearn.students", "outlearn.histories",
 _CATEGORICAL = ("outlearn.studies.selfdistill", "outlearn.selfdistill.categorical",
                 "outlearn.selfdistill.sampling", "outlearn.config")
 
-#: stage name (or fnmatch pattern) -> the outlearn modules and subpackages whose source the
+#: stage name -> the outlearn modules and subpackages whose source the
 #: stage's result depends on: the functions its ``fn`` calls, read from the studies. Glue in
 #: a study's own ``run`` (which arguments it passes) is covered by the stage's inputs; a
 #: function that a stage calls and that lives in a study module puts that module here.
@@ -131,13 +130,13 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     # studies.subsample.subsample, studies.taskcount.subset: history transforms
     "subsample": ("outlearn.studies.subsample", "outlearn.histories", *_LOOP),
     "subset": ("outlearn.studies.taskcount", "outlearn.histories", *_LOOP),
-    # studies.selftrain.run_all -> selfdistill.addition
+    # studies.selftrain.run_one -> selfdistill.addition
     "loops": ("outlearn.studies.selftrain", "outlearn.selfdistill", "outlearn.config"),
     # selfdistill.categorical.run_finite from CategoricalConfig.p0 (studies.selfdistill)
     "drift": _CATEGORICAL,
     "fixation": _CATEGORICAL,
-    "diversity-*": _CATEGORICAL,
-    # studies.lmstudy.run_ngram / run_transformer: n-gram and char transformer loops
+    "diversity": _CATEGORICAL,
+    # studies.lmstudy.run_ngram / run_transformer: one setting's n-gram / char transformer loops
     "lm-ngram": ("outlearn.studies.lmstudy", "outlearn.selfdistill", "outlearn.config"),
     "lm-transformer": ("outlearn.studies.lmstudy", "outlearn.selfdistill", "outlearn.config"),
 }
@@ -148,12 +147,7 @@ WHOLE_PACKAGE = ("outlearn",)
 
 def stage_modules(name: str) -> tuple[str, ...]:
     """The modules stage ``name`` depends on (:data:`STAGE_CODE`; all of outlearn if absent)."""
-    if name in STAGE_CODE:
-        return STAGE_CODE[name]
-    for pattern, modules in STAGE_CODE.items():
-        if fnmatch.fnmatchcase(name, pattern):
-            return modules
-    return WHOLE_PACKAGE
+    return STAGE_CODE.get(name, WHOLE_PACKAGE)
 
 
 def code_version(modules: Iterable[str]) -> str:

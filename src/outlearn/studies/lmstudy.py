@@ -88,29 +88,30 @@ def settings(cfg: LMStudyConfig) -> dict[str, tuple[float, float, bool]]:
     return out
 
 
-def _loops(make: Callable[[int, int], CharLM], corpus: Corpus, gens: int, streams: int,
-           length: int, seeds: int, cfg: LMStudyConfig) -> dict[str, dict[str, np.ndarray]]:
-    """Every setting over seeds: name -> metric -> (G + 1, seeds)."""
-    out = {}
-    for name, (t, fresh, acc) in settings(cfg).items():
-        spec = LMLoopSpec(Sampler(t), gens, streams, length, fresh, acc, cfg.ngram)
-        runs = [run_lm_loop(partial(make, s), corpus, spec, seed=s)
-                for s in range(seeds)]
-        out[name] = {m: np.stack([r[m] for r in runs], axis=1) for m in METRICS}
-    return out
+def _loop(make: Callable[[int, int], CharLM], corpus: Corpus, setting: str, gens: int,
+          streams: int, length: int, seeds: int,
+          cfg: LMStudyConfig) -> dict[str, np.ndarray]:
+    """One setting (a key of :func:`settings`) over seeds: metric -> (G + 1, seeds)."""
+    t, fresh, acc = settings(cfg)[setting]
+    spec = LMLoopSpec(Sampler(t), gens, streams, length, fresh, acc, cfg.ngram)
+    runs = [run_lm_loop(partial(make, s), corpus, spec, seed=s) for s in range(seeds)]
+    return {m: np.stack([r[m] for r in runs], axis=1) for m in METRICS}
 
 
-def run_ngram(cfg: LMStudyConfig, corpus: Corpus) -> dict[str, dict[str, np.ndarray]]:
+def run_ngram(cfg: LMStudyConfig, corpus: Corpus, setting: str) -> dict[str, np.ndarray]:
+    """The n-gram model's loops in one setting."""
     make = lambda _s, _g: NGramLM(corpus.size, corpus.pad, cfg.order, cfg.beta)
-    return _loops(make, corpus, cfg.generations, cfg.streams, cfg.length, cfg.seeds, cfg)
+    return _loop(make, corpus, setting, cfg.generations, cfg.streams, cfg.length, cfg.seeds,
+                 cfg)
 
 
-def run_transformer(cfg: LMStudyConfig, corpus: Corpus) -> dict[str, dict[str, np.ndarray]]:
+def run_transformer(cfg: LMStudyConfig, corpus: Corpus, setting: str) -> dict[str, np.ndarray]:
+    """The character transformer's loops in one setting."""
     tf = cfg.transformer
     make = lambda s, g: TransformerLM(
         corpus.size, corpus.pad, tf.context, tf.d, tf.layers, tf.heads, tf.steps, tf.batch,
         tf.lr, seed=1000 * s + g, threads=cfg.threads)
-    return _loops(make, corpus, tf.generations, tf.streams, tf.length, tf.seeds, cfg)
+    return _loop(make, corpus, setting, tf.generations, tf.streams, tf.length, tf.seeds, cfg)
 
 
 def _verdict(res: dict[str, dict[str, np.ndarray]]) -> tuple[str, str, Outcome]:
@@ -167,10 +168,14 @@ def lm_section(key: str, model: str, res: dict[str, dict[str, np.ndarray]], sett
 
 
 def run_lm_study(cfg: LMStudyConfig, ctx) -> list[Section]:
-    """Stages: the n-gram loops, then the transformer loops (cached separately)."""
+    """Stages: the n-gram loops, then the transformer loops, one stage per setting."""
     corpus = load_corpus(max_heldout=cfg.heldout_chars or None)
-    ngram = ctx.stage("lm-ngram", cfg.model_dump(exclude={"transformer"}),
-                      lambda _d: run_ngram(cfg, corpus))
+    names = list(settings(cfg))  # each setting a stage (side by side with --workers; each
+    # setting's seeds are its own, so the results do not depend on the order)
+    ngram_inputs = cfg.model_dump(exclude={"transformer"})
+    ngram = dict(zip(names, ctx.stages(
+        "lm-ngram", [[ngram_inputs, n] for n in names],
+        [lambda _d, n=n: run_ngram(cfg, corpus, n) for n in names]), strict=True))
     text = (f"pydoc topics ({len(corpus.train):,} train / {len(corpus.heldout):,} held-out "
             f"chars); each generation {{streams}} x {{length}} sampled chars; {{seeds}} seeds")
     sections = [lm_section("sd-lm-ngram", f"character {cfg.order}-gram model", ngram,
@@ -179,7 +184,9 @@ def run_lm_study(cfg: LMStudyConfig, ctx) -> list[Section]:
                            ctx.run_dir)]
     tf = cfg.transformer
     if tf.enabled:
-        res = ctx.stage("lm-transformer", cfg, lambda _d: run_transformer(cfg, corpus))
+        res = dict(zip(names, ctx.stages(
+            "lm-transformer", [[cfg, n] for n in names],
+            [lambda _d, n=n: run_transformer(cfg, corpus, n) for n in names]), strict=True))
         sections.append(lm_section(
             "sd-lm-transformer", f"character transformer ({tf.layers} layers, d={tf.d})", res,
             text.format(streams=tf.streams, length=tf.length, seeds=tf.seeds)

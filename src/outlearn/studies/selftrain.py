@@ -75,15 +75,20 @@ class SelfTrainConfig(Config):
                         self.eval_problems)
 
 
-def run_all(cfg: SelfTrainConfig) -> dict[tuple[str, str, float], np.ndarray]:
-    """(model, filter, T) -> accuracy per generation and repeat, (G + 1, R)."""
-    out = {}
-    for i, kind in enumerate(cfg.models):
-        for j, filt in enumerate(cfg.filters):
-            for k, t in enumerate(cfg.temperatures):
-                out[(kind, filt, t)] = run_loop(cfg.spec(kind, filt, t),
-                                                seed=cfg.seed + 1000 * i + 100 * j + k)
-    return out
+def run_one(cfg: SelfTrainConfig, kind: str, filt: str, t: float) -> np.ndarray:
+    """One (model, filter, T): accuracy per generation and repeat, (G + 1, R); its seed is
+    its own, so the result does not depend on which others run."""
+    i, j, k = cfg.models.index(kind), cfg.filters.index(filt), cfg.temperatures.index(t)
+    return run_loop(cfg.spec(kind, filt, t), seed=cfg.seed + 1000 * i + 100 * j + k)
+
+
+def run_all(cfg: SelfTrainConfig, ctx: RunContext) -> dict[tuple[str, str, float], np.ndarray]:
+    """(model, filter, T) -> :func:`run_one`, each a stage (side by side with ``--workers``)."""
+    keys = [(kind, filt, t) for kind in cfg.models for filt in cfg.filters
+            for t in cfg.temperatures]
+    res = ctx.stages("loops", [[cfg, *key] for key in keys],
+                     [lambda _d, key=key: run_one(cfg, *key) for key in keys])
+    return dict(zip(keys, res, strict=True))
 
 
 def _rows(res: dict, kind: str) -> list[dict]:
@@ -146,7 +151,7 @@ def _trace_vs_answer(cfg: SelfTrainConfig, res: dict, fig) -> Section | None:
 
 
 def run_selftrain(cfg: SelfTrainConfig, ctx: RunContext) -> list[Section]:
-    res = ctx.stage("loops", cfg, lambda _d: run_all(cfg))
+    res = run_all(cfg, ctx)
     panels = {kind: {f"{f} T={t:g}": a for (m, f, t), a in res.items() if m == kind}
               for kind in cfg.models}
     fig = curves_figure(ctx.run_dir / "selftrain-accuracy.png", panels, "generation",
