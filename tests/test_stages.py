@@ -267,6 +267,22 @@ def test_a_stage_whose_code_changed_runs_again(tmp_path, monkeypatch):
     assert calls == {"train": 2, "subset": 1, "drift": 1, "my-own-stage": 3, "pinned": 2}
 
 
+def test_stage_each_runs_one_stage_per_key_and_returns_them_by_key(tmp_path):
+    """Per key: inputs(key) keys the stage, fn(key, stage_dir) runs once, then is cached."""
+    calls = []
+
+    def work(k, d):
+        calls.append((k, d.name.split("-")[0]))
+        return {"key": k, "square": k * k}
+
+    ctx = RunContext(tmp_path, quiet=True)
+    first = ctx.stage_each("loops", [3, 1, 2], lambda k: ["x", k], work)
+    assert list(first) == [3, 1, 2] and first[2] == {"key": 2, "square": 4}
+    assert calls == [(3, "loops"), (1, "loops"), (2, "loops")]
+    again = ctx.stage_each("loops", [2, 3], lambda k: ["x", k], work)
+    assert again == {2: first[2], 3: first[3]} and len(calls) == 3  # all cached
+
+
 def test_code_versions_hash_source_files():
     files = provenance.module_files("outlearn.histories")
     assert files and all(f.suffix == ".py" for f in files)
@@ -284,7 +300,7 @@ def test_code_versions_hash_source_files():
 def test_every_stage_of_the_studies_has_a_code_entry():
     """Each stage name under src/outlearn is in STAGE_CODE, naming modules that exist."""
     root = Path(outlearn.__file__).resolve().parent
-    call = re.compile(r"""ctx\.stages?\(\s*f?["']([^"']+)["']""")
+    call = re.compile(r"""ctx\.stage(?:s|_each)?\(\s*f?["']([^"']+)["']""")
     names = {m for f in root.rglob("*.py") for m in call.findall(f.read_text())}
     assert {"collect", "cut", "train", "evaluate", "h-train", "loops", "lm-ngram",
             "lm-transformer", "diversity", "subset", "subsample"} <= names

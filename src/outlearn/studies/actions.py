@@ -67,14 +67,11 @@ def run(cfg: ActionsConfig, ctx: RunContext) -> list[Section]:
     n = min(cfg.student.context_len, cfg.teacher_episodes * family.episode_len)
     ckpts = train_by_setting(cfg, ctx, {"students": Setting(history, n)})["students"]
     ev = [cfg.env, cfg.tasks, cfg.eval, cfg.permutation_seed]
-    students = dict(zip(SETTINGS, ctx.stages(
-        "evaluate", [[*ev, w, [str(p) for p in ckpts]] for w in SETTINGS],
-        [lambda d, w=w: eval_students(cfg, families(cfg)[w], ids, ckpts) for w in SETTINGS]),
-        strict=True))
-    refs = dict(zip(SETTINGS, ctx.stages(
-        "baselines", [[*ev, w, cfg.teacher] for w in SETTINGS],
-        [lambda d, w=w: run_references(cfg, families(cfg)[w], ids) for w in SETTINGS]),
-        strict=True))
+    students = ctx.stage_each(
+        "evaluate", SETTINGS, lambda w: [*ev, w, [str(p) for p in ckpts]],
+        lambda w, d: eval_students(cfg, families(cfg)[w], ids, ckpts))
+    refs = ctx.stage_each("baselines", SETTINGS, lambda w: [*ev, w, cfg.teacher],
+                          lambda w, d: run_references(cfg, families(cfg)[w], ids))
     return [actions_section(cfg, family, ids, students, refs, ctx.run_dir / "actions.png")]
 
 

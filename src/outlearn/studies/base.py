@@ -16,6 +16,7 @@ so a run directory moved or copied elsewhere resumes with its stages cached.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -32,6 +33,7 @@ from outlearn.studies.parallel import Executor, Serial
 from outlearn.studies.store import RunPaths, is_finished, read_result, write_result
 
 T = TypeVar("T")
+K = TypeVar("K")
 #: a stage's work: called with its directory (``fn(stage_dir)``); typed ``...`` because
 #: studies bind their loop variables as defaults (``lambda d, s=s: ...``)
 StageFn = Callable[..., T]
@@ -252,6 +254,15 @@ class RunContext:
             self.stage_seconds[d.name] = _read_seconds(d / "seconds.txt")
             out.append(read_result(d, self.run_dir))
         return out
+
+    def stage_each(self, name: str, keys: Iterable[K], inputs: Callable[[K], Any],
+                   fn: Callable[[K, Path], T], code: Iterable[str] | None = None) -> dict[K, T]:
+        """:meth:`stages` once per key: stage inputs ``inputs(key)``, work ``fn(key,
+        stage_dir)``; the results by key, in the keys' order."""
+        keys = list(keys)
+        res = self.stages(name, [inputs(k) for k in keys],
+                          [functools.partial(fn, k) for k in keys], code)
+        return dict(zip(keys, res, strict=True))
 
     def log(self, msg: str) -> None:
         if not self.quiet:

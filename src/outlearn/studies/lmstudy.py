@@ -170,12 +170,11 @@ def lm_section(key: str, model: str, res: dict[str, dict[str, np.ndarray]], sett
 def run_lm_study(cfg: LMStudyConfig, ctx) -> list[Section]:
     """Stages: the n-gram loops, then the transformer loops, one stage per setting."""
     corpus = load_corpus(max_heldout=cfg.heldout_chars or None)
-    names = list(settings(cfg))  # each setting a stage (side by side with --workers; each
-    # setting's seeds are its own, so the results do not depend on the order)
+    # each setting a stage (side by side with --workers; each setting's seeds are its own,
+    # so the results do not depend on the order)
     ngram_inputs = cfg.model_dump(exclude={"transformer"})
-    ngram = dict(zip(names, ctx.stages(
-        "lm-ngram", [[ngram_inputs, n] for n in names],
-        [lambda _d, n=n: run_ngram(cfg, corpus, n) for n in names]), strict=True))
+    ngram = ctx.stage_each("lm-ngram", settings(cfg), lambda n: [ngram_inputs, n],
+                           lambda n, _d: run_ngram(cfg, corpus, n))
     text = (f"pydoc topics ({len(corpus.train):,} train / {len(corpus.heldout):,} held-out "
             f"chars); each generation {{streams}} x {{length}} sampled chars; {{seeds}} seeds")
     sections = [lm_section("sd-lm-ngram", f"character {cfg.order}-gram model", ngram,
@@ -184,9 +183,8 @@ def run_lm_study(cfg: LMStudyConfig, ctx) -> list[Section]:
                            ctx.run_dir)]
     tf = cfg.transformer
     if tf.enabled:
-        res = dict(zip(names, ctx.stages(
-            "lm-transformer", [[cfg, n] for n in names],
-            [lambda _d, n=n: run_transformer(cfg, corpus, n) for n in names]), strict=True))
+        res = ctx.stage_each("lm-transformer", settings(cfg), lambda n: [cfg, n],
+                             lambda n, _d: run_transformer(cfg, corpus, n))
         sections.append(lm_section(
             "sd-lm-transformer", f"character transformer ({tf.layers} layers, d={tf.d})", res,
             text.format(streams=tf.streams, length=tf.length, seeds=tf.seeds)

@@ -163,10 +163,9 @@ def _diversity_section(cfg: CategoricalConfig, ctx: RunContext) -> Section:
     settings = {"self only": FiniteOptions(cfg.n_samples),
                 f"fresh {cfg.fresh:g}": FiniteOptions(cfg.n_samples, fresh=cfg.fresh),
                 "accumulate": FiniteOptions(cfg.n_samples, accumulate=True)}
-    res = ctx.stages("diversity", [[cfg, k] for k in settings],
-                     [lambda _d, o=o: run_finite(p0, Sampler(), o, cfg.repeats, cfg.generations,
-                                                 cfg.seed + 2) for o in settings.values()])
-    runs = dict(zip(settings, res, strict=True))
+    runs = ctx.stage_each("diversity", settings, lambda k: [cfg, k],
+                          lambda k, _d: run_finite(p0, Sampler(), settings[k], cfg.repeats,
+                                                   cfg.generations, cfg.seed + 2))
     het = {k: ci(r.heterozygosity[-1]) for k, r in runs.items()}
     rows = [{"setting": k, "1 - Σp² at G": het[k],
              "entropy at G": ci(r.entropy[-1]), "support at G": ci(r.support[-1])}

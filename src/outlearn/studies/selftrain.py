@@ -86,9 +86,8 @@ def run_all(cfg: SelfTrainConfig, ctx: RunContext) -> dict[tuple[str, str, float
     """(model, filter, T) -> :func:`run_one`, each a stage (side by side with ``--workers``)."""
     keys = [(kind, filt, t) for kind in cfg.models for filt in cfg.filters
             for t in cfg.temperatures]
-    res = ctx.stages("loops", [[cfg, *key] for key in keys],
-                     [lambda _d, key=key: run_one(cfg, *key) for key in keys])
-    return dict(zip(keys, res, strict=True))
+    return ctx.stage_each("loops", keys, lambda key: [cfg, *key],
+                          lambda key, _d: run_one(cfg, *key))
 
 
 def _rows(res: dict, kind: str) -> list[dict]:
