@@ -409,3 +409,35 @@ def test_a_tiny_real_study_moved_resumes_without_running_a_stage(tmp_path, monke
     assert ran == [] and moved == tmp_path / "moved" / run.name
     assert {p.name for p in (moved / "stages").iterdir()} == stages
     assert (moved / "summary.txt").read_text() == summary
+
+
+def test_a_run_reuses_another_runs_finished_stages_and_gets_the_same_results(tmp_path,
+                                                                             monkeypatch):
+    """--reuse: an ablation that changes only the evaluation copies the other run's
+    collection and trained students (same name, inputs and code) and computes the rest; its
+    results equal a run that computed everything itself."""
+    from studies_tiny import tiny
+
+    from outlearn.errors import ConfigError
+    from outlearn.studies.runner import run_study
+
+    data = tiny(train_tasks=[5, 2], none_up_to=2, learns_from=5)
+    first = run_study("taskcount", data, tmp_path / "a", quiet=True).parent
+    greedy = tiny(train_tasks=[5, 2], none_up_to=2, learns_from=5,
+                  eval={"episodes": 10, "seeds": [0], "mode": "greedy"})
+    alone = run_study("taskcount", greedy, tmp_path / "alone", quiet=True).parent
+    ran = []
+    real = base.run_stage
+    monkeypatch.setattr(base, "run_stage", lambda d, *a, **k: ran.append(d) or real(d, *a, **k))
+    reused = run_study("taskcount", greedy, tmp_path / "b", quiet=True, reuse=[first]).parent
+    # the evaluations (and the references, whose stage is keyed by the eval section) run
+    assert ran and {d.name.split("-")[0] for d in ran} == {"evaluate", "baselines"}
+    assert {p.name for p in (reused / "stages").iterdir()} == {
+        p.name for p in (alone / "stages").iterdir()}
+    assert (reused / "summary.txt").read_text() == (alone / "summary.txt").read_text()
+    for d in (reused / "stages").iterdir():  # copied whole, the result file last
+        assert (d / RESULT_JSON).is_file() and not list(d.glob("*.part"))
+    with pytest.raises(ConfigError, match="not a run directory"):
+        run_study("taskcount", greedy, tmp_path / "c", quiet=True, reuse=[tmp_path / "nope"])
+    with pytest.raises(ConfigError, match="this run's own directory"):
+        run_study("taskcount", greedy, tmp_path / "b", quiet=True, reuse=[reused])

@@ -80,13 +80,16 @@ def run(
     workers: int = typer.Option(1, help="independent stages at once (local Ray when > 1)"),
     address: str = typer.Option(None, help="a Ray cluster (HOST:PORT or auto) to run them on"),
     backend: str = typer.Option("ray", help="'ray', or 'processes' (local processes, no Ray)"),
+    reuse: list[Path] = typer.Option(
+        [], help="another run's directory (repeatable): its finished stages with the same "
+        "inputs and code are copied, not computed (an ablation reuses trained students)"),
 ) -> None:
     """Run a study end to end (collect, train, evaluate, report), resuming cached stages.
     Students train and act on $OUTLEARN_DEVICE (cpu, cuda, auto; the CPU when unset)."""
     from outlearn.studies.runner import run_from_toml
 
     path = _call(lambda: run_from_toml(config, out, workers=workers, address=address,
-                                       backend=backend),
+                                       backend=backend, reuse=reuse),
                  "stopped; finished stages are kept: rerun the same command to resume")
     typer.echo(f"report: {path}")
 

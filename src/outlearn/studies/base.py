@@ -19,6 +19,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
+import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +32,7 @@ from outlearn.config import Config
 from outlearn.provenance import file_digest, source_hash
 from outlearn.report.section import Section
 from outlearn.studies.parallel import Executor, Serial
-from outlearn.studies.store import RunPaths, is_finished, read_result, write_result
+from outlearn.studies.store import RESULT_JSON, RunPaths, is_finished, read_result, write_result
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -203,6 +205,9 @@ class RunContext:
     stage_seconds: dict[str, float | None] = field(default_factory=dict)
     #: runs independent stages (:meth:`stages`): serially here, or as Ray tasks
     executor: Executor = field(default_factory=Serial, repr=False, compare=False)
+    #: other run directories whose finished stages this run copies instead of computing
+    #: (a stage with the same name, inputs and code version: :meth:`stages`)
+    reuse: tuple[Path, ...] = ()
 
     def __getstate__(self) -> dict[str, Any]:  # a stage's closure may capture the context
         return {**self.__dict__, "executor": Serial()}
@@ -231,6 +236,9 @@ class RunContext:
         :attr:`executor` (at once, when it has several workers); results in input order."""
         code = tuple(code) if code is not None else None
         dirs = [self.stage_dir(name, i, code) for i in inputs]
+        for d in dirs:
+            if not is_finished(d):
+                self._copy_reused(d)
         todo = [k for k, d in enumerate(dirs) if not is_finished(d)]
         if todo:
             old = [dirs[k].name for k in todo if (dirs[k] / OLD_RESULT).exists()]
@@ -254,6 +262,27 @@ class RunContext:
             self.stage_seconds[d.name] = _read_seconds(d / "seconds.txt")
             out.append(read_result(d, self.run_dir))
         return out
+
+    def _copy_reused(self, d: Path) -> None:
+        """Copy the finished stage ``d.name`` from the first of :attr:`reuse` that has it into
+        ``d`` (its key holds its inputs, relative to the run dir, and its code version, so
+        a stage of that name is the same computation); the result file is copied last, so an
+        interrupted copy is not a finished stage."""
+        for other in self.reuse:
+            src = Path(other) / "stages" / d.name
+            if not is_finished(src):
+                continue
+            for f in sorted(src.rglob("*")):
+                rel = f.relative_to(src)
+                if f.is_dir():
+                    (d / rel).mkdir(parents=True, exist_ok=True)
+                elif rel != Path(RESULT_JSON):
+                    (d / rel).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(f, d / rel)
+            shutil.copy2(src / RESULT_JSON, d / (RESULT_JSON + ".part"))
+            os.replace(d / (RESULT_JSON + ".part"), d / RESULT_JSON)
+            self.log(f"stage {d.name}: reused from {other}")
+            return
 
     def stage_each(self, name: str, keys: Iterable[K], inputs: Callable[[K], Any],
                    fn: Callable[[K, Path], T], code: Iterable[str] | None = None) -> dict[K, T]:

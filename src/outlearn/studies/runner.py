@@ -18,7 +18,7 @@ import shlex
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -139,12 +139,31 @@ def read_study_toml(path: Path) -> tuple[str, dict]:
     return str(data.pop("study")), data
 
 
+def check_reuse(paths: Iterable[Path], run_dir: Path) -> tuple[Path, ...]:
+    """The run directories named by ``--reuse``, checked: each must be another run's
+    directory (one that holds ``stages/``)."""
+    out = []
+    for p in paths:
+        p = Path(p)
+        if not (p / "stages").is_dir():
+            raise ConfigError(f"--reuse {p}: not a run directory (no {p / 'stages'}): name a "
+                              "finished or interrupted run's directory, e.g. runs/cutoff-<hash>")
+        if p.resolve() == run_dir.resolve():
+            raise ConfigError(f"--reuse {p}: that is this run's own directory; name another "
+                              "run's directory")
+        out.append(p)
+    return tuple(out)
+
+
 def run_study(name: str, data: dict, out: Path, source: str = "<dict>",
               command: str | None = None, quiet: bool = False, workers: int = 1,
-              address: str | None = None, backend: str = "ray") -> Path:
+              address: str | None = None, backend: str = "ray",
+              reuse: Iterable[Path] = ()) -> Path:
     """Validate, run and report a study; returns the report path. ``workers`` > 1 or a Ray
     ``address`` run independent stages at once, as Ray tasks or (``backend="processes"``)
-    local processes (:mod:`outlearn.studies.parallel`)."""
+    local processes (:mod:`outlearn.studies.parallel`). ``reuse``: other run directories
+    whose finished stages (same name, inputs and code version) are copied, not computed
+    (an ablation that changes only the evaluation reuses the trained students)."""
     load_components()
     study = STUDIES.get(name)
     cfg = parse_config(study.config_model, data, source)
@@ -152,15 +171,16 @@ def run_study(name: str, data: dict, out: Path, source: str = "<dict>",
     from outlearn.atomic import check_output
 
     check_output(out, "out", kind="dir")
+    others = check_reuse(reuse, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with run_lock(run_dir):
         return _run_locked(name, study, cfg, run_dir, source, command, quiet, workers, address,
-                           backend)
+                           backend, others)
 
 
 def _run_locked(name: str, study: Any, cfg: Any, run_dir: Path, source: str,
                 command: str | None, quiet: bool, workers: int, address: str | None,
-                backend: str = "ray") -> Path:
+                backend: str = "ray", reuse: tuple[Path, ...] = ()) -> Path:
     """:func:`run_study`'s work, while this process holds the run directory's lock."""
     from outlearn import __version__
 
@@ -169,7 +189,7 @@ def _run_locked(name: str, study: Any, cfg: Any, run_dir: Path, source: str,
     atomic_write_text(run_dir / "config.json", json.dumps(resolved, indent=2, sort_keys=True))
     t0 = time.time()
     executor = make_executor(workers, address, backend)
-    ctx = RunContext(run_dir, quiet=quiet, executor=executor)
+    ctx = RunContext(run_dir, quiet=quiet, executor=executor, reuse=reuse)
     try:
         sections = study.run(cfg, ctx)
     except KeyboardInterrupt:
@@ -200,7 +220,8 @@ def _run_locked(name: str, study: Any, cfg: Any, run_dir: Path, source: str,
 
 
 def run_from_toml(path: Path, out: Path = Path("runs"), workers: int = 1,
-                  address: str | None = None, backend: str = "ray") -> Path:
+                  address: str | None = None, backend: str = "ray",
+                  reuse: Iterable[Path] = ()) -> Path:
     name, data = read_study_toml(path)
     return run_study(name, data, out, source=str(path), workers=workers, address=address,
-                     backend=backend)
+                     backend=backend, reuse=reuse)
