@@ -187,6 +187,48 @@ def test_the_report_and_results_json_carry_every_estimate(two):
     assert f"{d.value:.3g} [{d.low:.3g}, {d.high:.3g}]" in table
 
 
+def test_a_student_can_act_its_own_way_and_shares_its_training(two, monkeypatch):
+    """eval_mode on one of [[students]]: AD greedy beside adq sampling. Its training stages
+    are the run without it (only its evaluations run, as the argmax of its policy); unset,
+    the key is not written, so configs without it keep their hashes."""
+    from outlearn.studies.common import eval_students, held_out_tasks
+
+    greedy_ad = copy.deepcopy(TWO)
+    greedy_ad["students"][0]["eval_mode"] = "greedy"
+    cfg = parse_config(cutoff.CutoffConfig, greedy_ad)
+    assert "eval_mode" not in parse_config(cutoff.CutoffConfig, TWO).model_dump()["students"][0]
+    assert cfg.content_hash() != parse_config(cutoff.CutoffConfig, TWO).content_hash()
+    ran = []
+    real = base.run_stage
+    monkeypatch.setattr(base, "run_stage", lambda d, *a, **k: ran.append(d) or real(d, *a, **k))
+    out = two / "greedy-ad"
+    out.mkdir()
+    run_study("cutoff", greedy_ad, out, quiet=True, reuse=[_run_dir(two, TWO)])
+    assert [d.name.split("-")[0] for d in ran] == ["evaluate"] * (
+        len(CUTS) * len(TWO["train_seeds"]))  # AD's evaluations, nothing else
+    mine = _run_dir(out, greedy_ad) / "stages"
+    theirs = _run_dir(two, TWO) / "stages"
+    assert {p.name for p in mine.glob("train-*")} == {p.name for p in theirs.glob("train-*")}
+    from outlearn.students import load_student
+
+    ad_dir = next(t for t in sorted(mine.glob("train-*"))
+                  if load_student(t / "student")[1].student.kind == "ad")
+    ckpt = read_result(ad_dir, mine.parent)  # its final checkpoint
+    fam = cutoff.make_family(cfg.env)
+    ids = held_out_tasks(fam, cfg.tasks)
+    greedy = [read_result(e, mine.parent) for e in ran]
+    as_ = {m: cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"mode": m})})
+           for m in ("sample", "greedy")}
+    assert any(np.array_equal(eval_students(as_["greedy"], fam, ids, [ckpt]), g)
+               for g in greedy)
+    assert not any(np.array_equal(eval_students(as_["sample"], fam, ids, [ckpt]), g)
+                   for g in greedy)
+    side = _sections(out, greedy_ad)[0]
+    assert "ad: ad (small), context 15 steps, 20 training steps, acting by greedy" in side.setting
+    assert "adq: adq (small), context 15 steps, 20 training steps, acting by sample" in (
+        side.setting)
+
+
 # ------------------------------------------------------------------ the paired difference
 def test_the_difference_is_paired_by_seed_and_task():
     """Both students ran on the same tasks: a task effect shared by both cancels in the

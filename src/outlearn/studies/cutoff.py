@@ -28,9 +28,10 @@ collection and before any training.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Hashable
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -49,16 +50,19 @@ from outlearn.studies.base import RunContext, Study
 from outlearn.studies.common import (
     Setting,
     collect_stage,
+    evaluate_by_setting,
     held_out_tasks,
     mean_optimum,
     references_stage,
     students_by_setting,
+    train_by_setting,
 )
 from outlearn.studies.cutoff_config import (
     CutoffConfig,
     HorizonSection,
     NamedStudentSection,
     StudentSection,
+    acting,
     make_family,
 )
 from outlearn.studies.cutoff_text import (  # noqa: F401  (headline: re-exported)
@@ -80,8 +84,31 @@ from outlearn.studies.verdicts import (
     versus_random_verdict,
 )
 
-
 # ------------------------------------------------------------------------------ the study
+K = TypeVar("K", bound=Hashable)
+
+
+def evaluate_students(cfg: CutoffConfig, ctx: RunContext, test_ids: np.ndarray,
+                      settings: dict[K, Setting]) -> dict[K, np.ndarray]:
+    """:func:`~outlearn.studies.common.students_by_setting`, with each named student acting
+    its own way (``eval_mode``): training sees the sections without it (students that
+    differ only in how they act share their training stages), and each group of students
+    that act alike is evaluated under that ``[eval] mode``."""
+    if all(s.student is None or getattr(s.student, "eval_mode", None) is None
+           for s in settings.values()):
+        return students_by_setting(cfg, ctx, test_ids, settings)
+    trained = {k: replace(s, student=s.student.trained())  # type: ignore[union-attr]
+               for k, s in settings.items()}
+    per = train_by_setting(cfg, ctx, trained)
+    out: dict[K, np.ndarray] = {}
+    for mode in sorted({acting(s.student, cfg.eval.mode) for s in settings.values()}):
+        group = {k: s for k, s in settings.items() if acting(s.student, cfg.eval.mode) == mode}
+        as_run = cfg if mode == cfg.eval.mode else cfg.model_copy(
+            update={"eval": cfg.eval.model_copy(update={"mode": mode})})
+        out.update(evaluate_by_setting(as_run, ctx, test_ids, group, {k: per[k] for k in group}))
+    return {k: out[k] for k in settings}
+
+
 def run(cfg: CutoffConfig, ctx: RunContext) -> list[Section]:
     """Collect, cut, check, train, evaluate, measure, judge; returns the report sections."""
 
@@ -103,11 +130,12 @@ def run(cfg: CutoffConfig, ctx: RunContext) -> list[Section]:
     # context: independent stages, run at once with `outlearn run --workers N`. A config
     # of one student has the name None and names no student in its stages' inputs.
     sts = cfg.student_sections()
-    curves = students_by_setting(cfg, ctx, test_ids, {
+    settings = {
         (who, name): Setting(cut.path, fit_context(  # adq: a window and its successor
             st.kind, min(st.context_len, cut.context_len), cut.steps),
             student=None if who is None else st)
-        for who, st in sts.items() for name, cut in cuts.items()})
+        for who, st in sts.items() for name, cut in cuts.items()}
+    curves = evaluate_students(cfg, ctx, test_ids, settings)
     per = {who: Results(cfg, family, test_ids, cuts,
                         {name: curves[who, name] for name in cuts}, base, st)
            for who, st in sts.items()}

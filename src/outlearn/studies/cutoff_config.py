@@ -13,7 +13,7 @@ default the one ``adq`` student against the one ``ad`` student).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     Field,
@@ -69,6 +69,29 @@ class NamedStudentSection(StudentSection):
 
     name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$", max_length=40,
                       description="a short label: a letter, then letters, digits, _ . -")
+    eval_mode: Literal["sample", "greedy"] | None = Field(
+        None, description="how this student acts in the evaluation, over [eval] mode (e.g. AD "
+        "greedy beside adq epsilon-greedy); unset: [eval] mode")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Without ``eval_mode`` when unset, so a config that does not set it keeps the hash
+        (and the stage keys) it had before the key existed."""
+        d: dict[str, Any] = handler(self)
+        if d.get("eval_mode") is None:
+            d.pop("eval_mode", None)
+        return d
+
+    def trained(self) -> NamedStudentSection:
+        """The section as training sees it: how the student acts later is not part of it, so
+        students that differ only in ``eval_mode`` share their training stages."""
+        return self.model_copy(update={"eval_mode": None})
+
+
+def acting(student: StudentSection | None, default: str) -> str:
+    """How a student acts in the evaluation: a named student's ``eval_mode`` when set, else
+    ``default`` (``[eval] mode``)."""
+    return getattr(student, "eval_mode", None) or default
 
 
 #: the kinds whose pair is compared when ``compare`` is not given: (student, baseline)

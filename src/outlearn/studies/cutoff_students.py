@@ -18,7 +18,7 @@ from outlearn.report.figures import CurvesPanel, panels_figure
 from outlearn.report.section import Section
 from outlearn.studies.common import data_text
 from outlearn.studies.cutoff import CutInfo, Results, claim1_section, claim2_section
-from outlearn.studies.cutoff_config import CutoffConfig
+from outlearn.studies.cutoff_config import CutoffConfig, acting
 from outlearn.studies.cutoff_text import ceiling_shares, cut_what, headline, headline_verdict
 from outlearn.studies.verdicts import (
     Verdict,
@@ -87,7 +87,8 @@ def comparison_section(cfg: CutoffConfig, per: dict[str, Results], fig: Path) ->
         v = headline_verdict(head, verdicts[head], share)
     sts = cfg.student_sections()
     who_text = "; ".join(f"{who}: {st.kind} ({st.preset}), context {st.context_len} steps, "
-                         f"{st.train_steps} training steps" for who, st in sts.items())
+                         f"{st.train_steps} training steps, acting by "
+                         f"{acting(st, cfg.eval.mode)}" for who, st in sts.items())
     figure = panels_figure(
         fig, [CurvesPanel(cut_label(name, cut), "return",
                           {**{who: M.mean_curve_ci(res.students[name])
