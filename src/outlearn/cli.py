@@ -86,8 +86,10 @@ def run(
 ) -> None:
     """Run a study end to end (collect, train, evaluate, report), resuming cached stages.
     Students train and act on $OUTLEARN_DEVICE (cpu, cuda, auto; the CPU when unset)."""
+    from outlearn.studies.parallel import stop_on_sigterm
     from outlearn.studies.runner import run_from_toml
 
+    stop_on_sigterm()  # `kill PID` stops the run as Ctrl-C does, workers included
     path = _call(lambda: run_from_toml(config, out, workers=workers, address=address,
                                        backend=backend, reuse=reuse),
                  "stopped; finished stages are kept: rerun the same command to resume")

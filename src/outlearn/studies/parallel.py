@@ -13,6 +13,8 @@ so caching and resuming are the same whichever ran it.
 from __future__ import annotations
 
 import os
+import signal
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -103,11 +105,39 @@ class RayPool:
             if on_done is not None:
                 on_done(index[done[0].hex()])
 
-    def close(self) -> None:
+    def close(self, now: bool = False) -> None:
+        """Shut the local Ray (or the connection to the cluster) down; its tasks end with it."""
         import ray
 
         if ray.is_initialized():
             ray.shutdown()
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM (``kill PID``, a scheduler's time limit) stop this process as Ctrl-C
+    does: a KeyboardInterrupt in the main thread, so the run keeps its finished stages,
+    says how to resume, and stops its workers (:meth:`Processes.close`) instead of leaving
+    them to compute for nobody."""
+    def _interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+#: Linux's prctl option: the signal a process gets when its parent exits
+_PR_SET_PDEATHSIG = 1
+
+
+def _end_with_driver(driver: int) -> None:
+    """Each worker's initializer: on Linux the kernel sends it SIGTERM when the driver ends,
+    however it ends (SIGKILL included), so no worker outlives its run; a driver that ended
+    before this line ran is noticed by the parent pid."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    if os.getppid() != driver:
+        os._exit(1)
 
 
 def _call_pickled(blob: bytes) -> None:
@@ -142,7 +172,8 @@ class Processes:
             os.environ.update(worker_env(self.threads))  # what the workers inherit
             try:
                 self._pool = ProcessPoolExecutor(
-                    self.workers, mp_context=multiprocessing.get_context("spawn"))
+                    self.workers, mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_end_with_driver, initargs=(os.getpid(),))
                 self._pool.submit(int).result()  # start them now, in this environment
             finally:
                 for k, v in saved.items():
@@ -176,8 +207,13 @@ class Processes:
                 f.cancel()
             raise
 
-    def close(self) -> None:
+    def close(self, now: bool = False) -> None:
+        """Stop the workers: after their running calls (``now`` False), or at once (an
+        interrupted run: a stage stopped mid-way resumes from its files next time)."""
         if self._pool is not None:
+            if now:
+                for proc in list(getattr(self._pool, "_processes", {}).values()):
+                    proc.terminate()
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 

@@ -190,14 +190,16 @@ def _run_locked(name: str, study: Any, cfg: Any, run_dir: Path, source: str,
     t0 = time.time()
     executor = make_executor(workers, address, backend)
     ctx = RunContext(run_dir, quiet=quiet, executor=executor, reuse=reuse)
+    interrupted = False
     try:
         sections = study.run(cfg, ctx)
     except KeyboardInterrupt:
+        interrupted = True
         raise Stopped(f"stopped; the stages finished so far are kept in {run_dir / 'stages'}: "
                       "rerun the same command to resume") from None
     finally:
         if isinstance(executor, RayPool | Processes):
-            executor.close()
+            executor.close(now=interrupted)
     meta = {"outlearn": __version__, "python": platform.python_version(),
             "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
             "cpus": os.cpu_count(), "workers": address or workers, "backend": backend,
