@@ -99,6 +99,12 @@ def test_a_student_of_several_is_named_from_the_config():
     s = _setting({"key": "cutoff-b2", "setting": "no setting line"}, cfg)
     assert s == {"family": "keydoor", "teacher": "ppo", "teacher_settings": "",
                  "student": "adq (b2)"}
+    # a student that acts on its argmax says so: by [eval] mode, or its own eval_mode
+    greedy = {**cfg, "eval": {"mode": "greedy"}}
+    assert _setting({"key": "cutoff-b2", "setting": ""}, greedy)["student"] == "adq (b2), greedy"
+    cfg["students"][0]["eval_mode"] = "greedy"
+    assert _setting({"key": "cutoff-ad", "setting": ""}, cfg)["student"] == "ad, greedy"
+    assert _setting({"key": "cutoff-b2", "setting": ""}, cfg)["student"] == "adq (b2)"
 
 
 @pytest.mark.parametrize("content, message", [
@@ -135,6 +141,8 @@ def test_every_committed_result_maps():
     assert gpu[1].exceedance["value"] == pytest.approx(-0.368, abs=5e-4)
     assert gpu[1].family == "darkroom (size=9, episode_len=20)" and not gpu[1].gated
     assert {r.student for r in rows if r.run.name == "cutoff-adq-demo"} == {"ad", "adq"}
+    assert {r.student for r in rows if r.run.name == "cutoff-adq-darkroom-full-greedy"} == {
+        "ad, greedy", "adq, greedy"}
     # a cut by history length reads as its config spells it
     length = [r.cut for r in rows if r.run.name == "cutoff-length"]
     assert sorted(length) == ["0.4", "episodes:0.33", "uncut"]

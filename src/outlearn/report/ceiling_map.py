@@ -115,15 +115,21 @@ def _setting(section: dict[str, Any], cfg: dict[str, Any]) -> dict[str, str]:
         out["teacher"], out["teacher_settings"] = teacher["name"], _settings(teacher.get("kwargs"))
     elif m:
         out["teacher"], out["teacher_settings"] = m["teacher"], _settings(m["teacher_kw"])
-    named = {str(st["name"]): str(st.get("kind", "?")) for st in cfg.get("students") or []
-             if isinstance(st, dict) and "name" in st}
+    sections = {str(st["name"]): st for st in cfg.get("students") or []
+                if isinstance(st, dict) and "name" in st}
+    named = {n: str(st.get("kind", "?")) for n, st in sections.items()}
     who = next((n for n in named if str(section["key"]).endswith(f"-{n}")), None)
+    ev = cfg.get("eval")
+    mode = ev.get("mode", "sample") if isinstance(ev, dict) else "sample"
     if who is not None:
         out["student"] = named[who] if named[who] == who else f"{named[who]} ({who})"
+        mode = sections[who].get("eval_mode") or mode
     elif isinstance(cfg.get("student"), dict) and "kind" in cfg["student"]:
         out["student"] = cfg["student"]["kind"]
     elif found := _STUDENT.search(str(section.get("setting", ""))):
         out["student"] = found["kind"]
+    if mode == "greedy":  # the argmax of its output; unmarked: it samples (its default)
+        out["student"] += ", greedy"
     return out
 
 
@@ -197,7 +203,9 @@ def markdown(runs: list[Run], rows: list[MapRow], claims: list[ClaimLine],
              command: str) -> str:
     """``map.md``: the map's table, the claim lines and the runs they come from."""
     out = ["# The ceiling map", "",
-           "One row per task family, teacher, student and cut. Exceedance = the student's "
+           "One row per task family, teacher, student and cut (a student marked greedy acts "
+           "on the argmax of its output; the others act by their own default: AD samples "
+           "its policy, adq is epsilon-greedy). Exceedance = the student's "
            "asymptote - its data ceiling (above 0: it learns past its data); continuation gap "
            "= the teacher run fresh - the student (above 0: it falls short of the teacher's "
            "unseen continuation); 95% CIs as each run stored them, in that family's return. "
