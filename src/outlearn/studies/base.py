@@ -93,9 +93,9 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     # the teacher's histories (studies.common.collect_histories -> outlearn.collect)
     "collect": ("outlearn.studies.common", *_TEACHER_DATA),
     "h-collect": ("outlearn.studies.common", *_TEACHER_DATA),
-    # studies.cutoff.cut_history / early_steps / episode_boundary: history cuts, data
+    # studies.cutting.cut_history / early_steps / episode_boundary: history cuts, data
     # ceiling, random's CI; studies.cutspec: a cut's name, the episodes a length cut keeps
-    "cut": ("outlearn.studies.cutoff", "outlearn.studies.cutspec", "outlearn.studies.common",
+    "cut": ("outlearn.studies.cutting", "outlearn.studies.cutspec", "outlearn.studies.common",
             *_IN_CONTEXT),
     # studies.common.run_references (actions: its permuted families, studies.actions)
     "baselines": ("outlearn.studies.common", "outlearn.studies.actions", *_IN_CONTEXT),
