@@ -88,7 +88,10 @@ SHIPPED = {"demo.toml": "c5699f1fc5e0", "cutoff-full.toml": "0c81c1e27138",
 def test_a_config_of_one_student_keeps_its_run_directory_and_stage_keys(single):
     run_dir = single / SINGLE_RUN
     assert run_dir.is_dir()
-    assert sorted(p.name for p in (run_dir / "stages").iterdir()) == SINGLE_STAGES
+    names = sorted(p.name for p in (run_dir / "stages").iterdir())
+    # the stages it had, and one greedy-teacher reference per cut (not early) added since
+    assert [n for n in names if not n.startswith("teacher-greedy-")] == SINGLE_STAGES
+    assert sum(n.startswith("teacher-greedy-") for n in names) == len(CUTS) - 1
     load_components()
     root = Path(__file__).resolve().parents[1] / "configs"
     for name, digest in SHIPPED.items():

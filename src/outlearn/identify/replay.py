@@ -47,18 +47,28 @@ def replay_states(learner: Learner, keys: jax.Array, params: Any, steps: Steps,
                   upto: int) -> Any:
     """Each learner's state after its history's first ``upto`` transitions (its own
     ``update`` on the recorded steps; update keys as the rollout loop draws them)."""
-    upd = jax.vmap(learner.update, in_axes=(0, 0, 0, None))
+    return replay_with_policy(learner, keys, params, steps, upto)[0]
 
-    def body(s: Any, x: Any) -> tuple[Any, None]:
+
+def replay_with_policy(learner: Learner, keys: jax.Array, params: Any, steps: Steps,
+                       upto: int) -> tuple[Any, np.ndarray]:
+    """:func:`replay_states`, and the learner's action probabilities at every replayed step,
+    (L, upto, A), before that step's update: with the collection's learner keys
+    (:func:`outlearn.rng.learner_keys`) they equal the history's recorded ``probs`` exactly
+    when the replay rebuilds the learner that wrote the history."""
+    upd = jax.vmap(learner.update, in_axes=(0, 0, 0, None))
+    pol = jax.vmap(learner.policy, in_axes=(0, 0, None))
+
+    def body(s: Any, x: Any) -> tuple[Any, jax.Array]:
         o, a, r, n, te, d, t = x
         _, _, k = step_keys(keys, t)
-        return upd(k, s, Transition(o, a, r, n, te, d & ~te), t), None
+        return upd(k, s, Transition(o, a, r, n, te, d & ~te), t), pol(s, o, t)
 
     xs = tuple(jnp.asarray(np.asarray(v)[:, :upto].T) for v in steps)
     t = jnp.arange(upto, dtype=jnp.int32)
-    s, _ = jax.jit(lambda s0, xs, t: jax.lax.scan(body, s0, (*xs, t)))(
+    s, probs = jax.jit(lambda s0, xs, t: jax.lax.scan(body, s0, (*xs, t)))(
         init_learners(learner, keys, params), xs, t)
-    return s
+    return s, np.swapaxes(np.asarray(probs), 0, 1)
 
 
 def continue_members(env_family: Any, learner: Learner, keys: jax.Array, params: Any,
