@@ -15,7 +15,7 @@ from outlearn.evaluation.evaluate import run_learner
 from outlearn.histories.transforms import cut_at_step
 from outlearn.studies.common import held_out_tasks
 from outlearn.studies.cutoff_config import CutoffConfig
-from outlearn.studies.cutting import greedy_teacher_at_cut
+from outlearn.studies.greedy_teacher import greedy_teacher_at_cut, replay_mismatch
 
 ROOM = {"name": "darkroom", "kwargs": {"size": 3, "episode_len": 6}}
 #: a Q-learner that explores (epsilon 1 -> 0 over 150 steps) and then knows its room
@@ -92,3 +92,25 @@ def test_a_teacher_the_history_was_not_written_by_is_refused(history):
     out = greedy_teacher_at_cut(cfg, family, history, held_out_tasks(family, cfg.tasks), 4, 0)
     assert out["returns"] is None
     assert "cannot be rebuilt" in out["why"] and "recorded" in out["why"]
+
+
+def test_a_replay_may_split_a_tie_the_recording_broke_and_nothing_else():
+    """The replay runs the update outside the rollout loop's fused step, so an exact tie
+    between two actions can come out a rounding apart (2 of 128 learners of the demo's
+    teachers, once each): that is the same learner. Best actions that do not overlap, or
+    the same best action with another epsilon, are not."""
+    rec = np.array([[[0.05, 0.05, 0.80, 0.05, 0.05], [0.046, 0.046, 0.431, 0.046, 0.431]]])
+    assert replay_mismatch(rec, rec) is None
+    split = rec.copy()
+    split[0, 1] = [0.046, 0.046, 0.816, 0.046, 0.046]  # the tie broken toward action 2
+    assert replay_mismatch(split, rec) is None and replay_mismatch(rec, split) is None
+    other = rec.copy()
+    other[0, 0] = [0.05, 0.80, 0.05, 0.05, 0.05]  # another best action
+    assert "1 steps where the two prefer different actions, the first at step 0" in (
+        replay_mismatch(other, rec))
+    eps = rec.copy()
+    eps[0, 0] = [0.1, 0.1, 0.6, 0.1, 0.1]  # the same best action, another epsilon
+    assert replay_mismatch(eps, rec) is not None
+    half = rec.copy()
+    half[0, 1] = [0.0, 0.092, 0.816, 0.046, 0.046]  # a tie split, and one more change
+    assert replay_mismatch(half, rec) is not None

@@ -75,8 +75,8 @@ from outlearn.studies.cutting import (  # noqa: F401  (re-exported: the cut stag
     cut_history,
     early_steps,
     episode_boundary,
-    greedy_teacher_at_cut,
 )
+from outlearn.studies.greedy_teacher import greedy_teacher_at_cut
 from outlearn.studies.horizon import horizon_section
 from outlearn.studies.verdicts import (
     Verdict,
@@ -181,7 +181,7 @@ class Results:
                  base: dict[str, np.ndarray], student: StudentSection | None = None,
                  greedy: dict[str, dict[str, Any]] | None = None):
         self.cfg, self.cuts, self.students, self.base = cfg, cuts, students, base
-        #: per cut, :func:`~outlearn.studies.cutting.greedy_teacher_at_cut`'s result
+        #: per cut, :func:`~outlearn.studies.greedy_teacher.greedy_teacher_at_cut`'s result
         self.greedy = greedy or {}
         self.student = student or cfg.student  # whose curves (a study of several: one)
         self.optimum = mean_optimum(family, ids)

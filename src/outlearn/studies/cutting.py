@@ -27,8 +27,7 @@ from outlearn.studies.cutspec import Cut, cut_name, episodes_fraction, kept_epis
 if TYPE_CHECKING:
     from outlearn.studies.cutoff_config import CutoffConfig
 
-__all__ = ["CutInfo", "FrozenGreedy", "cut_history", "early_steps", "episode_boundary",
-           "greedy_teacher_at_cut"]
+__all__ = ["CutInfo", "cut_history", "early_steps", "episode_boundary"]
 
 
 @dataclass(frozen=True)
@@ -113,87 +112,3 @@ def early_steps(cfg: CutoffConfig, family: Any, full: Path) -> int:
             f"the teacher beats random (CI high {high:.3g}) in its first episode, so there "
             "is no early-only data: remove \"early\" from cuts or use a slower teacher")
     return int(math.ceil(float(np.cumsum(lengths, axis=1)[:, n - 1].mean())))
-
-
-class FrozenGreedy:
-    """A teacher frozen in a given state, acting on the argmax of its policy there (ties
-    to the lowest action); it never updates. ``t``: the step its policy is read at (the
-    cut), so a schedule (an epsilon) stays where the cut left it: the argmax drops it."""
-
-    def __init__(self, inner: Any, t: int):
-        self.inner, self.t = inner, t
-        self.name = f"{inner.name}, greedy and frozen"
-        self.num_actions = int(inner.num_actions)
-
-    def init(self, key: Any, params: Any) -> Any:
-        return self.inner.init(key, params)
-
-    def policy(self, lstate: Any, obs: Any, t: Any) -> Any:
-        import jax
-        import jax.numpy as jnp
-
-        p = self.inner.policy(lstate, obs, jnp.int32(self.t))
-        return jax.nn.one_hot(jnp.argmax(p), self.num_actions, dtype=jnp.float32)
-
-    def update(self, key: Any, lstate: Any, tr: Any, t: Any) -> Any:
-        return lstate
-
-
-#: largest difference between a replayed policy and the recorded one that still counts as
-#: the same learner (float32 rounding of the same computation)
-REPLAY_TOL = 1e-4
-
-
-def greedy_teacher_at_cut(cfg: CutoffConfig, family: Any, path: Path, ids: np.ndarray,
-                          episodes: int, seed: int) -> dict[str, Any]:
-    """The teacher as the history at ``path`` leaves it, acting greedily: each held-out
-    teacher learner's state rebuilt by replaying its recorded transitions with the
-    teacher's own ``update`` and the collection's keys, then frozen and run for
-    ``episodes`` fresh episodes on its task, acting on the argmax of its policy.
-
-    What the data would show without the teacher's exploration: a student that beats the
-    data ceiling but not this has dropped the teacher's noise rather than learned past it.
-    Returns ``{"returns": (learners per task, tasks, episodes)}``, tasks in the order of
-    ``ids``, or ``{"returns": None, "why": ...}`` when the teacher cannot be rebuilt from
-    its history (no replayable steps, or the replayed policy differs from the recorded
-    one by more than :data:`REPLAY_TOL`)."""
-    import jax
-    import jax.numpy as jnp
-
-    from outlearn.evaluation.baselines import make_teacher
-    from outlearn.evaluation.metrics import episode_returns_from_traj
-    from outlearn.identify import Steps
-    from outlearn.identify.replay import replay_with_policy
-    from outlearn.rng import learner_keys
-    from outlearn.rollout import rollout_scan
-
-    with History(path) as h:
-        idx = h.learners("test")
-        try:
-            steps = Steps.from_history(h, idx)
-        except ConfigError as err:
-            return {"returns": None, "why": str(err)}
-        if not h.has_probs:
-            return {"returns": None, "why": f"history {path} records no policy to check a "
-                                            "replay against"}
-        recorded = h.read_steps("probs", idx)
-        task_ids, seeds, upto = h.task_ids[idx], h.learner_seeds[idx], h.num_steps
-    teacher = make_teacher(cfg.teacher.name, family, **cfg.teacher.kwargs)
-    keys = learner_keys(seeds)
-    params = family.task_params(jnp.asarray(task_ids))
-    states, replayed = replay_with_policy(teacher, keys, params, steps, upto)
-    worst = float(np.abs(replayed - recorded).max())
-    if not worst <= REPLAY_TOL:
-        return {"returns": None, "why": f"replaying teacher {cfg.teacher.name} on its history "
-                                        f"gives a policy up to {worst:.3g} away from the "
-                                        "recorded one: its state cannot be rebuilt"}
-    run_keys = jax.vmap(lambda k: jax.random.fold_in(k, 2_000_003 + seed))(keys)
-    traj, _ = rollout_scan(family, FrozenGreedy(teacher, upto), run_keys, params,
-                           episodes * family.episode_len, start=(states, upto))
-    ret = episode_returns_from_traj(np.asarray(traj.rewards), np.asarray(traj.terminated),
-                                    np.asarray(traj.truncated), episodes)
-    per_task = [ret[task_ids == t] for t in ids]
-    if len({len(r) for r in per_task}) != 1 or not len(per_task[0]):
-        raise ValueError(f"history {path}: the held-out tasks have unequal numbers of teacher "
-                         "learners")
-    return {"returns": np.stack(per_task, axis=1)}
