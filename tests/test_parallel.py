@@ -86,3 +86,24 @@ def test_workers_end_when_the_driver_is_stopped_or_killed(tmp_path, sig):
             if _alive(p):
                 os.kill(p, signal.SIGKILL)
         proc.kill()
+
+
+def test_outlearn_run_puts_back_the_sigterm_handler_it_found(tmp_path):
+    """The CLI's run stops on SIGTERM while it runs, and leaves the caller's own handler
+    (a test runner's, a notebook's) in place when it returns, here after a refused config."""
+    from typer.testing import CliRunner
+
+    from outlearn.cli import app
+
+    def mine(signum, frame):  # pragma: no cover (never delivered)
+        pass
+
+    before = signal.signal(signal.SIGTERM, mine)
+    try:
+        bad = tmp_path / "bad.toml"
+        bad.write_text('study = "cutoff"\nno_such_key = 1\n')
+        result = CliRunner().invoke(app, ["run", str(bad), "--out", str(tmp_path / "runs")])
+        assert result.exit_code == 2
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, before)

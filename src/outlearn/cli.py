@@ -7,6 +7,7 @@ with a line saying what was kept and how to resume (exit status 130).
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -89,10 +90,13 @@ def run(
     from outlearn.studies.parallel import stop_on_sigterm
     from outlearn.studies.runner import run_from_toml
 
-    stop_on_sigterm()  # `kill PID` stops the run as Ctrl-C does, workers included
-    path = _call(lambda: run_from_toml(config, out, workers=workers, address=address,
-                                       backend=backend, reuse=reuse),
-                 "stopped; finished stages are kept: rerun the same command to resume")
+    old = stop_on_sigterm()  # `kill PID` stops the run as Ctrl-C does, workers included
+    try:
+        path = _call(lambda: run_from_toml(config, out, workers=workers, address=address,
+                                           backend=backend, reuse=reuse),
+                     "stopped; finished stages are kept: rerun the same command to resume")
+    finally:
+        signal.signal(signal.SIGTERM, old)  # a caller's own handler (a test runner's) back
     typer.echo(f"report: {path}")
 
 

@@ -113,15 +113,16 @@ class RayPool:
             ray.shutdown()
 
 
-def stop_on_sigterm() -> None:
+def stop_on_sigterm() -> Any:
     """Make SIGTERM (``kill PID``, a scheduler's time limit) stop this process as Ctrl-C
     does: a KeyboardInterrupt in the main thread, so the run keeps its finished stages,
     says how to resume, and stops its workers (:meth:`Processes.close`) instead of leaving
-    them to compute for nobody."""
+    them to compute for nobody. Returns the handler it replaced (to put back with
+    ``signal.signal(signal.SIGTERM, old)``)."""
     def _interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, _interrupt)
+    return signal.signal(signal.SIGTERM, _interrupt)
 
 
 #: Linux's prctl option: the signal a process gets when its parent exits
