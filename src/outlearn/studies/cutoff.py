@@ -49,7 +49,6 @@ from outlearn.studies.common import (
     held_out_tasks,
     mean_optimum,
     references_stage,
-    students_by_setting,
     train_by_setting,
 )
 from outlearn.studies.cutoff_config import (
@@ -96,10 +95,8 @@ def evaluate_students(cfg: CutoffConfig, ctx: RunContext, test_ids: np.ndarray,
     its own way (``eval_mode``): training sees the sections without it (students that
     differ only in how they act share their training stages), and each group of students
     that act alike is evaluated under that ``[eval] mode``."""
-    if all(s.student is None or getattr(s.student, "eval_mode", None) is None
-           for s in settings.values()):
-        return students_by_setting(cfg, ctx, test_ids, settings)
-    trained = {k: replace(s, student=s.student.trained())  # type: ignore[union-attr]
+    trained = {k: s if s.student is None else replace(
+                   s, student=s.student.trained())  # type: ignore[attr-defined]
                for k, s in settings.items()}
     per = train_by_setting(cfg, ctx, trained)
     out: dict[K, np.ndarray] = {}
