@@ -269,6 +269,39 @@ def test_the_claim1_verdict_follows_synthetic_curves_either_way(tmp_path, level,
     assert (tmp_path / "fig.png").stat().st_size > 10_000
 
 
+@pytest.mark.parametrize("greedy_level, says", [
+    (2.8, "above the teacher's greedy policy at the cut"),
+    (4.6, "not above the teacher's greedy policy at the cut"),
+])
+def test_a_student_above_its_data_is_read_against_the_greedy_teacher(tmp_path, greedy_level,
+                                                                       says):
+    """A cut student above its data ceiling (4.6 against 2.0): its row says whether it is
+    also above the teacher at the cut acting greedily, by the column 'student - greedy
+    teacher' (its asymptote minus the frozen teacher's mean over all its episodes, task for
+    task); the claim's outcome stays the exceedance's."""
+    res = _synthetic_results(4.6)
+    rng = np.random.default_rng(2)
+    tasks = res.students["0.5"].shape[-2]
+    res.greedy = {"0.5": {"returns": greedy_level
+                          + 0.05 * rng.standard_normal((2, tasks, 5))}}
+    section = cutoff.claim1_section(res, tmp_path / "fig.png")
+    row = next(r for r in section.rows if str(r["learner"]).startswith("student, cut at 0.5"))
+    diff = row["student - greedy teacher"]
+    assert "student - greedy teacher" in section.columns
+    assert diff.value == pytest.approx(row["asymptote"].value - greedy_level, abs=0.1)
+    assert says in row["verdict"] and row["verdict"].startswith("exceeds its data")
+    assert section.outcome is cutoff.claim1_section(
+        _synthetic_results(4.6), tmp_path / "fig.png").outcome
+    uncut = next(r for r in section.rows if str(r["learner"]).startswith("student, uncut"))
+    assert uncut["student - greedy teacher"] is None and "greedy" not in uncut["verdict"]
+
+
+def test_without_a_greedy_teacher_the_column_is_left_out(tmp_path):
+    section = cutoff.claim1_section(_synthetic_results(2.0), tmp_path / "fig.png")
+    assert "student - greedy teacher" not in section.columns
+    assert all("student - greedy teacher" not in r for r in section.rows)
+
+
 def test_an_uncut_student_below_its_data_makes_every_cut_verdict_inconclusive(tmp_path):
     """The competence gate: the cut student plateaus at its data, but the uncut one does not
     reach its own (1.5 against 4.6), so the plateau says nothing about the cut."""

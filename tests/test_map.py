@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_cutoff_study import _cfg, _synthetic_results
 from typer.testing import CliRunner
 
 from outlearn.cli import app
 from outlearn.config import parse_config
-from outlearn.report.ceiling_map import GATE, _setting, read_map
+from outlearn.report.ceiling_map import GATE, GREEDY_TEACHER, _setting, markdown, read_map
 from outlearn.report.results import write_results
 from outlearn.report.section import Outcome, Section
 from outlearn.stats import Estimate
@@ -87,6 +88,37 @@ def test_the_map_command_writes_the_table_the_claims_and_the_figure(two_runs, tm
     assert data["runs"][0]["results"] == str(a / "results.json")
     assert (tmp_path / "map" / "map.png").stat().st_size > 20_000
     assert "wrote" in r.output and "| task family |" in r.output
+
+
+def test_the_teacher_at_the_cut_acting_greedily_is_one_reference_row_per_cut(tmp_path):
+    """A run that measured the greedy teacher gets, per cut, one row of it (once, though
+    each student's section repeats it): its exceedance as stored, no continuation gap,
+    never gated; the figure leaves out the gap it does not have."""
+    from dataclasses import replace
+
+    res = _synthetic_results(2.0)
+    rng = np.random.default_rng(1)
+    tasks = res.students["0.5"].shape[-2]
+    res.greedy = {"0.5": {"returns": 2.8 + 0.1 * rng.standard_normal((2, tasks, 4))},
+                  "uncut": {"returns": None, "why": "no policy recorded"}}
+    section = cutoff.claim1_section(res, tmp_path / "unused.png")
+    twice = [section, replace(section, key="cutoff-other")]
+    write_results(tmp_path / "results.json", "cutoff", "cccc", "outlearn run c.toml", twice,
+                  {}, date="2025-01-03T00:00:00+00:00")
+    runs, rows, claims = read_map([tmp_path / "results.json"])
+    greedy = [r for r in rows if r.student == GREEDY_TEACHER]
+    stored = next(r for r in section.rows if str(r["learner"]).startswith("teacher, cut"))
+    assert [(r.cut, r.gated, r.continuation_gap) for r in greedy] == [("0.5", False, None)]
+    assert greedy[0].exceedance["value"] == pytest.approx(stored["exceedance"].value)
+    assert stored["exceedance"].value > 0.5  # 2.8 against the cut's data ceiling of 2.0
+    assert len(rows) == 2 * 2 + 1  # two students' sections x (cut, uncut) + the teacher once
+    line = next(ln for ln in markdown(runs, rows, claims, "m").splitlines()
+                if f"| {GREEDY_TEACHER} |" in ln)
+    assert "| 0.5 |" in line and "| — |" in line and "**gated**" not in line
+    r = run_cli("map", tmp_path / "results.json", "--out", tmp_path / "map")
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "map" / "map.json").read_text())["rows"][-1][
+        "continuation_gap"] is None
 
 
 def test_the_gate_label_is_the_verdicts_own():

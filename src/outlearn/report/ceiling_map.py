@@ -5,8 +5,11 @@ row per (task family, teacher, student, cut) of every section that reports both 
 exceedance (student asymptote - data ceiling) and a continuation gap (teacher run fresh -
 student), with their 95% CIs as the run stored them, marked *gated* where the run's
 competence gate failed (its full-data student does not imitate its data, so no verdict
-about the cut reads); and one claim line per section of every run (title, verdict,
-outcome). :func:`write_map` writes ``map.md``, ``map.json`` and ``map.png``.
+about the cut reads); one row per cut of a run that measured the teacher at the cut acting
+greedily (:data:`GREEDY_TEACHER`: the data without the teacher's exploration; an
+exceedance, no continuation gap, never gated: it is a reference, not a student); and one
+claim line per section of every run (title, verdict, outcome). :func:`write_map` writes
+``map.md``, ``map.json`` and ``map.png``.
 
 The setting of a row comes from the resolved config the run recorded (``config`` in
 results.json, or ``config.json`` beside it in a run directory); files without one (older
@@ -31,6 +34,11 @@ GATE = "inconclusive: the student does not imitate its full data"
 """How a gated verdict begins (:data:`outlearn.studies.verdicts.GATE`; a test holds the two
 equal: importing the studies here would load JAX)."""
 
+GREEDY_TEACHER = "teacher at the cut, greedy"
+"""The student column of a greedy-teacher reference row (a cut-off run's "teacher, cut at
+X, greedy (replayed, frozen)" row)."""
+_GREEDY_ROW = re.compile(r"^teacher, .*greedy \(replayed, frozen\)$")
+
 _SETTING = re.compile(r"^\s*(?P<env>[\w.-]+)\s*(?P<env_kw>\{[^{}]*\})?\s*,\s*teacher\s+"
                       r"(?P<teacher>[\w.-]+)\s*(?P<teacher_kw>\{[^{}]*\})?")
 _STUDENT = re.compile(r"\bStudent (?P<kind>[\w.-]+)")
@@ -54,7 +62,8 @@ class Run:
 @dataclass(frozen=True)
 class MapRow:
     """One student of one cut. ``exceedance``, ``continuation_gap``: results.json estimates
-    ({"value", "low", "high", "confidence"})."""
+    ({"value", "low", "high", "confidence"}); a greedy-teacher reference row has no
+    continuation gap (None)."""
 
     family: str
     teacher: str
@@ -62,7 +71,7 @@ class MapRow:
     student: str
     cut: str
     exceedance: dict[str, Any]
-    continuation_gap: dict[str, Any]
+    continuation_gap: dict[str, Any] | None
     gated: bool
     verdict: str
     section: str
@@ -171,6 +180,14 @@ def read_map(paths: list[Path]) -> tuple[list[Run], list[MapRow], list[ClaimLine
             first = s["columns"][0]
             for r in s["rows"]:
                 ex, gap = r.get("exceedance"), r.get("continuation gap")
+                if _is_estimate(ex) and _GREEDY_ROW.match(str(r.get(first))):
+                    cut = _cut(r.get(first))  # the same row in each student's section: once
+                    if not any(x.run is run and x.cut == cut and x.student == GREEDY_TEACHER
+                               for x in rows):
+                        rows.append(MapRow(**{**setting, "student": GREEDY_TEACHER}, cut=cut,
+                                           exceedance=ex, continuation_gap=None, gated=False,
+                                           verdict="", section=str(s["key"]), run=run))
+                    continue
                 if not (_is_estimate(ex) and _is_estimate(gap)):
                     continue  # a reference row (teacher, random): no exceedance
                 verdict = str(r.get("verdict", ""))
@@ -210,11 +227,15 @@ def markdown(runs: list[Run], rows: list[MapRow], claims: list[ClaimLine],
            "= the teacher run fresh - the student (above 0: it falls short of the teacher's "
            "unseen continuation); 95% CIs as each run stored them, in that family's return. "
            "Gated: the run's full-data student does not reach its own data ceiling (the "
-           "competence gate), so its verdicts are inconclusive.", "",
+           "competence gate), so its verdicts are inconclusive. The rows of the teacher at "
+           f"the cut acting greedily ('{GREEDY_TEACHER}': each held-out teacher rebuilt from "
+           "its kept history, frozen, run on its argmax) are a reference: a student above "
+           "its data ceiling but not above this row has dropped the teacher's exploration "
+           "rather than learned past its data.", "",
            "| task family | teacher | student | cut | exceedance | continuation gap | gated "
            "| run |", "|---|---|---|---|---|---|---|---|"]
     out += [f"| {_md(r.family)} | {_md(r.teacher)} | {_md(r.student)} | {_md(r.cut)} | "
-            f"{cell_text(r.exceedance)} | {cell_text(r.continuation_gap)} | "
+            f"{cell_text(r.exceedance)} | {cell_text(r.continuation_gap) or '—'} | "
             f"{'**gated**' if r.gated else ''} | {_md(r.run.name)} |" for r in rows]
     if not rows:
         out.append("| (no run reports an exceedance and a continuation gap) |||||||| ")
@@ -228,7 +249,10 @@ def markdown(runs: list[Run], rows: list[MapRow], claims: list[ClaimLine],
     return "\n".join(out)
 
 
-def _interval(est: dict[str, Any]) -> tuple[float, float, float]:
+def _interval(est: dict[str, Any] | None) -> tuple[float, float, float]:
+    """An estimate as (value, low, high); a missing one as NaNs (the figure leaves it out)."""
+    if est is None:
+        return math.nan, math.nan, math.nan
     return float(est["value"]), float(est["low"]), float(est["high"])
 
 
@@ -256,4 +280,5 @@ def write_map(paths: list[Path], out: Path, command: str) -> list[Path]:
             atomic_write_text(out / "map.json", text), fig]
 
 
-__all__ = ["GATE", "ClaimLine", "MapRow", "Run", "markdown", "read_map", "write_map"]
+__all__ = ["GATE", "GREEDY_TEACHER", "ClaimLine", "MapRow", "Run", "markdown", "read_map",
+           "write_map"]

@@ -79,6 +79,7 @@ from outlearn.studies.greedy_teacher import greedy_teacher_at_cut
 from outlearn.studies.horizon import horizon_section
 from outlearn.studies.verdicts import (
     Verdict,
+    beyond_greedy_teacher_text,
     competence_gate,
     cutoff_verdict,
     inconclusive,
@@ -200,6 +201,14 @@ class Results:
     def versus_random(self, name: str) -> Estimate:
         return M.versus(self.students[name], self.base["random"], self.last_n)
 
+    def versus_greedy(self, name: str) -> Estimate | None:
+        """Student asymptote - the teacher at the same cut acting greedily (frozen: all its
+        episodes count), task for task; None without that reference."""
+        g = self.greedy.get(name, {}).get("returns")
+        if g is None:
+            return None
+        return M.versus(self.students[name], g, self.last_n, reference_last_n=g.shape[-1])
+
     def gate(self) -> Verdict | None:
         """Inconclusive when the uncut student does not reach its own data ceiling (the
         competence gate); None when it does, or when there is no uncut reference."""
@@ -237,7 +246,10 @@ class Results:
                 "policy the history recorded), then frozen and run on its task acting on the "
                 "argmax of its policy: the data without the teacher's exploration (CI over "
                 "tasks, its learners nested). A student above the data ceiling but not above "
-                "this row has dropped the teacher's noise rather than learned past it.")
+                "this row has dropped the teacher's noise rather than learned past it: "
+                "'student - greedy teacher' is that difference, the student's asymptote "
+                "minus this row's return task for task (CI over students and tasks, "
+                "crossed), and the verdict of a student above its data says where it lies.")
         if why:
             text += " Not measured: " + "; ".join(f"{n}: {w}" for n, w in why.items()) + "."
         return text
@@ -275,15 +287,23 @@ def claim1_section(res: Results, fig: Path) -> Section:
     for name, cut in res.cuts.items():
         if name == "early":
             continue
-        ex, gap = res.exceedance(name), res.gap(name)
+        ex, gap, greedy = res.exceedance(name), res.gap(name), res.versus_greedy(name)
         verdicts[name] = v = cutoff_verdict(ex, gap, res.tol)
         what = cut_what(name)
+        label = guard.label if guard else v.label
+        if greedy is not None and guard is None and ex.low > 0:
+            label += f"; {beyond_greedy_teacher_text(greedy)}"
         rows.append({"learner": f"student, {what} ({cut.episodes} episodes seen)",
                      "data ceiling": cut.ceiling.best, "asymptote": res.asymptote(name),
                      "exceedance": ex, "continuation gap": gap,
-                     "student - random": res.versus_random(name),
-                     "verdict": guard.label if guard else v.label})
+                     "student - greedy teacher": greedy,
+                     "student - random": res.versus_random(name), "verdict": label})
     rows += res.reference_rows()
+    columns = ["learner", "data ceiling", "asymptote", "exceedance", "continuation gap",
+               "student - greedy teacher", "student - random", "verdict"]
+    if not any(r.get("student - greedy teacher") for r in rows):
+        columns.remove("student - greedy teacher")
+        rows = [{k: x for k, x in r.items() if k != "student - greedy teacher"} for r in rows]
     share = ceiling_shares(res.cuts, res.optimum)
     head = headline(list(verdicts), share)
     if head is None:
@@ -299,9 +319,7 @@ def claim1_section(res: Results, fig: Path) -> Section:
         claim="A student trained on histories cut before the teacher converges plateaus at "
               "its data ceiling instead of reaching the teacher's unseen continuation.",
         setting=res.setting(),
-        columns=["learner", "data ceiling", "asymptote", "exceedance", "continuation gap",
-                 "student - random", "verdict"],
-        rows=rows, verdict=v.label, verdict_reason=v.reason, outcome=v.outcome,
+        columns=columns, rows=rows, verdict=v.label, verdict_reason=v.reason, outcome=v.outcome,
         figures=[fig],
         notes=[f"Asymptote: mean return over the last {res.last_n} of {cfg.eval.episodes} "
                f"episodes on held-out tasks. Data ceiling: the teacher's best {cfg.smoothing}-"

@@ -139,6 +139,20 @@ def cutoff_verdict(exceedance: Estimate, gap: Estimate, tol: float) -> Verdict:
     return inconclusive(label + " (neither: the two parts disagree)", reason)
 
 
+def beyond_greedy_teacher_text(student_minus_greedy: Estimate) -> str:
+    """For a student that exceeds its data: is it above the teacher at the cut acting
+    greedily (the data without the teacher's exploration)? Words for its row's verdict:
+    "above" when the whole CI of (student - greedy teacher) is above 0, else "not above"
+    (level, below or unresolved: the student may only have dropped the teacher's
+    exploration). The verdict's outcome stays the exceedance's: the claim is about the data
+    ceiling."""
+    why = ci_text(student_minus_greedy)
+    if student_minus_greedy.low > 0:
+        return f"above the teacher's greedy policy at the cut ({why})"
+    return (f"not above the teacher's greedy policy at the cut ({why}): it may only drop the "
+            "teacher's exploration")
+
+
 def versus_random_verdict(student_minus_random: Estimate, tol: float) -> Verdict:
     """Claim 2 (early-only data): the student's return minus random's, with its CI."""
     pos = position(student_minus_random, tol)
