@@ -134,9 +134,9 @@ def test_the_students_are_side_by_side_one_row_per_cut(two, single, monkeypatch)
     for s in sections:
         check_cells(s)
     assert side.columns == [
-        "cut", "data ceiling", "ad: asymptote", "ad: exceedance", "ad: continuation gap",
-        "adq: asymptote", "adq: exceedance", "adq: continuation gap", "exceedance adq - ad",
-        "verdict"]
+        "cut", "data ceiling", "greedy teacher", "ad: asymptote", "ad: exceedance",
+        "ad: continuation gap", "ad: - greedy teacher", "adq: asymptote", "adq: exceedance",
+        "adq: continuation gap", "adq: - greedy teacher", "exceedance adq - ad", "verdict"]
     assert [r["cut"].split(" (")[0] for r in side.rows] == ["cut at 0.5 of optimal", "uncut",
                                                             "early only"]
     # each student's columns are its own claim 1 numbers (the same functions, same values)
@@ -148,6 +148,10 @@ def test_the_students_are_side_by_side_one_row_per_cut(two, single, monkeypatch)
             assert own_row["continuation gap"] == cut_row[f"{who}: continuation gap"]
             assert own_row["asymptote"] == cut_row[f"{who}: asymptote"]
             assert own_row["data ceiling"] == cut_row["data ceiling"]
+            assert own_row["student - greedy teacher"] == cut_row[f"{who}: - greedy teacher"]
+            greedy = next(r for r in own.rows if r["learner"].startswith(
+                f"teacher, {cut_row['cut'].split(' (')[0]}"))
+            assert greedy["asymptote"] == cut_row["greedy teacher"]
     for r in side.rows:
         d = r["exceedance adq - ad"]
         assert d.value == pytest.approx(r["adq: exceedance"].value - r["ad: exceedance"].value)
@@ -185,7 +189,7 @@ def test_the_report_and_results_json_carry_every_estimate(two):
                 else:
                     assert jr[col] == v, col
     table = markdown(doc)
-    assert "| cut | data ceiling | ad: asymptote |" in table
+    assert "| cut | data ceiling | greedy teacher | ad: asymptote |" in table
     d = sections[0].rows[0]["exceedance adq - ad"]
     assert f"{d.value:.3g} [{d.low:.3g}, {d.high:.3g}]" in table
 

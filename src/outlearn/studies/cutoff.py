@@ -201,6 +201,12 @@ class Results:
     def versus_random(self, name: str) -> Estimate:
         return M.versus(self.students[name], self.base["random"], self.last_n)
 
+    def greedy_asymptote(self, name: str) -> Estimate | None:
+        """The teacher at cut ``name`` acting greedily: its mean return over all its
+        episodes (it is frozen), CI over tasks; None without that reference."""
+        g = self.greedy.get(name, {}).get("returns")
+        return None if g is None else M.asymptote(g, g.shape[-1])
+
     def versus_greedy(self, name: str) -> Estimate | None:
         """Student asymptote - the teacher at the same cut acting greedily (frozen: all its
         episodes count), task for task; None without that reference."""
@@ -233,7 +239,7 @@ class Results:
             cut = self.cuts[name]
             rows.append({"learner": f"teacher, {cut_what(name)}, greedy (replayed, frozen)",
                          "data ceiling": cut.ceiling.best,
-                         "asymptote": M.asymptote(g["returns"], g["returns"].shape[-1]),
+                         "asymptote": self.greedy_asymptote(name),
                          "exceedance": M.exceedance(g["returns"], cut.ceiling,
                                                     g["returns"].shape[-1])})
         return rows

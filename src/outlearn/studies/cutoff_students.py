@@ -67,17 +67,25 @@ def comparison_section(cfg: CutoffConfig, per: dict[str, Results], fig: Path) ->
     rows: list[dict[str, Any]] = []
     verdicts: dict[str, Verdict] = {}
     for name, cut in ra.cuts.items():
-        row: dict[str, Any] = {"cut": cut_label(name, cut), "data ceiling": cut.ceiling.best}
+        row: dict[str, Any] = {"cut": cut_label(name, cut), "data ceiling": cut.ceiling.best,
+                               "greedy teacher": ra.greedy_asymptote(name)}
         for who, res in per.items():
             row[f"{who}: asymptote"] = res.asymptote(name)
             row[f"{who}: exceedance"] = res.exceedance(name)
             row[f"{who}: continuation gap"] = res.gap(name)
+            row[f"{who}: - greedy teacher"] = res.versus_greedy(name)
         diff = M.exceedance_difference(ra.students[name], rb.students[name], cut.ceiling,
                                        ra.last_n)
         verdicts[name] = v = exceeds_where_baseline_does_not_verdict(
             diff, row[f"{a}: exceedance"], row[f"{b}: exceedance"], ra.tol, gates, (a, b))
         row[diff_col], row["verdict"] = diff, v.label
         rows.append(row)
+    per_student = ("asymptote", "exceedance", "continuation gap", "- greedy teacher")
+    columns = ["cut", "data ceiling", "greedy teacher",
+               *[f"{who}: {c}" for who in per for c in per_student], diff_col, "verdict"]
+    if not any(r["greedy teacher"] for r in rows):  # a run without that reference
+        columns = [c for c in columns if "greedy teacher" not in c]
+        rows = [{k: x for k, x in r.items() if k in columns} for r in rows]
     share = ceiling_shares(ra.cuts, ra.optimum)
     head = headline(list(verdicts), share)
     if head is None:
@@ -106,16 +114,16 @@ def comparison_section(cfg: CutoffConfig, per: dict[str, Results], fig: Path) ->
         setting=f"{data_text(cfg)} (cuts smoothed over {cfg.smoothing}). Students: "
                 f"{who_text}; seeds {cfg.train_seeds} for each; run in context for "
                 f"{cfg.eval.episodes} episodes x eval seeds {cfg.eval.seeds}.",
-        columns=["cut", "data ceiling",
-                 *[f"{who}: {c}" for who in per
-                   for c in ("asymptote", "exceedance", "continuation gap")],
-                 diff_col, "verdict"],
-        rows=rows, verdict=v.label, verdict_reason=v.reason, outcome=v.outcome,
+        columns=columns, rows=rows, verdict=v.label, verdict_reason=v.reason, outcome=v.outcome,
         figures=[figure],
         notes=[f"Each student as in its own claim 1 section below: asymptote over the last "
                f"{ra.last_n} of {cfg.eval.episodes} episodes on the held-out tasks, exceedance "
                "= asymptote - data ceiling (the same ceiling for every student of a cut), "
-               "continuation gap = teacher run fresh - student. "
+               "continuation gap = teacher run fresh - student; greedy teacher: the teacher "
+               "at the cut rebuilt from its kept history, frozen and acting on its argmax "
+               "(the data without its exploration), and '- greedy teacher' the student's "
+               "asymptote minus it, task for task (a student above its data ceiling but not "
+               "above this has only dropped the teacher's exploration). "
                f"{diff_col}: per (training seed, held-out task) cell, {a}'s exceedance minus "
                f"{b}'s (both trained with that seed on that cut, run on that task; eval seeds "
                "averaged in the cell), averaged, with a 95% CI over seeds and tasks crossed. "
