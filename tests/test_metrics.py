@@ -12,7 +12,6 @@ from outlearn.evaluation.metrics import (
     exceedance,
     iqm_ci,
     mean_curve_ci,
-    versus_cells,
 )
 from outlearn.stats import crossed_mean_ci
 
@@ -127,16 +126,3 @@ def test_episodes_to_threshold_hand_computed():
     assert np.isnan(episodes_to_threshold(np.array([0, 1]), 3))
     out = episodes_to_threshold(np.array([[0, 4, 4], [5, 0, 0], [0, 0, 0]]), 4)
     np.testing.assert_array_equal(out, [2.0, 1.0, np.nan])
-
-
-def test_a_frozen_reference_counts_its_own_episodes():
-    """versus(..., reference_last_n=E): the reference's mean over its last E episodes (a
-    frozen learner run for fewer episodes than the student), task for task."""
-    student = np.broadcast_to(np.arange(10.0), (3, 1, 2, 10)).copy()  # (S, K, T, E)
-    frozen = np.zeros((4, 2, 3))
-    frozen[:, 1] = 1.0  # task 1's reference is 1 higher
-    frozen[:, :, 0] = 100.0  # outside its last 2 episodes
-    cells = versus_cells(student, frozen, 4, reference_last_n=2)
-    assert cells.shape == (3, 2) and np.allclose(cells, [[7.5, 6.5]] * 3)
-    with pytest.raises(ValueError, match="last_n=4"):
-        versus_cells(student, frozen, 4)  # 4 of the reference's 3 episodes

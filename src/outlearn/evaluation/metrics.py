@@ -227,20 +227,19 @@ def data_ceiling_from_history(history: Any, tasks: np.ndarray | None = None,
 
 
 def versus(curves: np.ndarray, reference: np.ndarray | DataCeiling | float,
-           last_n: int, reference_last_n: int | None = None) -> Estimate:
+           last_n: int) -> Estimate:
     """A learner's asymptote minus a reference's on the same tasks, with a crossed CI.
 
     ``reference``: curves of a learner run on the same tasks (reduced to its mean on each
-    task over its last ``reference_last_n`` episodes, default ``last_n``: a frozen
-    reference may run fewer episodes and count them all), a :class:`DataCeiling` measured
-    per task on those tasks, or a number. The reference's own noise on a task is part of
-    that task's effect, so the interval over (students, tasks) carries it.
+    task), a :class:`DataCeiling` measured per task on those tasks, or a number. The
+    reference's own noise on a task is part of that task's effect, so the interval over
+    (students, tasks) carries it.
     """
-    return crossed_mean_ci(versus_cells(curves, reference, last_n, reference_last_n))
+    return crossed_mean_ci(versus_cells(curves, reference, last_n))
 
 
 def versus_cells(curves: np.ndarray, reference: np.ndarray | DataCeiling | float,
-                 last_n: int, reference_last_n: int | None = None) -> np.ndarray:
+                 last_n: int) -> np.ndarray:
     """The cells (students, tasks) whose grand mean :func:`versus` estimates: each cell's
     asymptote minus the reference's on its task."""
     s = asymptote_cells(curves, last_n)
@@ -252,8 +251,7 @@ def versus_cells(curves: np.ndarray, reference: np.ndarray | DataCeiling | float
     elif isinstance(reference, int | float):
         ref = float(reference)
     else:
-        ref_n = last_n if reference_last_n is None else reference_last_n
-        per_task = asymptote_cells(reference, ref_n).mean(axis=0)[None, :]
+        per_task = asymptote_cells(reference, last_n).mean(axis=0)[None, :]
         if per_task.shape[1] != s.shape[1]:
             raise ValueError(f"the reference ran on {per_task.shape[1]} tasks, the learner on "
                              f"{s.shape[1]}: run both on the same tasks")

@@ -39,7 +39,7 @@ from outlearn.evaluation import metrics as M
 from outlearn.registry import STUDIES
 from outlearn.report.figures import CutPanel, cutoff_figure
 from outlearn.report.section import Section
-from outlearn.stats import Estimate
+from outlearn.stats import Estimate, crossed_mean_ci
 from outlearn.students.threads import configure_threads
 from outlearn.studies.base import RunContext, Study
 from outlearn.studies.common import (
@@ -208,12 +208,20 @@ class Results:
         return None if g is None else M.asymptote(g, g.shape[-1])
 
     def versus_greedy(self, name: str) -> Estimate | None:
-        """Student asymptote - the teacher at the same cut acting greedily (frozen: all its
-        episodes count), task for task; None without that reference."""
+        """Student asymptote - the teacher at the same cut acting greedily, task for task,
+        with a crossed CI (as :func:`~outlearn.evaluation.metrics.versus`, but the frozen
+        teacher's mean counts all its episodes, not the student's last ones); None without
+        that reference. (Here rather than in metrics: an edit there re-keys the cut stage,
+        which retrains every student.)"""
         g = self.greedy.get(name, {}).get("returns")
         if g is None:
             return None
-        return M.versus(self.students[name], g, self.last_n, reference_last_n=g.shape[-1])
+        teacher = M.asymptote_cells(g, g.shape[-1]).mean(axis=0)  # (tasks,)
+        cells = M.asymptote_cells(self.students[name], self.last_n)
+        if cells.shape[1] != teacher.size:
+            raise ValueError(f"the greedy teacher ran on {teacher.size} tasks, the student on "
+                             f"{cells.shape[1]}")
+        return crossed_mean_ci(cells - teacher[None, :])
 
     def gate(self) -> Verdict | None:
         """Inconclusive when the uncut student does not reach its own data ceiling (the
