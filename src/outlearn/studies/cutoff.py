@@ -201,10 +201,15 @@ class Results:
     def versus_random(self, name: str) -> Estimate:
         return M.versus(self.students[name], self.base["random"], self.last_n)
 
+    def greedy_returns(self, name: str) -> np.ndarray | None:
+        """The teacher at cut ``name`` acting greedily: its returns (learners per task,
+        tasks, episodes); None without that reference."""
+        return self.greedy.get(name, {}).get("returns")
+
     def greedy_asymptote(self, name: str) -> Estimate | None:
         """The teacher at cut ``name`` acting greedily: its mean return over all its
         episodes (it is frozen), CI over tasks; None without that reference."""
-        g = self.greedy.get(name, {}).get("returns")
+        g = self.greedy_returns(name)
         return None if g is None else M.asymptote(g, g.shape[-1])
 
     def versus_greedy(self, name: str) -> Estimate | None:
@@ -213,7 +218,7 @@ class Results:
         teacher's mean counts all its episodes, not the student's last ones); None without
         that reference. (Here rather than in metrics: an edit there re-keys the cut stage,
         which retrains every student.)"""
-        g = self.greedy.get(name, {}).get("returns")
+        g = self.greedy_returns(name)
         if g is None:
             return None
         teacher = M.asymptote_cells(g, g.shape[-1]).mean(axis=0)  # (tasks,)
@@ -241,15 +246,15 @@ class Results:
         """Per cut, the teacher as the cut leaves it acting greedily (its exploration
         dropped): its return and how far that is above the data ceiling."""
         rows = []
-        for name, g in self.greedy.items():
-            if g.get("returns") is None or name not in self.cuts:
+        for name in self.greedy:
+            g = self.greedy_returns(name)
+            if g is None or name not in self.cuts:
                 continue
             cut = self.cuts[name]
             rows.append({"learner": f"teacher, {cut_what(name)}, greedy (replayed, frozen)",
                          "data ceiling": cut.ceiling.best,
                          "asymptote": self.greedy_asymptote(name),
-                         "exceedance": M.exceedance(g["returns"], cut.ceiling,
-                                                    g["returns"].shape[-1])})
+                         "exceedance": M.exceedance(g, cut.ceiling, g.shape[-1])})
         return rows
 
     def greedy_note(self) -> str:
@@ -295,6 +300,15 @@ class Results:
 
 
 # ------------------------------------------------------------------------------ the sections
+def without_empty_columns(columns: list[str], rows: list[dict[str, Any]], optional: list[str]
+                          ) -> tuple[list[str], list[dict[str, Any]]]:
+    """``columns`` and ``rows`` without those of ``optional`` that no row has a value in
+    (a reference this run did not measure, e.g. the greedy teacher)."""
+    empty = {c for c in optional if not any(r.get(c) is not None for r in rows)}
+    return ([c for c in columns if c not in empty],
+            [{k: x for k, x in r.items() if k not in empty} for r in rows])
+
+
 def claim1_section(res: Results, fig: Path) -> Section:
     """Claim 1: one row per cut, plus the teacher and the baselines."""
     cfg, rows, verdicts, guard = res.cfg, [], {}, res.gate()
@@ -313,11 +327,10 @@ def claim1_section(res: Results, fig: Path) -> Section:
                      "student - greedy teacher": greedy,
                      "student - random": res.versus_random(name), "verdict": label})
     rows += res.reference_rows()
-    columns = ["learner", "data ceiling", "asymptote", "exceedance", "continuation gap",
-               "student - greedy teacher", "student - random", "verdict"]
-    if not any(r.get("student - greedy teacher") for r in rows):
-        columns.remove("student - greedy teacher")
-        rows = [{k: x for k, x in r.items() if k != "student - greedy teacher"} for r in rows]
+    columns, rows = without_empty_columns(
+        ["learner", "data ceiling", "asymptote", "exceedance", "continuation gap",
+         "student - greedy teacher", "student - random", "verdict"], rows,
+        ["student - greedy teacher"])
     share = ceiling_shares(res.cuts, res.optimum)
     head = headline(list(verdicts), share)
     if head is None:

@@ -17,7 +17,13 @@ from outlearn.evaluation import metrics as M
 from outlearn.report.figures import CurvesPanel, panels_figure
 from outlearn.report.section import Section
 from outlearn.studies.common import data_text
-from outlearn.studies.cutoff import CutInfo, Results, claim1_section, claim2_section
+from outlearn.studies.cutoff import (
+    CutInfo,
+    Results,
+    claim1_section,
+    claim2_section,
+    without_empty_columns,
+)
 from outlearn.studies.cutoff_config import CutoffConfig, acting
 from outlearn.studies.cutoff_text import ceiling_shares, cut_what, headline, headline_verdict
 from outlearn.studies.verdicts import (
@@ -81,11 +87,10 @@ def comparison_section(cfg: CutoffConfig, per: dict[str, Results], fig: Path) ->
         row[diff_col], row["verdict"] = diff, v.label
         rows.append(row)
     per_student = ("asymptote", "exceedance", "continuation gap", "- greedy teacher")
-    columns = ["cut", "data ceiling", "greedy teacher",
-               *[f"{who}: {c}" for who in per for c in per_student], diff_col, "verdict"]
-    if not any(r["greedy teacher"] for r in rows):  # a run without that reference
-        columns = [c for c in columns if "greedy teacher" not in c]
-        rows = [{k: x for k, x in r.items() if k in columns} for r in rows]
+    columns, rows = without_empty_columns(
+        ["cut", "data ceiling", "greedy teacher",
+         *[f"{who}: {c}" for who in per for c in per_student], diff_col, "verdict"], rows,
+        ["greedy teacher", *[f"{who}: - greedy teacher" for who in per]])
     share = ceiling_shares(ra.cuts, ra.optimum)
     head = headline(list(verdicts), share)
     if head is None:
