@@ -136,7 +136,8 @@ def test_the_students_are_side_by_side_one_row_per_cut(two, single, monkeypatch)
     assert side.columns == [
         "cut", "data ceiling", "greedy teacher", "ad: asymptote", "ad: exceedance",
         "ad: continuation gap", "ad: - greedy teacher", "adq: asymptote", "adq: exceedance",
-        "adq: continuation gap", "adq: - greedy teacher", "exceedance adq - ad", "verdict"]
+        "adq: continuation gap", "adq: - greedy teacher", "exceedance adq - ad", "verdict",
+        "verdict against the greedy teacher"]
     assert [r["cut"].split(" (")[0] for r in side.rows] == ["cut at 0.5 of optimal", "uncut",
                                                             "early only"]
     # each student's columns are its own claim 1 numbers (the same functions, same values)
@@ -156,6 +157,11 @@ def test_the_students_are_side_by_side_one_row_per_cut(two, single, monkeypatch)
         d = r["exceedance adq - ad"]
         assert d.value == pytest.approx(r["adq: exceedance"].value - r["ad: exceedance"].value)
         assert d.low < d.value < d.high
+    # the stricter verdict (its rule: the synthetic test below) wherever the run measured
+    # the greedy teacher: every cut but early-only
+    for r in side.rows:
+        assert (r.get(cutoff_students.GREEDY_VERDICT) is None) == (r["greedy teacher"] is None)
+    assert side.rows[-1]["greedy teacher"] is None  # early only
     # AD's sections are those of a study of AD alone: bit for bit the same numbers
     monkeypatch.setattr(base, "code_version", lambda modules: "fixed")  # as it ran
     alone = _sections(single, SINGLE)
@@ -343,6 +349,52 @@ def test_the_side_by_side_verdict_follows_synthetic_curves(tmp_path, levels, out
     assert section.outcome is outcome and section.verdict == label
     assert (tmp_path / "fig.png").stat().st_size > 10_000
     check_cells(section)
+
+
+@pytest.mark.parametrize("greedy_level, outcome, label", [
+    # adq (3.5) above the greedy teacher (2.8), AD (2.0) not: the stricter claim holds too
+    (2.8, Outcome.CONFIRMED,
+     "adq exceeds the teacher's greedy policy at the cut where ad does not"),
+    # the greedy teacher plays 3.5: adq above its data (2.0) but level with that policy
+    (3.5, Outcome.REFUTED,
+     "refuted: adq plateaus at the teacher's greedy policy at the cut"),
+    # the greedy teacher plays 1.0: AD above it too
+    (1.0, Outcome.REFUTED, "refuted: ad exceeds the teacher's greedy policy at the cut too"),
+])
+def test_the_side_by_side_verdict_against_the_greedy_teacher(tmp_path, greedy_level, outcome,
+                                                              label):
+    """Where the run measured the teacher at the cut acting greedily, each cut's row also
+    judges "adq exceeds that policy where AD does not" by the same rule on each student's
+    return minus it; the section's verdict stays the one on the data ceiling."""
+    per = _synthetic({"ad": (2.0, 4.6), "adq": (3.5, 4.6)})
+    rng = np.random.default_rng(3)
+    tasks = per["ad"].students["0.5"].shape[-2]
+    greedy = {"0.5": {"returns": greedy_level + 0.05 * rng.standard_normal((2, tasks, 5))}}
+    for res in per.values():
+        res.greedy = greedy
+    cfg = parse_config(cutoff.CutoffConfig, TWO)
+    section = cutoff_students.comparison_section(cfg, per, tmp_path / "fig.png")
+    assert section.verdict == "cut 0.5: adq exceeds its data where ad does not"
+    col = cutoff_students.GREEDY_VERDICT
+    assert section.columns[-1] == col
+    row, uncut = section.rows
+    assert row[col] == label
+    v = exceeds_where_baseline_does_not_verdict(
+        row["exceedance adq - ad"], row["adq: - greedy teacher"], row["ad: - greedy teacher"],
+        per["ad"].tol, PASS, ("adq", "ad"), cutoff_students.GREEDY_BAR,
+        "student - greedy teacher")
+    assert v.outcome is outcome and v.label == label
+    assert "adq: student - greedy teacher " in v.reason
+    assert uncut.get(col) is None  # no greedy teacher measured there
+    check_cells(section)
+
+
+def test_without_a_greedy_teacher_there_is_no_stricter_verdict(tmp_path):
+    section = cutoff_students.comparison_section(
+        parse_config(cutoff.CutoffConfig, TWO), _synthetic({"ad": (2.0, 4.6), "adq": (3.5, 4.6)}),
+        tmp_path / "fig.png")
+    assert cutoff_students.GREEDY_VERDICT not in section.columns
+    assert all(cutoff_students.GREEDY_VERDICT not in r for r in section.rows)
 
 
 # ------------------------------------------------------------------ configs

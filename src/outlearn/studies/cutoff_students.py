@@ -32,7 +32,13 @@ from outlearn.studies.verdicts import (
     inconclusive,
 )
 
-__all__ = ["comparison_section", "cut_label", "for_student", "students_sections"]
+__all__ = ["GREEDY_BAR", "GREEDY_VERDICT", "comparison_section", "cut_label", "for_student",
+           "students_sections"]
+
+
+#: the bar of the stricter comparison, and its column in the side-by-side table
+GREEDY_BAR = "the teacher's greedy policy at the cut"
+GREEDY_VERDICT = "verdict against the greedy teacher"
 
 
 def students_sections(cfg: CutoffConfig, per: dict[str, Results], run_dir: Path
@@ -85,12 +91,17 @@ def comparison_section(cfg: CutoffConfig, per: dict[str, Results], fig: Path) ->
         verdicts[name] = v = exceeds_where_baseline_does_not_verdict(
             diff, row[f"{a}: exceedance"], row[f"{b}: exceedance"], ra.tol, gates, (a, b))
         row[diff_col], row["verdict"] = diff, v.label
+        ga, gb = row[f"{a}: - greedy teacher"], row[f"{b}: - greedy teacher"]
+        if ga is not None and gb is not None:
+            row[GREEDY_VERDICT] = exceeds_where_baseline_does_not_verdict(
+                diff, ga, gb, ra.tol, gates, (a, b), GREEDY_BAR, "student - greedy teacher").label
         rows.append(row)
     per_student = ("asymptote", "exceedance", "continuation gap", "- greedy teacher")
     columns, rows = without_empty_columns(
         ["cut", "data ceiling", "greedy teacher",
-         *[f"{who}: {c}" for who in per for c in per_student], diff_col, "verdict"], rows,
-        ["greedy teacher", *[f"{who}: - greedy teacher" for who in per]])
+         *[f"{who}: {c}" for who in per for c in per_student], diff_col, "verdict",
+         GREEDY_VERDICT], rows,
+        ["greedy teacher", *[f"{who}: - greedy teacher" for who in per], GREEDY_VERDICT])
     share = ceiling_shares(ra.cuts, ra.optimum)
     head = headline(list(verdicts), share)
     if head is None:
@@ -135,7 +146,12 @@ def comparison_section(cfg: CutoffConfig, per: dict[str, Results], fig: Path) ->
                f"Verdict per cut: {a} exceeds its data (its CI above 0), {b} does not (its CI "
                "not above 0 and not past the resolution), and the difference's CI is above 0; "
                f"refuted when {a} plateaus, {b} exceeds too, or the difference's CI rules out "
-               "an advantage past the resolution. Gate: when either student's uncut "
+               "an advantage past the resolution. "
+               f"{GREEDY_VERDICT} (when the run measures it): the same rule with the teacher's "
+               "greedy policy at the cut as the bar in place of the data ceiling (each "
+               "student's '- greedy teacher' in place of its exceedance; the difference is "
+               "the same, the bar being common to both); the section's verdict stays the one "
+               "on the data ceiling. Gate: when either student's uncut "
                "reference does not reach its own data ceiling within the resolution, every "
                f"verdict here is inconclusive. Resolution: {ra.tol:.3g} = {cfg.resolution:g} "
                f"x the mean optimal return {ra.optimum:.3g}. Headline: the cut closest to 0.4 "

@@ -75,20 +75,23 @@ def ci_text(est: Estimate) -> str:
     return f"{est.value:.3g} [{est.low:.3g}, {est.high:.3g}]"
 
 
-def exceedance_verdict(exceedance: Estimate, tol: float) -> Verdict:
+def exceedance_verdict(exceedance: Estimate, tol: float, above: str = "its data",
+                       measure: str = "exceedance (asymptote - data ceiling)") -> Verdict:
     """Does the student's asymptote exceed its data ceiling? (asymptote - ceiling).
 
     Above 0: "exceeds its data". Below 0, or containing 0 without reaching ``+tol``:
     "plateaus at its data". Containing 0 and reaching past ``+tol``: inconclusive.
+    ``above`` and ``measure`` name another bar the same way (e.g. the teacher's greedy
+    policy at the cut, with ``measure`` "student - greedy teacher").
     """
     pos = position(exceedance, tol)
-    why = f"exceedance (asymptote - data ceiling) {ci_text(exceedance)}"
+    why = f"{measure} {ci_text(exceedance)}"
     if pos == "above":
-        return Verdict("exceeds its data", f"{why}: the whole CI is above 0", Outcome.YES)
+        return Verdict(f"exceeds {above}", f"{why}: the whole CI is above 0", Outcome.YES)
     if pos == "below":
-        return Verdict("plateaus below its data", f"{why}: the whole CI is below 0", Outcome.NO)
+        return Verdict(f"plateaus below {above}", f"{why}: the whole CI is below 0", Outcome.NO)
     if pos == "zero" or exceedance.high <= tol:
-        return Verdict("plateaus at its data",
+        return Verdict(f"plateaus at {above}",
                        f"{why}: the CI contains 0 and rules out an exceedance above {tol:.3g}",
                        Outcome.NO)
     return inconclusive(f"{INCONCLUSIVE} (exceedance)",
@@ -213,7 +216,9 @@ def competence_gate(exceedance: Estimate, asymptote: Estimate, ceiling: Estimate
 
 def exceeds_where_baseline_does_not_verdict(
         difference: Estimate, student: Estimate, baseline: Estimate, tol: float,
-        gates: dict[str, Verdict | None], names: tuple[str, str] = ("adq", "ad")) -> Verdict:
+        gates: dict[str, Verdict | None], names: tuple[str, str] = ("adq", "ad"),
+        above: str = "its data",
+        measure: str = "exceedance (asymptote - data ceiling)") -> Verdict:
     """"The student (``names[0]``, the RL student) exceeds its data where the baseline
     (``names[1]``, AD) does not", for one cut.
 
@@ -229,6 +234,11 @@ def exceeds_where_baseline_does_not_verdict(
     refuted when the student plateaus at or below its data, or the baseline exceeds its
     data too, or the difference's CI rules out an advantage above ``tol`` (its upper end
     at or below ``tol``, and not above 0); inconclusive otherwise (a CI too wide to tell).
+
+    The same rule against a stricter bar common to both students of a cell (the teacher's
+    greedy policy at the cut): ``student`` and ``baseline`` each student's return minus
+    that bar, ``above`` and ``measure`` its words; ``difference`` is unchanged (the bar
+    cancels: student - bar - (baseline - bar) is the difference of exceedances).
     """
     _check_tol(tol)
     a, b = names
@@ -238,25 +248,27 @@ def exceeds_where_baseline_does_not_verdict(
             f"{INCONCLUSIVE}: {' and '.join(failed)} "
             f"{'does' if len(failed) == 1 else 'do'} not imitate the full data",
             "; ".join(f"{n}: {g.label}: {g.reason}" for n, g in failed.items()))
-    sv, bv = exceedance_verdict(student, tol), exceedance_verdict(baseline, tol)
-    above = difference.low > 0
-    no_gain = not above and difference.high <= tol
+    sv, bv = (exceedance_verdict(student, tol, above, measure),
+              exceedance_verdict(baseline, tol, above, measure))
+    is_above = difference.low > 0
+    no_gain = not is_above and difference.high <= tol
     why = f"exceedance {a} - {b} {ci_text(difference)}"
     reason = f"{a}: {sv.reason}; {b}: {bv.reason}; {why}"
-    if above and sv.outcome is Outcome.YES and bv.outcome is Outcome.NO:
-        return Verdict(f"{a} exceeds its data where {b} does not",
+    if is_above and sv.outcome is Outcome.YES and bv.outcome is Outcome.NO:
+        return Verdict(f"{a} exceeds {above} where {b} does not",
                        f"{reason}: the whole CI is above 0", Outcome.CONFIRMED)
     refuting = []
     if sv.outcome is Outcome.NO:
         refuting.append(f"{a} {sv.label}")
     if bv.outcome is Outcome.YES:
-        refuting.append(f"{b} exceeds its data too")
+        refuting.append(f"{b} exceeds {above} too")
     if no_gain:
         refuting.append(f"{a}'s exceedance is not above {b}'s by more than {tol:.3g}")
     if refuting:
         return Verdict("refuted: " + "; ".join(refuting), reason, Outcome.REFUTED)
-    open_parts = [f"{n}'s exceedance" for n, v in ((a, sv), (b, bv)) if v.inconclusive]
-    if not above:
+    open_parts = [f"{n}'s {'exceedance' if above == 'its data' else 'difference from ' + above}"
+                  for n, v in ((a, sv), (b, bv)) if v.inconclusive]
+    if not is_above:
         open_parts.append("the difference")
     return inconclusive(f"{INCONCLUSIVE} ({', '.join(open_parts)} too wide to tell)", reason)
 
