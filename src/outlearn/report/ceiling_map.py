@@ -171,6 +171,7 @@ def read_map(paths: list[Path]) -> tuple[list[Run], list[MapRow], list[ClaimLine
                   str(doc.get("date", "")), str(doc.get("config_hash", "")))
         runs.append(run)
         cfg = _config(doc, results)
+        greedy_cuts: set[str] = set()  # the run's greedy-teacher rows, one per cut
         for s in doc["sections"]:
             v = s["verdict"]
             claims.append(ClaimLine(str(s["title"]), str(v["label"]), str(v["outcome"]), run))
@@ -182,8 +183,8 @@ def read_map(paths: list[Path]) -> tuple[list[Run], list[MapRow], list[ClaimLine
                 ex, gap = r.get("exceedance"), r.get("continuation gap")
                 if _is_estimate(ex) and _GREEDY_ROW.match(str(r.get(first))):
                     cut = _cut(r.get(first))  # the same row in each student's section: once
-                    if not any(x.run is run and x.cut == cut and x.student == GREEDY_TEACHER
-                               for x in rows):
+                    if cut not in greedy_cuts:
+                        greedy_cuts.add(cut)
                         rows.append(MapRow(**{**setting, "student": GREEDY_TEACHER}, cut=cut,
                                            exceedance=ex, continuation_gap=None, gated=False,
                                            verdict="", section=str(s["key"]), run=run))
