@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,6 +178,14 @@ def cutoff_figure(
     return _save(cutoff_fig(teacher, panels, baselines, ylabel, suptitle), path)
 
 
+def panel_title(title: str, panels: int) -> str:
+    """``title`` wrapped to what fits above one of ``panels`` panels side by side across
+    :data:`FIG_WIDTH` (about 0.55 of the font size a character), so that neighbouring
+    titles do not run into each other; a title that fits stays on one line."""
+    chars = FIG_WIDTH / panels * 72 / (0.55 * STYLE["axes.titlesize"]) - 2
+    return textwrap.fill(title, width=max(12, int(chars)))
+
+
 def panels_fig(panels: list[CurvesPanel], xlabel: str, vlines: dict[str, float] | None = None,
                title: str | None = None) -> plt.Figure:
     """The figure of :func:`panels_figure` (not saved)."""
@@ -197,7 +206,7 @@ def panels_fig(panels: list[CurvesPanel], xlabel: str, vlines: dict[str, float] 
                 ax.axvline(x, color="black", lw=0.8, ls=":", label=name)
             ax.set_xlabel(xlabel)
             ax.set_ylabel(p.ylabel)
-            ax.set_title(p.title)
+            ax.set_title(panel_title(p.title, n))
         _legend_below(fig, list(axes.flat))
         if title:
             fig.suptitle(title)
@@ -323,4 +332,5 @@ def loss_figure(metrics: Path, path: Path) -> Path | None:
 
 __all__ = ["FIG_WIDTH", "MIN_FONT_PT", "CurvesPanel", "CutPanel", "curves_figure",
            "cutoff_fig", "cutoff_figure", "intervals_fig", "intervals_figure", "loss_fig",
-           "loss_figure", "panels_fig", "panels_figure", "read_metrics", "report_style"]
+           "loss_figure", "panel_title", "panels_fig", "panels_figure", "read_metrics",
+           "report_style"]
