@@ -177,8 +177,8 @@ def test_figures_keep_the_legend_off_the_data_and_the_text_readable():
 
 
 def test_titles_of_many_panels_side_by_side_do_not_run_into_each_other():
-    """Five cut panels across the figure's width (the cut-off study with every cut): each
-    title wrapped to its panel, no two titles overlapping once drawn."""
+    """Six cut panels across the figure's width (the cut-off study with every cut): each
+    title wrapped to its panel, no two titles overlapping once drawn, none past the edge."""
     import numpy as np
 
     from outlearn.evaluation.metrics import CurveCI
@@ -187,13 +187,15 @@ def test_titles_of_many_panels_side_by_side_do_not_run_into_each_other():
     y = np.linspace(0, 1, 30)
     c = CurveCI(y, y - 0.1, y + 0.1, 0.95)
     titles = [f"cut at 0.{i} of optimal ({10 * i} episodes seen)" for i in range(2, 6)]
-    titles.append("uncut (120 episodes seen)")
+    titles += ["uncut (120 episodes seen)", "early only (4 episodes seen)"]
     assert panel_title(titles[0], 1) == titles[0]  # one panel: one line
     fig = panels_fig([CurvesPanel(t, "return", {"ad": c}) for t in titles], "episode")
     fig.canvas.draw()
     boxes = [ax.title.get_window_extent() for ax in fig.axes]
     for a, b in zip(boxes, boxes[1:]):
         assert a.x1 < b.x0, (a, b)
+    width = fig.get_figwidth() * fig.dpi  # and none past the figure's edges
+    assert boxes[0].x0 >= 0 and boxes[-1].x1 <= width, (boxes[0], boxes[-1], width)
     assert [ax.get_title().replace("\n", " ") for ax in fig.axes] == titles
 
 
