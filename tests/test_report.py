@@ -192,7 +192,7 @@ def test_titles_of_many_panels_side_by_side_do_not_run_into_each_other():
     fig = panels_fig([CurvesPanel(t, "return", {"ad": c}) for t in titles], "episode")
     fig.canvas.draw()
     boxes = [ax.title.get_window_extent() for ax in fig.axes]
-    for a, b in zip(boxes, boxes[1:]):
+    for a, b in zip(boxes[:-1], boxes[1:], strict=True):
         assert a.x1 < b.x0, (a, b)
     width = fig.get_figwidth() * fig.dpi  # and none past the figure's edges
     assert boxes[0].x0 >= 0 and boxes[-1].x1 <= width, (boxes[0], boxes[-1], width)

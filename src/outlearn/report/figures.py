@@ -180,8 +180,9 @@ def cutoff_figure(
 
 def panel_title(title: str, panels: int) -> str:
     """``title`` wrapped to what fits above one of ``panels`` panels side by side across
-    :data:`FIG_WIDTH` (about 0.6 of the font size a character, less the axis labels), so that neighbouring
-    titles do not run into each other; a title that fits stays on one line."""
+    :data:`FIG_WIDTH` (about 0.6 of the font size a character, less the axis labels), so
+    that neighbouring titles do not run into each other; a title that fits stays on one
+    line."""
     chars = FIG_WIDTH / panels * 72 / (0.6 * STYLE["axes.titlesize"]) - 4
     return textwrap.fill(title, width=max(12, int(chars)))
 
