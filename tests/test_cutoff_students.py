@@ -26,6 +26,7 @@ from outlearn.studies.runner import load_components, read_study_toml, run_study
 from outlearn.studies.store import read_result
 from outlearn.studies.verdicts import (
     GATE,
+    GREEDY_TEACHER_BAR,
     competence_gate,
     exceeds_where_baseline_does_not_verdict,
 )
@@ -381,8 +382,7 @@ def test_the_side_by_side_verdict_against_the_greedy_teacher(tmp_path, greedy_le
     assert row[col] == label
     v = exceeds_where_baseline_does_not_verdict(
         row["exceedance adq - ad"], row["adq: - greedy teacher"], row["ad: - greedy teacher"],
-        per["ad"].tol, PASS, ("adq", "ad"), cutoff_students.GREEDY_BAR,
-        "student - greedy teacher")
+        per["ad"].tol, PASS, ("adq", "ad"), GREEDY_TEACHER_BAR)
     assert v.outcome is outcome and v.label == label
     assert "adq: student - greedy teacher " in v.reason
     assert uncut.get(col) is None  # no greedy teacher measured there

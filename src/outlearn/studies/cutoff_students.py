@@ -27,17 +27,17 @@ from outlearn.studies.cutoff import (
 from outlearn.studies.cutoff_config import CutoffConfig, acting
 from outlearn.studies.cutoff_text import ceiling_shares, cut_what, headline, headline_verdict
 from outlearn.studies.verdicts import (
+    GREEDY_TEACHER_BAR,
     Verdict,
     exceeds_where_baseline_does_not_verdict,
     inconclusive,
 )
 
-__all__ = ["GREEDY_BAR", "GREEDY_VERDICT", "comparison_section", "cut_label", "for_student",
+__all__ = ["GREEDY_VERDICT", "comparison_section", "cut_label", "for_student",
            "students_sections"]
 
 
-#: the bar of the stricter comparison, and its column in the side-by-side table
-GREEDY_BAR = "the teacher's greedy policy at the cut"
+#: the side-by-side table's column of the verdict against GREEDY_TEACHER_BAR
 GREEDY_VERDICT = "verdict against the greedy teacher"
 
 
@@ -94,7 +94,7 @@ def comparison_section(cfg: CutoffConfig, per: dict[str, Results], fig: Path) ->
         ga, gb = row[f"{a}: - greedy teacher"], row[f"{b}: - greedy teacher"]
         if ga is not None and gb is not None:
             row[GREEDY_VERDICT] = exceeds_where_baseline_does_not_verdict(
-                diff, ga, gb, ra.tol, gates, (a, b), GREEDY_BAR, "student - greedy teacher").label
+                diff, ga, gb, ra.tol, gates, (a, b), GREEDY_TEACHER_BAR).label
         rows.append(row)
     per_student = ("asymptote", "exceedance", "continuation gap", "- greedy teacher")
     columns, rows = without_empty_columns(

@@ -75,26 +75,45 @@ def ci_text(est: Estimate) -> str:
     return f"{est.value:.3g} [{est.low:.3g}, {est.high:.3g}]"
 
 
-def exceedance_verdict(exceedance: Estimate, tol: float, above: str = "its data",
-                       measure: str = "exceedance (asymptote - data ceiling)") -> Verdict:
+@dataclass(frozen=True)
+class Bar:
+    """What a student's return is judged against, in a verdict's words: ``above`` ("exceeds
+    its data"), ``measure`` (the estimate's name in a reason), ``short`` (what is too wide
+    in an inconclusive label)."""
+
+    above: str
+    measure: str
+    short: str
+
+
+#: the data ceiling: the best the teacher's kept history shows (claims 1 and 16)
+DATA_CEILING = Bar("its data", "exceedance (asymptote - data ceiling)", "exceedance")
+#: the teacher at the cut rebuilt from its history, frozen and acting greedily (the data
+#: without the teacher's exploration): the cut-off study's stricter bar
+GREEDY_TEACHER_BAR = Bar("the teacher's greedy policy at the cut", "student - greedy teacher",
+                         "difference from the teacher's greedy policy at the cut")
+
+
+def exceedance_verdict(exceedance: Estimate, tol: float, bar: Bar = DATA_CEILING) -> Verdict:
     """Does the student's asymptote exceed its data ceiling? (asymptote - ceiling).
 
     Above 0: "exceeds its data". Below 0, or containing 0 without reaching ``+tol``:
     "plateaus at its data". Containing 0 and reaching past ``+tol``: inconclusive.
-    ``above`` and ``measure`` name another bar the same way (e.g. the teacher's greedy
-    policy at the cut, with ``measure`` "student - greedy teacher").
+    Another ``bar`` (e.g. :data:`GREEDY_TEACHER_BAR`, ``exceedance`` the student's return
+    minus it) is judged the same way, in its words.
     """
     pos = position(exceedance, tol)
-    why = f"{measure} {ci_text(exceedance)}"
+    why = f"{bar.measure} {ci_text(exceedance)}"
     if pos == "above":
-        return Verdict(f"exceeds {above}", f"{why}: the whole CI is above 0", Outcome.YES)
+        return Verdict(f"exceeds {bar.above}", f"{why}: the whole CI is above 0", Outcome.YES)
     if pos == "below":
-        return Verdict(f"plateaus below {above}", f"{why}: the whole CI is below 0", Outcome.NO)
+        return Verdict(f"plateaus below {bar.above}", f"{why}: the whole CI is below 0",
+                       Outcome.NO)
     if pos == "zero" or exceedance.high <= tol:
-        return Verdict(f"plateaus at {above}",
+        return Verdict(f"plateaus at {bar.above}",
                        f"{why}: the CI contains 0 and rules out an exceedance above {tol:.3g}",
                        Outcome.NO)
-    return inconclusive(f"{INCONCLUSIVE} (exceedance)",
+    return inconclusive(f"{INCONCLUSIVE} ({bar.short})",
                    f"{why}: the CI contains 0 but reaches {exceedance.high:.3g} > resolution "
                    f"{tol:.3g}; too wide to tell (more tasks or seeds would narrow it)")
 
@@ -149,11 +168,10 @@ def beyond_greedy_teacher_text(student_minus_greedy: Estimate) -> str:
     (level, below or unresolved: the student may only have dropped the teacher's
     exploration). The verdict's outcome stays the exceedance's: the claim is about the data
     ceiling."""
-    why = ci_text(student_minus_greedy)
+    why, bar = ci_text(student_minus_greedy), GREEDY_TEACHER_BAR.above
     if student_minus_greedy.low > 0:
-        return f"above the teacher's greedy policy at the cut ({why})"
-    return (f"not above the teacher's greedy policy at the cut ({why}): it may only drop the "
-            "teacher's exploration")
+        return f"above {bar} ({why})"
+    return f"not above {bar} ({why}): it may only drop the teacher's exploration"
 
 
 def versus_random_verdict(student_minus_random: Estimate, tol: float) -> Verdict:
@@ -217,8 +235,7 @@ def competence_gate(exceedance: Estimate, asymptote: Estimate, ceiling: Estimate
 def exceeds_where_baseline_does_not_verdict(
         difference: Estimate, student: Estimate, baseline: Estimate, tol: float,
         gates: dict[str, Verdict | None], names: tuple[str, str] = ("adq", "ad"),
-        above: str = "its data",
-        measure: str = "exceedance (asymptote - data ceiling)") -> Verdict:
+        bar: Bar = DATA_CEILING) -> Verdict:
     """"The student (``names[0]``, the RL student) exceeds its data where the baseline
     (``names[1]``, AD) does not", for one cut.
 
@@ -235,10 +252,10 @@ def exceeds_where_baseline_does_not_verdict(
     data too, or the difference's CI rules out an advantage above ``tol`` (its upper end
     at or below ``tol``, and not above 0); inconclusive otherwise (a CI too wide to tell).
 
-    The same rule against a stricter bar common to both students of a cell (the teacher's
-    greedy policy at the cut): ``student`` and ``baseline`` each student's return minus
-    that bar, ``above`` and ``measure`` its words; ``difference`` is unchanged (the bar
-    cancels: student - bar - (baseline - bar) is the difference of exceedances).
+    The same rule against a stricter ``bar`` common to both students of a cell
+    (:data:`GREEDY_TEACHER_BAR`): ``student`` and ``baseline`` each student's return minus
+    that bar; ``difference`` is unchanged (the bar cancels: student - bar - (baseline -
+    bar) is the difference of exceedances).
     """
     _check_tol(tol)
     a, b = names
@@ -248,26 +265,24 @@ def exceeds_where_baseline_does_not_verdict(
             f"{INCONCLUSIVE}: {' and '.join(failed)} "
             f"{'does' if len(failed) == 1 else 'do'} not imitate the full data",
             "; ".join(f"{n}: {g.label}: {g.reason}" for n, g in failed.items()))
-    sv, bv = (exceedance_verdict(student, tol, above, measure),
-              exceedance_verdict(baseline, tol, above, measure))
+    sv, bv = exceedance_verdict(student, tol, bar), exceedance_verdict(baseline, tol, bar)
     is_above = difference.low > 0
     no_gain = not is_above and difference.high <= tol
     why = f"exceedance {a} - {b} {ci_text(difference)}"
     reason = f"{a}: {sv.reason}; {b}: {bv.reason}; {why}"
     if is_above and sv.outcome is Outcome.YES and bv.outcome is Outcome.NO:
-        return Verdict(f"{a} exceeds {above} where {b} does not",
+        return Verdict(f"{a} exceeds {bar.above} where {b} does not",
                        f"{reason}: the whole CI is above 0", Outcome.CONFIRMED)
     refuting = []
     if sv.outcome is Outcome.NO:
         refuting.append(f"{a} {sv.label}")
     if bv.outcome is Outcome.YES:
-        refuting.append(f"{b} exceeds {above} too")
+        refuting.append(f"{b} exceeds {bar.above} too")
     if no_gain:
         refuting.append(f"{a}'s exceedance is not above {b}'s by more than {tol:.3g}")
     if refuting:
         return Verdict("refuted: " + "; ".join(refuting), reason, Outcome.REFUTED)
-    open_parts = [f"{n}'s {'exceedance' if above == 'its data' else 'difference from ' + above}"
-                  for n, v in ((a, sv), (b, bv)) if v.inconclusive]
+    open_parts = [f"{n}'s {bar.short}" for n, v in ((a, sv), (b, bv)) if v.inconclusive]
     if not is_above:
         open_parts.append("the difference")
     return inconclusive(f"{INCONCLUSIVE} ({', '.join(open_parts)} too wide to tell)", reason)
@@ -589,6 +604,9 @@ def privileged_labels_verdict(optimal: Estimate, imitation: Estimate, within: fl
 
 
 __all__ = [
+    "Bar",
+    "DATA_CEILING",
+    "GREEDY_TEACHER_BAR",
     "ci_text",
     "INCONCLUSIVE",
     "about_equal_verdict",
