@@ -359,3 +359,32 @@ def test_list_prints_plain_sentences():
     lines = dict(ln.split(None, 1) for ln in r.output.splitlines() if ln.startswith("  "))
     assert lines["ad"] == "Causal transformer student."
     assert lines["qlearning"].endswith("kwargs are QLearningConfig fields.")
+
+
+def test_recorded_command_leaves_out_where_this_machine_keeps_runs():
+    from outlearn.studies.runner import portable_args
+
+    args = ["c.toml", "--out", "/tmp/r", "--workers", "2", "--reuse", "/tmp/r/x-1",
+            "--reuse=/tmp/r/x-2", "--out=/tmp/s", "--backend", "processes"]
+    assert portable_args(args) == ["c.toml", "--workers", "2", "--backend", "processes"]
+    assert portable_args(["c.toml"]) == ["c.toml"]
+
+
+def test_results_json_records_a_command_that_reruns_anywhere(tmp_path, monkeypatch):
+    import json
+    import sys
+
+    p = tmp_path / "s.toml"
+    p.write_text('study = "selfdistill-categorical"\nvocab = 8\nrepeats = 20\n'
+                 'generations = 3\nideal_generations = 5\nfixation_samples = 2\n'
+                 'fixation_generations = 20\nn_samples = 10\n')
+    first = ["outlearn", "run", str(p), "--out", str(tmp_path / "a")]
+    monkeypatch.setattr(sys, "argv", first)
+    assert run_cli(*first[1:]).exit_code == 0
+    (run_dir,) = (tmp_path / "a").iterdir()
+    again = ["outlearn", "run", str(p), "--out", str(tmp_path / "b"), "--reuse", str(run_dir)]
+    monkeypatch.setattr(sys, "argv", again)
+    assert run_cli(*again[1:]).exit_code == 0
+    (rerun,) = (tmp_path / "b").iterdir()
+    for d in (run_dir, rerun):
+        assert json.loads((d / "results.json").read_text())["command"] == f"outlearn run {p}"

@@ -155,6 +155,28 @@ def check_reuse(paths: Iterable[Path], run_dir: Path) -> tuple[Path, ...]:
     return tuple(out)
 
 
+# options that say where this machine keeps runs, not what the run computes: the command
+# recorded in results.json (and quoted in the README) leaves them out, so that it reruns
+# anywhere (--reuse only copies finished stages that the run would compute the same)
+LOCAL_OPTIONS = ("--out", "--reuse")
+
+
+def portable_args(args: list[str]) -> list[str]:
+    """``outlearn run``'s arguments without the local ones (:data:`LOCAL_OPTIONS`, in the
+    ``--opt VALUE`` and ``--opt=VALUE`` forms): ``[cfg, --out, /tmp/x, --workers, 2]`` ->
+    ``[cfg, --workers, 2]``."""
+    kept: list[str] = []
+    skip = False
+    for a in args:
+        if skip:
+            skip = False
+        elif a in LOCAL_OPTIONS:
+            skip = True
+        elif not a.startswith(tuple(o + "=" for o in LOCAL_OPTIONS)):
+            kept.append(a)
+    return kept
+
+
 def run_study(name: str, data: dict, out: Path, source: str = "<dict>",
               command: str | None = None, quiet: bool = False, workers: int = 1,
               address: str | None = None, backend: str = "ray",
@@ -184,7 +206,7 @@ def _run_locked(name: str, study: Any, cfg: Any, run_dir: Path, source: str,
     """:func:`run_study`'s work, while this process holds the run directory's lock."""
     from outlearn import __version__
 
-    command = command or "outlearn run " + shlex.join(sys.argv[2:] or [source])
+    command = command or "outlearn run " + shlex.join(portable_args(sys.argv[2:]) or [source])
     resolved = {"study": name, **cfg.model_dump(mode="json")}
     atomic_write_text(run_dir / "config.json", json.dumps(resolved, indent=2, sort_keys=True))
     t0 = time.time()
