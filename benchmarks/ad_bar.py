@@ -4,7 +4,8 @@ students and goals) against 1.5x the teacher's, run fresh on the same goals and 
 
 Run: ``python benchmarks/ad_bar.py RUN_DIR CONFIG`` (e.g. the run directory of
 ``outlearn run configs/cutoff-full-gpu.toml`` and that config): it reads the stages' results
-and trains or evaluates nothing.
+and trains or evaluates nothing. A run with several students (``[[students]]``) is read for
+its uncut AD students only (each acting as the run evaluated it).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from outlearn.evaluation.metrics import episodes_to_threshold, episodes_to_thres
 from outlearn.registry import STUDIES
 from outlearn.studies.base import inputs_hash
 from outlearn.studies.common import held_out_tasks, make_family
+from outlearn.studies.cutoff_config import acting
 from outlearn.studies.runner import load_components, read_study_toml
 from outlearn.studies.store import read_result
 
@@ -34,15 +36,25 @@ def main(run: Path, config: Path, level: float = 0.8) -> None:
     # the code version the run's evaluations were keyed with (this checkout's may differ)
     version = json.loads(next(stages.glob("evaluate-*/result.json")).read_text())["meta"][
         "code_version"]
+    # the evaluation stage's inputs besides the checkpoint: the run's [eval] for one student;
+    # with [[students]], each AD section with the mode it acts in (cutoff.evaluate_students)
+    named = [(cfg.eval.model_copy(update={"mode": acting(s, cfg.eval.mode)}), [s])
+             for s in cfg.students or [] if s.kind == "ad"]
     curves = []
     for train in sorted(stages.glob("train-*")):
         ck = sorted((train / "student" / "checkpoints").glob("*.pt"))[-1]
-        student = (train / "student" / "config.json").read_text()
-        if "/cut-" in student:  # a cut student: its history is a cut stage's file
-            continue
-        inputs = inputs_hash([cfg.env, cfg.tasks, cfg.eval, [str(ck)]], run)
-        key = hashlib.sha256(f"{inputs}:{version}".encode()).hexdigest()[:16]
-        curves.append(np.asarray(read_result(stages / f"evaluate-{key}", run))[0])
+        student = json.loads((train / "student" / "config.json").read_text())
+        if "/cut-" in student["history"] or student["student"]["kind"] != "ad":
+            continue  # a cut student (its history is a cut stage's file), or not AD
+        for ev, extra in named or [(cfg.eval, [])]:
+            inputs = inputs_hash([cfg.env, cfg.tasks, ev, [str(ck)], *extra], run)
+            key = hashlib.sha256(f"{inputs}:{version}".encode()).hexdigest()[:16]
+            if (stages / f"evaluate-{key}").is_dir():
+                curves.append(np.asarray(read_result(stages / f"evaluate-{key}", run))[0])
+                break
+        else:
+            sys.exit(f"{train.name}: no evaluation stage of this uncut student in {run}: is "
+                     "the run finished, and is CONFIG the config it ran?")
     family = make_family(cfg.env)
     ids = held_out_tasks(family, cfg.tasks)
     opt = np.asarray(jax.vmap(family.optimal_return)(family.task_params(ids)), np.float64)
