@@ -107,6 +107,12 @@ def test_report_has_figures_cis_and_consistent_verdicts(tiny):
             assert ("sceptic confirmed" in label) == (ex.low <= 0 and gap.low > 0)
     early = sections[1].rows[0]
     d = early["student - random"]
+    # the early-only row carries claim 1's columns too (the ceiling map's early rows)
+    assert early["exceedance"].value == pytest.approx(
+        early["asymptote"].value - early["data ceiling"].value)
+    fresh = next(r for r in claim1.rows if str(r["learner"]).startswith("teacher run fresh"))
+    assert early["continuation gap"].value == pytest.approx(
+        fresh["asymptote"].value - early["asymptote"].value)
     if learns:
         assert ("no better than random" == early["verdict"]) == (position(d, tol) == "zero")
     else:

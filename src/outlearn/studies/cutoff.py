@@ -365,8 +365,12 @@ def claim2_section(res: Results) -> Section:
     """Claim 2: the early-only student against random."""
     cut, diff = res.cuts["early"], res.versus_random("early")
     v = res.gate() or versus_random_verdict(diff, res.tol)
+    # the data ceiling, exceedance and continuation gap as claim 1's rows have them (the
+    # verdict reads only "student - random"): the ceiling map's early-only rows
     rows = [{"learner": f"student, early only ({cut.episodes} episodes seen)",
-             "asymptote": res.asymptote("early"), "student - random": diff, "verdict": v.label},
+             "data ceiling": cut.ceiling.best, "asymptote": res.asymptote("early"),
+             "exceedance": res.exceedance("early"), "continuation gap": res.gap("early"),
+             "student - random": diff, "verdict": v.label},
             {"learner": "random", "asymptote": res.base_asymptote("random")}]
     return Section(
         key="early", title="Claim 2: early data alone teaches nothing",
@@ -374,9 +378,13 @@ def claim2_section(res: Results) -> Section:
               "random is itself no better than random.",
         setting=f"{res.setting()} Early episodes: the first {cut.episodes}, before the "
                 "teacher's smoothed mean return rises above random's 95% CI.",
-        columns=["learner", "asymptote", "student - random", "verdict"], rows=rows,
+        columns=["learner", "data ceiling", "asymptote", "exceedance", "continuation gap",
+                 "student - random", "verdict"], rows=rows,
         verdict=v.label, verdict_reason=v.reason, outcome=v.outcome,
-        notes=["The early-only student's curve is the 'early' panel of the figure above."])
+        notes=["The early-only student's curve is the 'early' panel of the figure above. The "
+               "verdict reads 'student - random' alone; the data ceiling (the teacher's best "
+               "in its early episodes), exceedance and continuation gap are as in claim 1's "
+               "table."])
 
 
 STUDIES.register("cutoff")(Study(
