@@ -179,6 +179,11 @@ def test_every_committed_result_maps():
               and r.student == GREEDY_TEACHER}
     assert sorted(greedy) == ["0.2", "0.4", "0.7", "uncut"]  # one per cut, though two sections
     assert greedy["0.4"].exceedance["value"] == pytest.approx(0.871, abs=5e-4)
+    # claim 2's sections give the early-only students their rows
+    early = {r.student: r for r in rows if r.run.name == "cutoff-adq-darkroom-full"
+             and r.cut == "early"}
+    assert sorted(early) == ["ad", "adq"]
+    assert early["adq"].exceedance["value"] == pytest.approx(1.91, abs=5e-3)
     # a cut by history length reads as its config spells it
     length = [r.cut for r in rows if r.run.name == "cutoff-length"]
     assert sorted(length) == ["0.4", "episodes:0.33", "uncut"]
