@@ -66,7 +66,9 @@ def main(run: Path, config: Path, level: float = 0.8) -> None:
           f"seeds; teacher to {level}: episode {t_eps:g}, budget {1.5 * t_eps:g}")
     print(f"students' mean curve to {level}: episode {est}")
     for i, s in enumerate(students):
-        print(f"  student {i}: episode {episodes_to_threshold(s.mean(axis=(0, 1)), level):g}, "
+        ep = episodes_to_threshold(s.mean(axis=(0, 1)), level)  # NaN: never reaches it
+        reach = f"episode {ep:g}" if np.isfinite(ep) else f"never within {s.shape[-1]} episodes"
+        print(f"  student {i}: {reach}, "
               f"last 10% of episodes {s[..., -s.shape[-1] // 10:].mean():.3f} of optimal")
 
 
