@@ -201,6 +201,13 @@ class Results:
     def versus_random(self, name: str) -> Estimate:
         return M.versus(self.students[name], self.base["random"], self.last_n)
 
+    def measures(self, name: str) -> dict[str, Estimate]:
+        """Cut ``name``'s student against its data and the teacher: the columns every table
+        of a cut-off run gives a student (data ceiling, asymptote, exceedance, continuation
+        gap)."""
+        return {"data ceiling": self.cuts[name].ceiling.best, "asymptote": self.asymptote(name),
+                "exceedance": self.exceedance(name), "continuation gap": self.gap(name)}
+
     def greedy_returns(self, name: str) -> np.ndarray | None:
         """The teacher at cut ``name`` acting greedily: its returns (learners per task,
         tasks, episodes); None without that reference."""
@@ -315,15 +322,13 @@ def claim1_section(res: Results, fig: Path) -> Section:
     for name, cut in res.cuts.items():
         if name == "early":
             continue
-        ex, gap, greedy = res.exceedance(name), res.gap(name), res.versus_greedy(name)
-        verdicts[name] = v = cutoff_verdict(ex, gap, res.tol)
+        m, greedy = res.measures(name), res.versus_greedy(name)
+        verdicts[name] = v = cutoff_verdict(m["exceedance"], m["continuation gap"], res.tol)
         what = cut_what(name)
         label = guard.label if guard else v.label
-        if greedy is not None and guard is None and ex.low > 0:
+        if greedy is not None and guard is None and m["exceedance"].low > 0:
             label += f"; {beyond_greedy_teacher_text(greedy)}"
-        rows.append({"learner": f"student, {what} ({cut.episodes} episodes seen)",
-                     "data ceiling": cut.ceiling.best, "asymptote": res.asymptote(name),
-                     "exceedance": ex, "continuation gap": gap,
+        rows.append({"learner": f"student, {what} ({cut.episodes} episodes seen)", **m,
                      "student - greedy teacher": greedy,
                      "student - random": res.versus_random(name), "verdict": label})
     rows += res.reference_rows()
@@ -365,12 +370,10 @@ def claim2_section(res: Results) -> Section:
     """Claim 2: the early-only student against random."""
     cut, diff = res.cuts["early"], res.versus_random("early")
     v = res.gate() or versus_random_verdict(diff, res.tol)
-    # the data ceiling, exceedance and continuation gap as claim 1's rows have them (the
-    # verdict reads only "student - random"): the ceiling map's early-only rows
+    # claim 1's measures too (the verdict reads only "student - random"): the ceiling map's
+    # early-only rows
     rows = [{"learner": f"student, early only ({cut.episodes} episodes seen)",
-             "data ceiling": cut.ceiling.best, "asymptote": res.asymptote("early"),
-             "exceedance": res.exceedance("early"), "continuation gap": res.gap("early"),
-             "student - random": diff, "verdict": v.label},
+             **res.measures("early"), "student - random": diff, "verdict": v.label},
             {"learner": "random", "asymptote": res.base_asymptote("random")}]
     return Section(
         key="early", title="Claim 2: early data alone teaches nothing",

@@ -82,9 +82,8 @@ def comparison_section(cfg: CutoffConfig, per: dict[str, Results], fig: Path) ->
         row: dict[str, Any] = {"cut": cut_label(name, cut), "data ceiling": cut.ceiling.best,
                                "greedy teacher": ra.greedy_asymptote(name)}
         for who, res in per.items():
-            row[f"{who}: asymptote"] = res.asymptote(name)
-            row[f"{who}: exceedance"] = res.exceedance(name)
-            row[f"{who}: continuation gap"] = res.gap(name)
+            row.update({f"{who}: {k}": v for k, v in res.measures(name).items()
+                        if k != "data ceiling"})  # common to the students: once, above
             row[f"{who}: - greedy teacher"] = res.versus_greedy(name)
         diff = M.exceedance_difference(ra.students[name], rb.students[name], cut.ceiling,
                                        ra.last_n)
