@@ -10,7 +10,6 @@ its uncut AD students only (each acting as the run evaluated it).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ import numpy as np
 from outlearn.config import parse_config
 from outlearn.evaluation.metrics import episodes_to_threshold, episodes_to_threshold_ci
 from outlearn.registry import STUDIES
-from outlearn.studies.base import inputs_hash
+from outlearn.studies.base import stage_key
 from outlearn.studies.common import held_out_tasks, make_family
 from outlearn.studies.cutoff_config import acting
 from outlearn.studies.runner import load_components, read_study_toml
@@ -47,8 +46,8 @@ def main(run: Path, config: Path, level: float = 0.8) -> None:
         if "/cut-" in student["history"] or student["student"]["kind"] != "ad":
             continue  # a cut student (its history is a cut stage's file), or not AD
         for ev, extra in named or [(cfg.eval, [])]:
-            inputs = inputs_hash([cfg.env, cfg.tasks, ev, [str(ck)], *extra], run)
-            key = hashlib.sha256(f"{inputs}:{version}".encode()).hexdigest()[:16]
+            key = stage_key("evaluate", [cfg.env, cfg.tasks, ev, [str(ck)], *extra], run,
+                            version=version)
             if (stages / f"evaluate-{key}").is_dir():
                 curves.append(np.asarray(read_result(stages / f"evaluate-{key}", run))[0])
                 break

@@ -163,10 +163,12 @@ def code_version(modules: Iterable[str]) -> str:
 
 
 def stage_key(name: str, inputs: Any, run_dir: str | Path,
-              code: Iterable[str] | None = None) -> str:
-    """The key of stage ``name``: its inputs (relative to ``run_dir``) and code version."""
-    modules = tuple(code) if code is not None else stage_modules(name)
-    blob = f"{inputs_hash(inputs, run_dir)}:{code_version(modules)}".encode()
+              code: Iterable[str] | None = None, version: str | None = None) -> str:
+    """The key of stage ``name``: its inputs (relative to ``run_dir``) and code version
+    (``version``: one recorded by a finished run, where this checkout's code may differ)."""
+    if version is None:
+        version = code_version(tuple(code) if code is not None else stage_modules(name))
+    blob = f"{inputs_hash(inputs, run_dir)}:{version}".encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
