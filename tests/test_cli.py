@@ -371,9 +371,6 @@ def test_recorded_command_leaves_out_where_this_machine_keeps_runs():
 
 
 def test_results_json_records_a_command_that_reruns_anywhere(tmp_path, monkeypatch):
-    import json
-    import sys
-
     p = tmp_path / "s.toml"
     p.write_text('study = "selfdistill-categorical"\nvocab = 8\nrepeats = 20\n'
                  'generations = 3\nideal_generations = 5\nfixation_samples = 2\n'
