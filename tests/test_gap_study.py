@@ -18,6 +18,7 @@ from outlearn.studies.gap import GapConfig, run
 from outlearn.studies.verdicts import Outcome, Verdict, gap_verdict
 
 TINY = tiny(gaps=[1, 2])
+GREEDY_ROW = "teacher at the end of its history, greedy (replayed, frozen)"
 
 
 def _cfg(**over) -> dict:
@@ -83,9 +84,31 @@ def test_tiny_run_trains_gap_students_and_reports_with_cis(tmp_path):
     (section,) = run(cfg, RunContext(tmp_path, quiet=True))
     learners = [r["learner"] for r in section.rows]
     assert learners[:2] == ["student, gap 1", "student, gap 2"]
-    assert learners[2].startswith("best in data") and learners[3:] == ["teacher run fresh",
-                                                                        "random"]
+    assert learners[2].startswith("best in data") and learners[3:] == [
+        GREEDY_ROW, "teacher run fresh", "random"]
     check_cells(section)
+    # the greedy teacher: the one the history leaves, on the same held-out tasks; each
+    # student's difference from it task for task
+    from outlearn.envs import make_family
+    from outlearn.evaluation import metrics as M
+    from outlearn.studies.common import held_out_tasks
+    from outlearn.studies.greedy_teacher import greedy_teacher_of_history
+    from outlearn.studies.store import read_result
+
+    family = make_family(cfg.env)
+    ids = held_out_tasks(family, cfg.tasks)
+    (h5,) = (tmp_path / "stages").glob("collect-*/full.h5")
+    last_n = M.last_episodes(cfg.eval.episodes, cfg.eval.last_n)
+    ret = greedy_teacher_of_history(cfg.teacher, family, h5, ids, last_n, cfg.seed)["returns"]
+    assert ret.shape == (cfg.learners_per_task, ids.size, last_n)
+    assert section.rows[3]["asymptote"].value == pytest.approx(ret.mean())
+    assert "student - greedy teacher" in section.columns
+    evals = {read_result(d, tmp_path).shape: read_result(d, tmp_path)
+             for d in (tmp_path / "stages").glob("evaluate-*")}
+    assert len(evals) == 1  # (students, seeds, tasks, episodes): one per g, same shape
+    for row in section.rows[:2]:
+        diff = row["student - greedy teacher"]
+        assert diff.value == pytest.approx(row["asymptote"].value - ret.mean(), abs=1e-9)
     own = section.rows[0]["speed-up vs gap 1"].value  # gap 1 against itself
     assert own == 1.0 or np.isnan(own)
     # the students really trained on gap labels, with their own g
@@ -115,6 +138,15 @@ def test_judged_on_the_training_tasks(tmp_path):
     best = section.rows[2]
     assert best["learner"].startswith("best in data")
     assert best["asymptote"].value == pytest.approx(want.best.value)
+    # the greedy teacher too: the training tasks' learners, rebuilt from their histories
+    from outlearn.studies.greedy_teacher import greedy_teacher_of_history
+
+    last_n = M.last_episodes(cfg.eval.episodes, cfg.eval.last_n)
+    ret = greedy_teacher_of_history(cfg.teacher, make_family(cfg.env), h5, ids, last_n,
+                                    cfg.seed, "train")["returns"]
+    assert ret.shape == (cfg.learners_per_task, cfg.tasks.n_train, last_n)
+    assert section.rows[3]["learner"] == GREEDY_ROW
+    assert section.rows[3]["asymptote"].value == pytest.approx(ret.mean())
     assert want.per_task is not None and want.per_task.size == cfg.tasks.n_train
     assert "training tasks" in section.notes[0]
     from outlearn.studies.store import read_result
@@ -125,3 +157,54 @@ def test_judged_on_the_training_tasks(tmp_path):
         parse_config(GapConfig, _cfg(judge_on="test"))
     with pytest.raises(ConfigError, match="n_test must both be >= 1"):
         parse_config(GapConfig, _cfg(tasks=tasks))  # judged on held-out tasks: none
+
+
+def _section(tmp_path, students: dict[int, float], greedy: dict | None):
+    """gap_section on made-up curves: each g's students level at ``students[g]`` (a little
+    noise), the data's best 2 on every task, the greedy teacher's returns ``greedy``."""
+    from outlearn.envs import make_family
+    from outlearn.evaluation.metrics import DataCeiling
+    from outlearn.studies.common import held_out_tasks
+    from outlearn.studies.gap import gap_section
+
+    cfg = parse_config(GapConfig, _cfg(eval={"episodes": 12, "seeds": [0]}))
+    family = make_family(cfg.env)
+    ids = held_out_tasks(family, cfg.tasks)
+    rng = np.random.default_rng(0)
+    shape = (4, 1, ids.size, 12)
+    ramp = np.minimum(np.arange(12) / 4, 1.0)
+    curves = {g: v * ramp + 0.01 * rng.standard_normal(shape) for g, v in students.items()}
+    ceiling = DataCeiling(curve=np.full(8, 2.0), best_episode=7, units=np.full(6, 2.0),
+                          best=Estimate(2.0, 1.99, 2.01), tasks=ids,
+                          per_task=np.full(ids.size, 2.0))
+    base = {"teacher": np.full((1, ids.size, 12), 2.0), "random": np.zeros((1, ids.size, 12))}
+    return gap_section(cfg, family, ids, ceiling, curves, base, tmp_path / "gap.png", greedy)
+
+
+def test_a_student_above_its_data_is_set_against_the_greedy_teacher(tmp_path):
+    """Gap 2 ends at 3 against a best in data of 2: it exceeds its data. Whether it also
+    beats the teacher as its history leaves it, acting greedily, is the row's second
+    reading: not above a greedy teacher at 3.5 (it may only drop the exploration), above
+    one at 2.5. Without the reference the column is left out; a teacher that could not
+    be rebuilt is named in the notes."""
+    n = 3  # held-out tasks of the tiny config
+    at = {"returns": np.full((2, n, 3), 3.5)}
+    sec = _section(tmp_path, {1: 2.0, 2: 3.0}, at)
+    g2 = sec.rows[1]
+    assert g2["exceedance"].low > 0
+    assert g2["student - greedy teacher"].value == pytest.approx(-0.5, abs=0.02)
+    assert g2["ceiling"].startswith("exceeds its data; not above the teacher's greedy policy "
+                                    "at the end of its history")
+    assert "plateaus at its data" == sec.rows[0]["ceiling"]  # gap 1: no second reading
+    assert sec.rows[3]["learner"] == GREEDY_ROW
+    assert sec.rows[3]["exceedance"].value == pytest.approx(1.5)
+    above = _section(tmp_path, {1: 2.0, 2: 3.0}, {"returns": np.full((2, n, 3), 2.5)})
+    assert above.rows[1]["ceiling"].startswith(
+        "exceeds its data; above the teacher's greedy policy at the end of its history (0.4")
+    assert above.outcome is Outcome.REFUTED  # the claim is about the data: refuted either way
+    none = _section(tmp_path, {1: 2.0, 2: 3.0}, None)
+    assert "student - greedy teacher" not in none.columns
+    assert GREEDY_ROW not in [r["learner"] for r in none.rows]
+    why = _section(tmp_path, {1: 2.0, 2: 3.0}, {"returns": None, "why": "no policy recorded"})
+    assert "student - greedy teacher" not in why.columns
+    assert "not measured: no policy recorded" in why.notes[-1]

@@ -49,3 +49,12 @@ class Section:
         if self.outcome is None:
             raise ValueError(f"section {self.key!r}: give its verdict's outcome (an Outcome)")
         self.outcome = Outcome(self.outcome)
+
+
+def without_empty_columns(columns: list[str], rows: list[dict[str, Any]], optional: list[str]
+                          ) -> tuple[list[str], list[dict[str, Any]]]:
+    """``columns`` and ``rows`` without those of ``optional`` that no row has a value in
+    (a reference this run did not measure, e.g. the greedy teacher)."""
+    empty = {c for c in optional if not any(r.get(c) is not None for r in rows)}
+    return ([c for c in columns if c not in empty],
+            [{k: x for k, x in r.items() if k not in empty} for r in rows])

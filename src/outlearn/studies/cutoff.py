@@ -38,8 +38,8 @@ from outlearn.errors import ConfigError
 from outlearn.evaluation import metrics as M
 from outlearn.registry import STUDIES
 from outlearn.report.figures import CutPanel, cutoff_figure
-from outlearn.report.section import Section
-from outlearn.stats import Estimate, crossed_mean_ci
+from outlearn.report.section import Section, without_empty_columns
+from outlearn.stats import Estimate
 from outlearn.students.threads import configure_threads
 from outlearn.studies.base import RunContext, Study
 from outlearn.studies.common import (
@@ -75,7 +75,11 @@ from outlearn.studies.cutting import (  # noqa: F401  (re-exported: the cut stag
     early_steps,
     episode_boundary,
 )
-from outlearn.studies.greedy_teacher import greedy_teacher_at_cut
+from outlearn.studies.greedy_teacher import (
+    greedy_asymptote,
+    greedy_teacher_at_cut,
+    student_minus_greedy,
+)
 from outlearn.studies.horizon import horizon_section
 from outlearn.studies.verdicts import (
     Verdict,
@@ -217,23 +221,14 @@ class Results:
         """The teacher at cut ``name`` acting greedily: its mean return over all its
         episodes (it is frozen), CI over tasks; None without that reference."""
         g = self.greedy_returns(name)
-        return None if g is None else M.asymptote(g, g.shape[-1])
+        return None if g is None else greedy_asymptote(g)
 
     def versus_greedy(self, name: str) -> Estimate | None:
         """Student asymptote - the teacher at the same cut acting greedily, task for task,
-        with a crossed CI (as :func:`~outlearn.evaluation.metrics.versus`, but the frozen
-        teacher's mean counts all its episodes, not the student's last ones); None without
-        that reference. (Here rather than in metrics: an edit there re-keys the cut stage,
-        which retrains every student.)"""
+        with a crossed CI (:func:`~outlearn.studies.greedy_teacher.student_minus_greedy`);
+        None without that reference."""
         g = self.greedy_returns(name)
-        if g is None:
-            return None
-        teacher = M.asymptote_cells(g, g.shape[-1]).mean(axis=0)  # (tasks,)
-        cells = M.asymptote_cells(self.students[name], self.last_n)
-        if cells.shape[1] != teacher.size:
-            raise ValueError(f"the greedy teacher ran on {teacher.size} tasks, the student on "
-                             f"{cells.shape[1]}")
-        return crossed_mean_ci(cells - teacher[None, :])
+        return None if g is None else student_minus_greedy(self.students[name], g, self.last_n)
 
     def gate(self) -> Verdict | None:
         """Inconclusive when the uncut student does not reach its own data ceiling (the
@@ -307,15 +302,6 @@ class Results:
 
 
 # ------------------------------------------------------------------------------ the sections
-def without_empty_columns(columns: list[str], rows: list[dict[str, Any]], optional: list[str]
-                          ) -> tuple[list[str], list[dict[str, Any]]]:
-    """``columns`` and ``rows`` without those of ``optional`` that no row has a value in
-    (a reference this run did not measure, e.g. the greedy teacher)."""
-    empty = {c for c in optional if not any(r.get(c) is not None for r in rows)}
-    return ([c for c in columns if c not in empty],
-            [{k: x for k, x in r.items() if k not in empty} for r in rows])
-
-
 def claim1_section(res: Results, fig: Path) -> Section:
     """Claim 1: one row per cut, plus the teacher and the baselines."""
     cfg, rows, verdicts, guard = res.cfg, [], {}, res.gate()

@@ -15,14 +15,13 @@ from typing import Any
 
 from outlearn.evaluation import metrics as M
 from outlearn.report.figures import CurvesPanel, panels_figure
-from outlearn.report.section import Section
+from outlearn.report.section import Section, without_empty_columns
 from outlearn.studies.common import data_text
 from outlearn.studies.cutoff import (
     CutInfo,
     Results,
     claim1_section,
     claim2_section,
-    without_empty_columns,
 )
 from outlearn.studies.cutoff_config import CutoffConfig, acting
 from outlearn.studies.cutoff_text import ceiling_shares, cut_what, headline, headline_verdict

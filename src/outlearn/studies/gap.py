@@ -5,7 +5,11 @@ later (gap-g labels, GLA) learns in context faster, roughly g times, but never r
 the best return in its data. One student per g and seed on the same histories; each is
 run on held-out tasks (or, in a family too small to hold some out, on its training tasks:
 ``judge_on``). Speed: episodes until its mean return reaches a fraction of the
-best in the data, against g = 1. Ceiling: its asymptote minus the best in the data.
+best in the data, against g = 1. Ceiling: its asymptote minus the best in the data. A
+student above its data is also set against the teacher as its whole history leaves it,
+acting greedily (:mod:`~outlearn.studies.greedy_teacher`): labels from g episodes ahead
+carry the teacher's later, less exploratory actions, so going past the data's smoothed best
+may only be its exploration dropped.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pydantic import Field, model_validator
 from outlearn.evaluation import metrics as M
 from outlearn.histories import History
 from outlearn.registry import STUDIES
-from outlearn.report.section import Cell, Section
+from outlearn.report.section import Cell, Section, without_empty_columns
 from outlearn.stats import Estimate
 from outlearn.students.threads import configure_threads
 from outlearn.studies.base import RunContext, Study
@@ -37,8 +41,16 @@ from outlearn.studies.common import (
     students_figure,
     training_tasks,
 )
+from outlearn.studies.greedy_teacher import (
+    greedy_asymptote,
+    greedy_teacher_of_history,
+    student_minus_greedy,
+)
 from outlearn.studies.verdicts import (
+    GREEDY_TEACHER_AT_END,
+    Outcome,
     Verdict,
+    beyond_greedy_teacher_text,
     competence_gate,
     exceedance_verdict,
     gap_verdict,
@@ -94,34 +106,52 @@ def run(cfg: GapConfig, ctx: RunContext) -> list[Section]:
     curves = students_by_setting(gcfg, ctx, ids, {g: Setting(history, steps, g, (g, *where))
                                                   for g in sorted(cfg.gaps)})
     base = references_stage(cfg, ctx, family, ids, extra=list(where))
+    split: Literal["train", "test"] = "train" if train else "test"
+    # the teacher as its whole history leaves it, acting greedily, on the same tasks
+    last_n = M.last_episodes(cfg.eval.episodes, cfg.eval.last_n)
+    greedy = ctx.stage("teacher-greedy", [str(history), cfg.env, cfg.tasks, cfg.teacher,
+                                          cfg.seed, last_n, *where],
+                       lambda d: greedy_teacher_of_history(cfg.teacher, family, history, ids,
+                                                           last_n, cfg.seed, split))
     with History(history) as h:
         # the teacher's histories on the tasks the students run on: task for task
-        ceiling = M.data_ceiling_from_history(h, ids, "train" if train else "test",
-                                              window=cfg.smoothing)
-    return [gap_section(cfg, family, ids, ceiling, curves, base, ctx.run_dir / "gap.png")]
+        ceiling = M.data_ceiling_from_history(h, ids, split, window=cfg.smoothing)
+    return [gap_section(cfg, family, ids, ceiling, curves, base, ctx.run_dir / "gap.png",
+                        greedy)]
 
 
 def gap_section(cfg: GapConfig, family, ids: np.ndarray, ceiling: M.DataCeiling,
                 curves: dict[int, np.ndarray], base: dict[str, np.ndarray],
-                fig_path: Path) -> Section:
+                fig_path: Path, greedy: dict | None = None) -> Section:
+    """The claim-6 table and verdict. ``greedy``: :func:`greedy_teacher_of_history`'s
+    result for the whole history (None, or no returns: the reference is left out)."""
     tol = cfg.resolution * mean_optimum(family, ids)
     last_n = M.last_episodes(cfg.eval.episodes, cfg.eval.last_n)
     level = cfg.threshold * ceiling.best.value
     speed = f"episodes to {cfg.threshold:g} x best in data"
-    rows: list[dict[str, Cell]] = []
+    rows: list[dict[str, Cell | None]] = []
     ceilings: dict[int, Verdict] = {}
     speedups: dict[int, Estimate] = {}
     exceed, asym, times = {}, {}, {}
+    g_ret = None if greedy is None else greedy.get("returns")
     for g, cur in curves.items():
         exceed[g], asym[g] = M.exceedance(cur, ceiling, last_n), M.asymptote(cur, last_n)
         times[g] = M.episodes_to_threshold_ci(cur, level)
         ceilings[g] = exceedance_verdict(exceed[g], tol)
         speedups[g] = M.speedup_ci(curves[1], cur, level)
+        versus = None if g_ret is None else student_minus_greedy(cur, g_ret, last_n)
+        label = ceilings[g].label
+        if versus is not None and ceilings[g].outcome is Outcome.YES:
+            label += f"; {beyond_greedy_teacher_text(versus, GREEDY_TEACHER_AT_END)}"
         rows.append({"learner": f"student, gap {g}", "asymptote": asym[g],
-                     "exceedance": exceed[g], speed: times[g],
-                     "speed-up vs gap 1": speedups[g], "ceiling": ceilings[g].label})
+                     "exceedance": exceed[g], "student - greedy teacher": versus,
+                     speed: times[g], "speed-up vs gap 1": speedups[g], "ceiling": label})
     rows.append({"learner": f"best in data (episode {ceiling.best_episode + 1})",
                  "asymptote": ceiling.best})
+    if g_ret is not None:
+        rows.append({"learner": "teacher at the end of its history, greedy (replayed, frozen)",
+                     "asymptote": greedy_asymptote(g_ret),
+                     "exceedance": M.exceedance(g_ret, ceiling, g_ret.shape[-1])})
     for name, label in (("teacher", "teacher run fresh"), ("random", "random")):
         rows.append({"learner": label, "asymptote": M.asymptote(base[name], last_n),
                      speed: M.episodes_to_threshold_ci(base[name], level)})
@@ -133,14 +163,17 @@ def gap_section(cfg: GapConfig, family, ids: np.ndarray, ceiling: M.DataCeiling,
     fig = students_figure(fig_path, {f"gap {g}": cur for g, cur in curves.items()}, base,
                           f"{cfg.env.name}: gap-g students (95% CI)")
     s = cfg.student
+    columns, rows = without_empty_columns(
+        ["learner", "asymptote", "exceedance", "student - greedy teacher", speed,
+         "speed-up vs gap 1", "ceiling"], rows, ["student - greedy teacher"])
     return Section(
         key="gap", title="Claim 6: gap g speeds learning but does not lift the ceiling",
         claim="Students trained on gap-g labels learn in context faster as g grows (about g "
               "times), and none rises past the best return in its data.",
         setting=f"{data_text(cfg)}. Students {s.kind} ({s.preset}) on gap-g labels, g in "
                 f"{sorted(curves)}, context {s.context_len} steps, {run_text(cfg)}.",
-        columns=["learner", "asymptote", "exceedance", speed, "speed-up vs gap 1", "ceiling"],
-        rows=rows, verdict=verdict.label, verdict_reason=verdict.reason, outcome=verdict.outcome,
+        columns=columns, rows=rows, verdict=verdict.label, verdict_reason=verdict.reason,
+        outcome=verdict.outcome,
         figures=[fig],
         notes=["Best in data: the peak of the teacher's mean return on the "
                + ("training tasks (the same tasks the students run on, and the same histories "
@@ -153,7 +186,21 @@ def gap_section(cfg: GapConfig, family, ids: np.ndarray, ceiling: M.DataCeiling,
                f"1's episodes to that level / gap g's, CI by a two-way bootstrap (the tasks "
                f"shared, each one's students resampled). "
                f"Asymptote: the last {last_n} of {cfg.eval.episodes} episodes; exceedance = "
-               f"asymptote - best in data; resolution {tol:.3g}."])
+               f"asymptote - best in data; resolution {tol:.3g}.", greedy_note(greedy)])
+
+
+def greedy_note(greedy: dict | None) -> str:
+    """What the greedy-teacher row is, or why it is missing."""
+    if greedy is not None and greedy.get("returns") is None:
+        return f"Teacher at the end of its history, greedy: not measured: {greedy['why']}."
+    return ("Teacher at the end of its history, greedy: each judged teacher learner's state "
+            "rebuilt by replaying its whole history with its own update (checked against "
+            "the policy the history recorded), then frozen and run on its task acting on the "
+            "argmax of its policy, as many episodes as the asymptote averages: the data "
+            "without the teacher's exploration (CI over tasks, its learners nested). 'student "
+            "- greedy teacher' is the student's asymptote minus that, task for task (CI over "
+            "students and tasks, crossed); a student above its data but not above this may "
+            "only have dropped the teacher's exploration (its verdict says which).")
 
 
 STUDIES.register("gap")(Study(

@@ -1,6 +1,8 @@
-"""The teacher as a cut leaves it, acting greedily: a reference for the cut-off study.
+"""The teacher as its history leaves it, acting greedily: a reference for the studies that
+judge a student against its data (the cut-off study at each cut, the gap study at the end
+of the teacher's history).
 
-Each held-out teacher learner's state is rebuilt by replaying its kept history with the
+Each judged teacher learner's state is rebuilt by replaying its kept history with the
 teacher's own ``update`` and the collection's keys (:mod:`outlearn.identify.replay`),
 checked against the policy the history recorded, then frozen and run on its task acting on
 the argmax of its policy. What the data would show without the teacher's exploration: a
@@ -12,17 +14,20 @@ than learned past it. Its own module, so that the stage's code version
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from outlearn.errors import ConfigError
 from outlearn.histories.io import History
+from outlearn.stats import Estimate, crossed_mean_ci
 
 if TYPE_CHECKING:
+    from outlearn.collect import TeacherSection
     from outlearn.studies.cutoff_config import CutoffConfig
 
-__all__ = ["REPLAY_TOL", "FrozenGreedy", "greedy_teacher_at_cut", "replay_mismatch"]
+__all__ = ["REPLAY_TOL", "FrozenGreedy", "greedy_asymptote", "greedy_teacher_at_cut",
+           "greedy_teacher_of_history", "replay_mismatch", "student_minus_greedy"]
 
 
 class FrozenGreedy:
@@ -82,9 +87,18 @@ def replay_mismatch(replayed: np.ndarray, recorded: np.ndarray) -> str | None:
 
 def greedy_teacher_at_cut(cfg: CutoffConfig, family: Any, path: Path, ids: np.ndarray,
                           episodes: int, seed: int) -> dict[str, Any]:
-    """The teacher as the history at ``path`` leaves it, acting greedily: each held-out
-    teacher learner's state rebuilt by replaying its recorded transitions with the
-    teacher's own ``update`` and the collection's keys, then frozen and run for
+    """The cut-off study's teacher as the cut at ``path`` leaves it, acting greedily, on the
+    held-out tasks ``ids``: :func:`greedy_teacher_of_history` with the study's teacher."""
+    return greedy_teacher_of_history(cfg.teacher, family, path, ids, episodes, seed)
+
+
+def greedy_teacher_of_history(teacher_spec: TeacherSection, family: Any, path: Path,
+                              ids: np.ndarray, episodes: int, seed: int,
+                              split: Literal["train", "test"] = "test") -> dict[str, Any]:
+    """The teacher as the history at ``path`` leaves it, acting greedily: each of its
+    learners on the ``split`` tasks (the held-out ones by default) rebuilt by replaying its
+    recorded transitions with the teacher's own ``update`` (``teacher_spec``: the name and
+    kwargs that wrote the history) and the collection's keys, then frozen and run for
     ``episodes`` fresh episodes on its task, acting on the argmax of its policy.
 
     What the data would show without the teacher's exploration: a student that beats the
@@ -104,7 +118,7 @@ def greedy_teacher_at_cut(cfg: CutoffConfig, family: Any, path: Path, ids: np.nd
     from outlearn.rollout import rollout_scan
 
     with History(path) as h:
-        idx = h.learners("test")
+        idx = h.learners(split)
         try:
             steps = Steps.from_history(h, idx)
         except ConfigError as err:
@@ -114,15 +128,16 @@ def greedy_teacher_at_cut(cfg: CutoffConfig, family: Any, path: Path, ids: np.nd
                                             "replay against"}
         recorded = h.read_steps("probs", idx)
         task_ids, seeds, upto = h.task_ids[idx], h.learner_seeds[idx], h.num_steps
-    teacher = make_teacher(cfg.teacher.name, family, **cfg.teacher.kwargs)
+    name = teacher_spec.name
+    teacher = make_teacher(name, family, **teacher_spec.kwargs)
     keys = learner_keys(seeds)
     params = family.task_params(jnp.asarray(task_ids))
     states, replayed = replay_with_policy(teacher, keys, params, steps, upto)
     off = replay_mismatch(replayed, recorded)
     if off is not None:
-        return {"returns": None, "why": f"replaying teacher {cfg.teacher.name} on its history "
-                                        f"gives another policy than the recorded one ({off}): "
-                                        "its state cannot be rebuilt"}
+        return {"returns": None, "why": f"replaying teacher {name} on its history gives "
+                                        f"another policy than the recorded one ({off}): its "
+                                        "state cannot be rebuilt"}
     run_keys = jax.vmap(lambda k: jax.random.fold_in(k, 2_000_003 + seed))(keys)
     traj, _ = rollout_scan(family, FrozenGreedy(teacher, upto), run_keys, params,
                            episodes * family.episode_len, start=(states, upto))
@@ -130,6 +145,30 @@ def greedy_teacher_at_cut(cfg: CutoffConfig, family: Any, path: Path, ids: np.nd
                                     np.asarray(traj.truncated), episodes)
     per_task = [ret[task_ids == t] for t in ids]
     if len({len(r) for r in per_task}) != 1 or not len(per_task[0]):
-        raise ValueError(f"history {path}: the held-out tasks have unequal numbers of teacher "
+        raise ValueError(f"history {path}: the {split} tasks have unequal numbers of teacher "
                          "learners")
     return {"returns": np.stack(per_task, axis=1)}
+
+
+def greedy_asymptote(returns: np.ndarray) -> Estimate:
+    """The greedy teacher's mean return over all its episodes (it is frozen: no curve to
+    take the end of), CI over tasks; ``returns``: (learners per task, tasks, episodes)."""
+    from outlearn.evaluation import metrics as M
+
+    return M.asymptote(returns, returns.shape[-1])
+
+
+def student_minus_greedy(students: np.ndarray, returns: np.ndarray, last_n: int) -> Estimate:
+    """A student's asymptote (its last ``last_n`` episodes; curves (students, eval seeds,
+    tasks, episodes)) minus the greedy teacher's mean return, task for task (``returns``:
+    (learners per task, tasks, episodes), the same tasks in the same order), with a CI over
+    students and tasks, crossed (as :func:`~outlearn.evaluation.metrics.versus`, but the
+    frozen teacher's mean counts all its episodes)."""
+    from outlearn.evaluation import metrics as M
+
+    teacher = M.asymptote_cells(returns, returns.shape[-1]).mean(axis=0)  # (tasks,)
+    cells = M.asymptote_cells(students, last_n)
+    if cells.shape[1] != teacher.size:
+        raise ValueError(f"the greedy teacher ran on {teacher.size} tasks, the student on "
+                         f"{cells.shape[1]}")
+    return crossed_mean_ci(cells - teacher[None, :])

@@ -92,6 +92,11 @@ DATA_CEILING = Bar("its data", "exceedance (asymptote - data ceiling)", "exceeda
 #: without the teacher's exploration): the cut-off study's stricter bar
 GREEDY_TEACHER_BAR = Bar("the teacher's greedy policy at the cut", "student - greedy teacher",
                          "difference from the teacher's greedy policy at the cut")
+#: the teacher at the end of its whole history, rebuilt, frozen and acting greedily: the gap
+#: study's reference for a student above its data
+GREEDY_TEACHER_AT_END = Bar("the teacher's greedy policy at the end of its history",
+                            "student - greedy teacher", "difference from the teacher's greedy "
+                            "policy at the end of its history")
 
 
 def exceedance_verdict(exceedance: Estimate, tol: float, bar: Bar = DATA_CEILING) -> Verdict:
@@ -161,17 +166,18 @@ def cutoff_verdict(exceedance: Estimate, gap: Estimate, tol: float) -> Verdict:
     return inconclusive(label + " (neither: the two parts disagree)", reason)
 
 
-def beyond_greedy_teacher_text(student_minus_greedy: Estimate) -> str:
-    """For a student that exceeds its data: is it above the teacher at the cut acting
-    greedily (the data without the teacher's exploration)? Words for its row's verdict:
-    "above" when the whole CI of (student - greedy teacher) is above 0, else "not above"
-    (level, below or unresolved: the student may only have dropped the teacher's
-    exploration). The verdict's outcome stays the exceedance's: the claim is about the data
-    ceiling."""
-    why, bar = ci_text(student_minus_greedy), GREEDY_TEACHER_BAR.above
+def beyond_greedy_teacher_text(student_minus_greedy: Estimate,
+                               bar: Bar = GREEDY_TEACHER_BAR) -> str:
+    """For a student that exceeds its data: is it above the teacher acting greedily where
+    its data ends (``bar``: at the cut, or at the end of the history; the data without the
+    teacher's exploration)? Words for its row's verdict: "above" when the whole CI of
+    (student - greedy teacher) is above 0, else "not above" (level, below or unresolved: the
+    student may only have dropped the teacher's exploration). The verdict's outcome stays
+    the exceedance's: the claim is about the data ceiling."""
+    why = ci_text(student_minus_greedy)
     if student_minus_greedy.low > 0:
-        return f"above {bar} ({why})"
-    return f"not above {bar} ({why}): it may only drop the teacher's exploration"
+        return f"above {bar.above} ({why})"
+    return f"not above {bar.above} ({why}): it may only drop the teacher's exploration"
 
 
 def versus_random_verdict(student_minus_random: Estimate, tol: float) -> Verdict:
@@ -607,6 +613,7 @@ __all__ = [
     "Bar",
     "DATA_CEILING",
     "GREEDY_TEACHER_BAR",
+    "GREEDY_TEACHER_AT_END",
     "ci_text",
     "INCONCLUSIVE",
     "about_equal_verdict",
