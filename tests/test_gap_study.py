@@ -208,3 +208,60 @@ def test_a_student_above_its_data_is_set_against_the_greedy_teacher(tmp_path):
     why = _section(tmp_path, {1: 2.0, 2: 3.0}, {"returns": None, "why": "no policy recorded"})
     assert "student - greedy teacher" not in why.columns
     assert "not measured: no policy recorded" in why.notes[-1]
+
+
+GAP_TOML = """study = "gap"
+gaps = [1, 2]
+learners_per_task = 2
+teacher_episodes = 8
+train_seeds = [0, 1]
+[env]
+name = "darkroom"
+kwargs = { size = 3, episode_len = 5 }
+[teacher]
+name = "qlearning"
+[tasks]
+seed = 0
+n_train = 5
+n_test = 3
+[student]
+kind = "ad"
+context_len = 15
+[eval]
+episodes = 10
+seeds = [0]
+"""
+
+
+def test_the_greedy_teacher_is_read_without_training_a_student(tmp_path, capsys):
+    """benchmarks/greedy_end.py: the gap study's greedy-teacher row from the collection
+    alone (the study's own collect stage, in the run directory a later run reuses)."""
+    import importlib.util
+    from pathlib import Path
+
+    from outlearn.envs import make_family
+    from outlearn.evaluation import metrics as M
+    from outlearn.studies.common import held_out_tasks
+    from outlearn.studies.greedy_teacher import greedy_teacher_of_history
+
+    path = Path(__file__).parents[1] / "benchmarks" / "greedy_end.py"
+    spec = importlib.util.spec_from_file_location("greedy_end", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    (tmp_path / "g.toml").write_text(GAP_TOML)
+    mod.main(tmp_path / "g.toml", tmp_path / "runs")
+    out = capsys.readouterr().out
+    (h5,) = (tmp_path / "runs").glob("gap-*/stages/collect-*/full.h5")
+    from outlearn.studies.runner import read_study_toml
+
+    cfg = parse_config(GapConfig, read_study_toml(tmp_path / "g.toml")[1])
+    family = make_family(cfg.env)
+    ids = held_out_tasks(family, cfg.tasks)
+    n = M.last_episodes(cfg.eval.episodes, cfg.eval.last_n)
+    ret = greedy_teacher_of_history(cfg.teacher, family, h5, ids, n, cfg.seed)["returns"]
+    line = next(ln for ln in out.splitlines() if ln.startswith("teacher at the end"))
+    assert line.split(": ")[1].startswith(f"{ret.mean():.3g} [")
+    (tmp_path / "c.toml").write_text('study = "cutoff"\n')
+    with pytest.raises(SystemExit, match="a 'cutoff' study; this reads a gap study"):
+        mod.main(tmp_path / "c.toml", tmp_path / "runs")
