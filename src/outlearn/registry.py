@@ -9,7 +9,9 @@ A researcher adds their own from their own package, either with the decorator::
 or with an entry point in their package metadata (group ``outlearn.envs``,
 ``outlearn.teachers``, ``outlearn.students``, ``outlearn.studies`` or
 ``outlearn.families``), and then
-names it in a config without editing outlearn.
+names it in a config without editing outlearn. Stages that run on workers (``--workers``)
+find a decorator's registration there too: each worker imports the modules that
+registered components in the driver (:func:`user_modules`, :func:`import_user_modules`).
 
 An environment or a teacher registered with ``config=`` (its settings model, a
 :class:`outlearn.config.Config`) and, for a preset, ``defaults=`` (the values it changes)
@@ -18,6 +20,7 @@ is documented by ``outlearn explain`` and in docs/config.md.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any, TypeVar
@@ -91,3 +94,49 @@ STUDENTS = Registry("student")
 STUDIES = Registry("study", "studies")
 #: parametrised learner families a history can be fitted by (:mod:`outlearn.identify`)
 FAMILIES = Registry("family", "families")
+
+
+def user_modules() -> list[tuple[str, str | None]]:
+    """The modules outside outlearn whose registrations are in the registries now, as (name,
+    file; None for a module without one), sorted: what a worker process must import before
+    it runs a stage that names their components (:mod:`outlearn.studies.parallel`).
+    ``__main__`` is left out (a spawned worker runs the main script's top level itself)."""
+    found: dict[str, str | None] = {}
+    for reg in (ENVS, TEACHERS, STUDENTS, STUDIES, FAMILIES):
+        for obj in reg._items.values():
+            # a study's record is outlearn's Study: its run function names its module
+            name = getattr(getattr(obj, "run", obj), "__module__", None)
+            if (not name or name == "__main__" or name == "outlearn"
+                    or name.startswith("outlearn.")):
+                continue
+            found[name] = getattr(sys.modules.get(name), "__file__", None)
+    return sorted(found.items())
+
+
+def import_user_modules(modules: list[tuple[str, str | None]]) -> None:
+    """Import ``modules`` (from :func:`user_modules` in the driver) in this worker, so that
+    their registrations run here too: by name where this process can import it, else from
+    its file (the worker sees the driver's filesystem). A module found neither way is a
+    :class:`ConfigError` naming the fix."""
+    import importlib
+    import importlib.util
+
+    for name, file in modules:
+        if name in sys.modules:
+            continue
+        try:
+            importlib.import_module(name)
+            continue
+        except ModuleNotFoundError:
+            if file is None:
+                raise ConfigError(
+                    f"module {name!r} registers components this run uses, but a worker cannot "
+                    "import it: install it (an entry point in the group outlearn.<kind>s), put "
+                    "it on PYTHONPATH, or run with --workers 1") from None
+        spec = importlib.util.spec_from_file_location(name, file)
+        if spec is None or spec.loader is None:
+            raise ConfigError(f"module {name!r}: cannot load {file} in a worker: install it "
+                              "or put it on PYTHONPATH")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)

@@ -7,7 +7,10 @@ students, one per cut and seed, and their evaluations) as tasks of a local Ray i
 no Ray, such as a GPU box whose students share its one GPU). Every worker must import this
 version of outlearn and see the run directory at the same path (a shared filesystem): a
 stage writes its files and its result there, exactly as it does when it runs in the driver,
-so caching and resuming are the same whichever ran it.
+so caching and resuming are the same whichever ran it. A researcher's own environments,
+teachers and students registered in the driver reach the workers too: each worker imports
+the modules that registered them (:func:`outlearn.registry.user_modules`) before its
+first stage, by name or from the file the driver loaded them from.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from outlearn.errors import ConfigError
+from outlearn.registry import import_user_modules, user_modules
 
 BACKENDS = ("ray", "processes")
 
@@ -59,7 +63,8 @@ class Serial:
                 on_done(i)
 
 
-def _call(fn: Callable[[], object]) -> None:
+def _call(fn: Callable[[], object], modules: list[tuple[str, str | None]]) -> None:
+    import_user_modules(modules)
     fn()
 
 
@@ -96,7 +101,8 @@ class RayPool:
     def run(self, calls: Sequence[Callable[[], object]],
             on_done: Callable[[int], None] | None = None) -> None:
         ray = self._start()
-        refs = [self._remote.remote(c) for c in calls]
+        mods = user_modules()  # a researcher's own envs, students...: the workers import them
+        refs = [self._remote.remote(c, mods) for c in calls]
         index = {r.hex(): i for i, r in enumerate(refs)}
         pending = list(refs)
         while pending:
@@ -141,12 +147,14 @@ def _end_with_driver(driver: int) -> None:
         os._exit(1)
 
 
-def _call_pickled(blob: bytes) -> None:
-    """Run a call sent by the driver that spawned this worker. The bytes come from that
-    process over the pool's own pipe, never from a file (a closure can only travel as
-    code, as it does to Ray's workers); nothing is sent back but an error."""
+def _call_pickled(blob: bytes, modules: list[tuple[str, str | None]]) -> None:
+    """Run a call sent by the driver that spawned this worker, after importing the modules
+    outside outlearn that registered components in the driver (``modules``). The bytes come
+    from that process over the pool's own pipe, never from a file (a closure can only travel
+    as code, as it does to Ray's workers); nothing is sent back but an error."""
     import cloudpickle
 
+    import_user_modules(modules)
     cloudpickle.loads(blob)()
 
 
@@ -193,7 +201,8 @@ class Processes:
         if not calls:
             return
         pool = self._start()
-        futures = {pool.submit(_call_pickled, cloudpickle.dumps(c)): i
+        mods = user_modules()  # a researcher's own envs, students...: the workers import them
+        futures = {pool.submit(_call_pickled, cloudpickle.dumps(c), mods): i
                    for i, c in enumerate(calls)}
         pending = set(futures)
         try:
