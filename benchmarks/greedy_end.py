@@ -2,14 +2,13 @@
 on the tasks a gap study judges its students on, without training a student.
 
 Run: ``python benchmarks/greedy_end.py CONFIG [RUNS]`` with a gap-study config (e.g.
-``configs/gap-darkroom-full.toml``): it collects the teacher's histories in that config's
-run directory under RUNS (default ``runs``; the collect stage is the study's own, so a
-later ``outlearn run CONFIG --out RUNS`` reuses it), rebuilds each judged teacher learner
-from its history, freezes it and runs it greedily for as many episodes as the study's
-asymptote averages, and prints its return and its difference from the best in the data,
-both task for task with CIs over tasks. The same numbers are the gap study's "teacher at the
-end of its history, greedy" row; this reads them in the minutes of a collection instead of
-the hours of the students.
+``configs/gap-darkroom-full.toml``): in that config's run directory under RUNS (default
+``runs``) it runs the study's own collect and greedy-teacher stages (so a later ``outlearn
+run CONFIG --out RUNS`` reuses both): each judged teacher learner rebuilt from its history,
+frozen and run greedily for as many episodes as the study's asymptote averages. It prints
+that return and its difference from the best in the data, both task for task with CIs over
+tasks: the gap study's "teacher at the end of its history, greedy" row, in the minutes of a
+collection instead of the hours of the students.
 """
 
 from __future__ import annotations
@@ -22,14 +21,9 @@ from outlearn.evaluation import metrics as M
 from outlearn.histories import History
 from outlearn.registry import STUDIES
 from outlearn.studies.base import RunContext
-from outlearn.studies.common import (
-    collect_stage,
-    held_out_tasks,
-    make_family,
-    mean_optimum,
-    training_tasks,
-)
-from outlearn.studies.greedy_teacher import greedy_asymptote, greedy_teacher_of_history
+from outlearn.studies.common import collect_stage, make_family, mean_optimum
+from outlearn.studies.gap import greedy_stage, judged
+from outlearn.studies.greedy_measures import greedy_asymptote
 from outlearn.studies.runner import load_components, read_study_toml
 from outlearn.studies.verdicts import ci_text
 
@@ -44,17 +38,16 @@ def main(config: Path, runs: Path = Path("runs")) -> None:
     run_dir = runs / f"{name}-{cfg.content_hash()}"
     ctx = RunContext(run_dir, quiet=False)
     family = make_family(cfg.env)
-    train = cfg.judge_on == "train"
-    ids = training_tasks(family, cfg.tasks) if train else held_out_tasks(family, cfg.tasks)
-    split = "train" if train else "test"
+    ids, split, _ = judged(cfg, family)
     history = collect_stage(cfg, ctx, "gap")
-    last_n = M.last_episodes(cfg.eval.episodes, cfg.eval.last_n)
-    out = greedy_teacher_of_history(cfg.teacher, family, history, ids, last_n, cfg.seed, split)
+    out = greedy_stage(cfg, ctx, family, history)  # the study's own stages: a run reuses them
     if out["returns"] is None:
         sys.exit(f"the teacher cannot be rebuilt from its history: {out['why']}")
     ret = out["returns"]
+    last_n = ret.shape[-1]
     with History(history) as h:
         ceiling = M.data_ceiling_from_history(h, ids, split, window=cfg.smoothing)
+    train = split == "train"
     print(f"{config}: {ids.size} {'training' if train else 'held-out'} tasks x "
           f"{ret.shape[0]} teacher learners, {cfg.teacher_episodes} teacher episodes")
     print(f"best in data (episode {ceiling.best_episode + 1}, smoothed over "

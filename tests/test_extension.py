@@ -126,18 +126,57 @@ def test_user_student_runs_in_a_study_on_worker_processes(tmp_path):
 
 
 def test_workers_are_told_which_modules_registered_components():
-    """user_modules lists the modules outside outlearn behind the registries' entries (with
-    their files, for a module a worker cannot import by name); one found neither way is
-    refused with the fix."""
+    """user_modules lists the modules outside outlearn that called ``register`` (with their
+    files, for a module a worker cannot import by name, and what each registered); a
+    registration a worker cannot get is reported when the run asks for it, with the fix."""
     import pytest
 
+    from outlearn import registry
     from outlearn.errors import ConfigError
-    from outlearn.registry import import_user_modules, user_modules
 
     _load_student_example()
-    mods = dict(user_modules())
-    assert mods["my_student"] == str(STUDENT_EXAMPLE)
+    mods = {m: (f, names) for m, f, names in registry.user_modules()}
+    assert mods["my_student"] == (str(STUDENT_EXAMPLE), ["students/tcn"])
     assert not any(m == "outlearn" or m.startswith("outlearn.") for m in mods)
-    import_user_modules([("my_student", None)])  # already here: nothing to do
-    with pytest.raises(ConfigError, match="a worker cannot import it: install it"):
-        import_user_modules([("no_such_module_of_outlearn_tests", None)])
+    registry.import_user_modules([("my_student", None, ["students/tcn"])])  # has it: no-op
+    try:
+        registry.import_user_modules([("no_such_module_of_outlearn_tests", None,
+                                       ["students/zz-missing"])])
+        with pytest.raises(ConfigError, match="registered in the run's driver, but this worker "
+                                              "cannot import module 'no_such_module_of_outlearn"
+                                              "_tests'.*install it"):
+            STUDENTS.get("zz-missing")
+        registry.import_user_modules([("__main__", None, ["students/zz-main"])])
+        with pytest.raises(ConfigError, match="cannot run the driver's main script: move the "
+                                              "registration into a module"):
+            STUDENTS.get("zz-main")
+    finally:
+        registry._UNREACHABLE.pop("students/zz-missing", None)
+        registry._UNREACHABLE.pop("students/zz-main", None)
+
+
+def test_a_fresh_worker_imports_a_registering_module_from_its_file(tmp_path):
+    """In a new process (as a worker is) that cannot import examples/my_student.py by name,
+    the module is loaded from its file and its student is there; a module whose own code
+    fails raises that error and is not left half-loaded."""
+    import subprocess
+
+    bad = tmp_path / "broken_student.py"
+    bad.write_text("raise RuntimeError('boom in the module')\n")
+    code = f"""
+import sys
+from outlearn.registry import STUDENTS, import_user_modules
+assert 'tcn' not in STUDENTS
+import_user_modules([('my_student', {str(STUDENT_EXAMPLE)!r}, ['students/tcn'])])
+assert 'tcn' in STUDENTS and STUDENTS.get('tcn').__name__ == 'TCNStudent'
+try:
+    import_user_modules([('broken_student', {str(bad)!r}, ['students/broken'])])
+except RuntimeError as err:
+    assert 'boom' in str(err) and 'broken_student' not in sys.modules
+else:
+    raise AssertionError('no error')
+print('ok')
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

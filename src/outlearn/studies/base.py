@@ -97,8 +97,8 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     # ceiling, random's CI; studies.cutspec: a cut's name, the episodes a length cut keeps
     "cut": ("outlearn.studies.cutting", "outlearn.studies.cutspec", "outlearn.studies.common",
             *_IN_CONTEXT),
-    # studies.greedy_teacher.greedy_teacher_at_cut: the teacher replayed to the cut
-    # (identify's replay), frozen and run greedily through the rollout loop
+    # studies.greedy_teacher.greedy_teacher_of_history: the teacher replayed to the end of a
+    # history (a cut, or the whole of it), frozen and run greedily through the rollout loop
     "teacher-greedy": ("outlearn.studies.greedy_teacher", "outlearn.identify", *_IN_CONTEXT),
     # studies.common.run_references (actions: its permuted families, studies.actions)
     "baselines": ("outlearn.studies.common", "outlearn.studies.actions", *_IN_CONTEXT),

@@ -75,11 +75,8 @@ from outlearn.studies.cutting import (  # noqa: F401  (re-exported: the cut stag
     early_steps,
     episode_boundary,
 )
-from outlearn.studies.greedy_teacher import (
-    greedy_asymptote,
-    greedy_teacher_at_cut,
-    student_minus_greedy,
-)
+from outlearn.studies.greedy_measures import greedy_asymptote, student_minus_greedy
+from outlearn.studies.greedy_teacher import greedy_teacher_at_cut
 from outlearn.studies.horizon import horizon_section
 from outlearn.studies.verdicts import (
     Verdict,

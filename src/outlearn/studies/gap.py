@@ -15,7 +15,7 @@ may only be its exploration dropped.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -41,11 +41,8 @@ from outlearn.studies.common import (
     students_figure,
     training_tasks,
 )
-from outlearn.studies.greedy_teacher import (
-    greedy_asymptote,
-    greedy_teacher_of_history,
-    student_minus_greedy,
-)
+from outlearn.studies.greedy_measures import greedy_asymptote, student_minus_greedy
+from outlearn.studies.greedy_teacher import greedy_teacher_of_history
 from outlearn.studies.verdicts import (
     GREEDY_TEACHER_AT_END,
     Outcome,
@@ -97,27 +94,41 @@ def run(cfg: GapConfig, ctx: RunContext) -> list[Section]:
     """Collect, train one gap-g student per (g, seed), run each in context, compare."""
     configure_threads(cfg.threads)
     family = make_family(cfg.env)
-    train = cfg.judge_on == "train"  # else the held-out tasks (the "test" split)
-    ids = training_tasks(family, cfg.tasks) if train else held_out_tasks(family, cfg.tasks)
+    ids, split, where = judged(cfg, family)
     history = collect_stage(cfg, ctx, "gap")
     gcfg = cfg.model_copy(update={"student": cfg.student.model_copy(update={"labels": "gap"})})
     steps = min(cfg.student.context_len, cfg.teacher_episodes * family.episode_len)
-    where = ("train tasks",) if train else ()  # in the stage keys: which tasks they ran on
     curves = students_by_setting(gcfg, ctx, ids, {g: Setting(history, steps, g, (g, *where))
                                                   for g in sorted(cfg.gaps)})
     base = references_stage(cfg, ctx, family, ids, extra=list(where))
-    split: Literal["train", "test"] = "train" if train else "test"
-    # the teacher as its whole history leaves it, acting greedily, on the same tasks
-    last_n = M.last_episodes(cfg.eval.episodes, cfg.eval.last_n)
-    greedy = ctx.stage("teacher-greedy", [str(history), cfg.env, cfg.tasks, cfg.teacher,
-                                          cfg.seed, last_n, *where],
-                       lambda d: greedy_teacher_of_history(cfg.teacher, family, history, ids,
-                                                           last_n, cfg.seed, split))
+    greedy = greedy_stage(cfg, ctx, family, history)
     with History(history) as h:
         # the teacher's histories on the tasks the students run on: task for task
         ceiling = M.data_ceiling_from_history(h, ids, split, window=cfg.smoothing)
     return [gap_section(cfg, family, ids, ceiling, curves, base, ctx.run_dir / "gap.png",
                         greedy)]
+
+
+def judged(cfg: GapConfig, family: Any) -> tuple[np.ndarray, Literal["train", "test"],
+                                                 tuple[str, ...]]:
+    """The tasks the students are judged on, the history split that ran on them, and what
+    the stage keys add to say so (nothing for the held-out tasks, the default)."""
+    if cfg.judge_on == "train":
+        return training_tasks(family, cfg.tasks), "train", ("train tasks",)
+    return held_out_tasks(family, cfg.tasks), "test", ()
+
+
+def greedy_stage(cfg: GapConfig, ctx: RunContext, family: Any, history: Path
+                 ) -> dict[str, Any]:
+    """The teacher as its whole history leaves it, acting greedily on the judged tasks for
+    as many episodes as the asymptote averages (a cached stage:
+    :func:`~outlearn.studies.greedy_teacher.greedy_teacher_of_history`'s result)."""
+    ids, split, where = judged(cfg, family)
+    last_n = M.last_episodes(cfg.eval.episodes, cfg.eval.last_n)
+    return ctx.stage("teacher-greedy", [str(history), cfg.env, cfg.tasks, cfg.teacher,
+                                        cfg.seed, last_n, *where],
+                     lambda d: greedy_teacher_of_history(cfg.teacher, family, history, ids,
+                                                         last_n, cfg.seed, split))
 
 
 def gap_section(cfg: GapConfig, family, ids: np.ndarray, ceiling: M.DataCeiling,
@@ -132,16 +143,19 @@ def gap_section(cfg: GapConfig, family, ids: np.ndarray, ceiling: M.DataCeiling,
     rows: list[dict[str, Cell | None]] = []
     ceilings: dict[int, Verdict] = {}
     speedups: dict[int, Estimate] = {}
-    exceed, asym, times = {}, {}, {}
+    exceed = {g: M.exceedance(cur, ceiling, last_n) for g, cur in curves.items()}
+    asym = {g: M.asymptote(cur, last_n) for g, cur in curves.items()}
+    times = {}
+    # gap 1 (gaps always hold it) is the plain full-data student: it must reach its data
+    gate = competence_gate(exceed[1], asym[1], ceiling.best, tol)
     g_ret = None if greedy is None else greedy.get("returns")
     for g, cur in curves.items():
-        exceed[g], asym[g] = M.exceedance(cur, ceiling, last_n), M.asymptote(cur, last_n)
         times[g] = M.episodes_to_threshold_ci(cur, level)
         ceilings[g] = exceedance_verdict(exceed[g], tol)
         speedups[g] = M.speedup_ci(curves[1], cur, level)
         versus = None if g_ret is None else student_minus_greedy(cur, g_ret, last_n)
         label = ceilings[g].label
-        if versus is not None and ceilings[g].outcome is Outcome.YES:
+        if versus is not None and gate is None and ceilings[g].outcome is Outcome.YES:
             label += f"; {beyond_greedy_teacher_text(versus, GREEDY_TEACHER_AT_END)}"
         rows.append({"learner": f"student, gap {g}", "asymptote": asym[g],
                      "exceedance": exceed[g], "student - greedy teacher": versus,
@@ -156,8 +170,6 @@ def gap_section(cfg: GapConfig, family, ids: np.ndarray, ceiling: M.DataCeiling,
         rows.append({"learner": label, "asymptote": M.asymptote(base[name], last_n),
                      speed: M.episodes_to_threshold_ci(base[name], level)})
     verdict = gap_verdict(speedups, ceilings, times[1].value)
-    # gap 1 (gaps always hold it) is the plain full-data student: it must reach its data
-    gate = competence_gate(exceed[1], asym[1], ceiling.best, tol)
     if gate is not None:
         verdict = inconclusive(gate.label, f"{gate.reason}. {verdict.reason}")
     fig = students_figure(fig_path, {f"gap {g}": cur for g, cur in curves.items()}, base,
@@ -200,7 +212,8 @@ def greedy_note(greedy: dict | None) -> str:
             "without the teacher's exploration (CI over tasks, its learners nested). 'student "
             "- greedy teacher' is the student's asymptote minus that, task for task (CI over "
             "students and tasks, crossed); a student above its data but not above this may "
-            "only have dropped the teacher's exploration (its verdict says which).")
+            "only have dropped the teacher's exploration (its 'ceiling' cell says which, when "
+            "the competence gate passes).")
 
 
 STUDIES.register("gap")(Study(

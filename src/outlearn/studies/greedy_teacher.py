@@ -20,14 +20,13 @@ import numpy as np
 
 from outlearn.errors import ConfigError
 from outlearn.histories.io import History
-from outlearn.stats import Estimate, crossed_mean_ci
 
 if TYPE_CHECKING:
     from outlearn.collect import TeacherSection
     from outlearn.studies.cutoff_config import CutoffConfig
 
-__all__ = ["REPLAY_TOL", "FrozenGreedy", "greedy_asymptote", "greedy_teacher_at_cut",
-           "greedy_teacher_of_history", "replay_mismatch", "student_minus_greedy"]
+__all__ = ["REPLAY_TOL", "FrozenGreedy", "greedy_teacher_at_cut", "greedy_teacher_of_history",
+           "replay_mismatch"]
 
 
 class FrozenGreedy:
@@ -149,26 +148,3 @@ def greedy_teacher_of_history(teacher_spec: TeacherSection, family: Any, path: P
                          "learners")
     return {"returns": np.stack(per_task, axis=1)}
 
-
-def greedy_asymptote(returns: np.ndarray) -> Estimate:
-    """The greedy teacher's mean return over all its episodes (it is frozen: no curve to
-    take the end of), CI over tasks; ``returns``: (learners per task, tasks, episodes)."""
-    from outlearn.evaluation import metrics as M
-
-    return M.asymptote(returns, returns.shape[-1])
-
-
-def student_minus_greedy(students: np.ndarray, returns: np.ndarray, last_n: int) -> Estimate:
-    """A student's asymptote (its last ``last_n`` episodes; curves (students, eval seeds,
-    tasks, episodes)) minus the greedy teacher's mean return, task for task (``returns``:
-    (learners per task, tasks, episodes), the same tasks in the same order), with a CI over
-    students and tasks, crossed (as :func:`~outlearn.evaluation.metrics.versus`, but the
-    frozen teacher's mean counts all its episodes)."""
-    from outlearn.evaluation import metrics as M
-
-    teacher = M.asymptote_cells(returns, returns.shape[-1]).mean(axis=0)  # (tasks,)
-    cells = M.asymptote_cells(students, last_n)
-    if cells.shape[1] != teacher.size:
-        raise ValueError(f"the greedy teacher ran on {teacher.size} tasks, the student on "
-                         f"{cells.shape[1]}")
-    return crossed_mean_ci(cells - teacher[None, :])

@@ -63,11 +63,6 @@ class Serial:
                 on_done(i)
 
 
-def _call(fn: Callable[[], object], modules: list[tuple[str, str | None]]) -> None:
-    import_user_modules(modules)
-    fn()
-
-
 class RayPool:
     """Calls as Ray tasks of one CPU each: a local Ray with ``workers`` CPUs, or the cluster
     at ``address`` (``workers`` then caps nothing: the cluster's CPUs decide)."""
@@ -95,14 +90,18 @@ class RayPool:
                     "with `ray start --head` or leave out --address for a local run"
                 ) from None
         if self._remote is None:
-            self._remote = ray.remote(num_cpus=1)(_call)
+            self._remote = ray.remote(num_cpus=1)(_call_pickled)
         return ray
 
     def run(self, calls: Sequence[Callable[[], object]],
             on_done: Callable[[int], None] | None = None) -> None:
         ray = self._start()
-        mods = user_modules()  # a researcher's own envs, students...: the workers import them
-        refs = [self._remote.remote(c, mods) for c in calls]
+        import cloudpickle
+
+        # as bytes, opened only after the worker has imported the researcher's own modules
+        # (a closure may hold an object of their classes, e.g. their environment)
+        mods = user_modules()
+        refs = [self._remote.remote(cloudpickle.dumps(c), mods) for c in calls]
         index = {r.hex(): i for i, r in enumerate(refs)}
         pending = list(refs)
         while pending:
@@ -147,11 +146,13 @@ def _end_with_driver(driver: int) -> None:
         os._exit(1)
 
 
-def _call_pickled(blob: bytes, modules: list[tuple[str, str | None]]) -> None:
-    """Run a call sent by the driver that spawned this worker, after importing the modules
-    outside outlearn that registered components in the driver (``modules``). The bytes come
-    from that process over the pool's own pipe, never from a file (a closure can only travel
-    as code, as it does to Ray's workers); nothing is sent back but an error."""
+def _call_pickled(blob: bytes, modules: list[tuple[str, str | None, list[str]]]
+                  ) -> None:
+    """Run a call sent by the driver (a local process's or a Ray task's), after importing the
+    modules outside outlearn that registered components in the driver (``modules``): the
+    call is unpickled only then, since it may hold objects of their classes. The bytes come
+    from the driver over the pool's pipe or Ray's object store, never from a file (a closure
+    can only travel as code); nothing is sent back but an error."""
     import cloudpickle
 
     import_user_modules(modules)
