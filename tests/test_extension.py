@@ -14,10 +14,14 @@ from outlearn.registry import ENVS, STUDENTS
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "my_env.py"
 
 
-def _load_example():
-    spec = importlib.util.spec_from_file_location("my_env", EXAMPLE)
+def _load_example(path: Path = EXAMPLE):
+    """Import an example from its file (once), as a researcher's own module would be."""
+    name = path.stem
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
-    sys.modules["my_env"] = mod
+    sys.modules[name] = mod
     spec.loader.exec_module(mod)
     return mod
 
@@ -45,13 +49,7 @@ STUDENT_EXAMPLE = EXAMPLE.parent / "my_student.py"
 
 
 def _load_student_example():
-    if "tcn" in STUDENTS:
-        return sys.modules["my_student"]
-    spec = importlib.util.spec_from_file_location("my_student", STUDENT_EXAMPLE)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["my_student"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return _load_example(STUDENT_EXAMPLE)
 
 
 def test_user_student_trains_acts_in_context_and_is_causal(tmp_path):
