@@ -17,13 +17,11 @@ import sys
 from pathlib import Path
 
 from outlearn.config import parse_config
-from outlearn.evaluation import metrics as M
-from outlearn.histories import History
 from outlearn.registry import STUDIES
 from outlearn.studies.base import RunContext
 from outlearn.studies.common import collect_stage, make_family, mean_optimum
-from outlearn.studies.gap import greedy_stage, judged
-from outlearn.studies.greedy_measures import greedy_asymptote
+from outlearn.studies.gap import greedy_stage, judged, judged_ceiling
+from outlearn.studies.greedy_measures import greedy_asymptote, greedy_exceedance
 from outlearn.studies.runner import load_components, read_study_toml
 from outlearn.studies.verdicts import ci_text
 
@@ -44,17 +42,15 @@ def main(config: Path, runs: Path = Path("runs")) -> None:
     if out["returns"] is None:
         sys.exit(f"the teacher cannot be rebuilt from its history: {out['why']}")
     ret = out["returns"]
-    last_n = ret.shape[-1]
-    with History(history) as h:
-        ceiling = M.data_ceiling_from_history(h, ids, split, window=cfg.smoothing)
+    ceiling = judged_ceiling(cfg, family, history)
     train = split == "train"
     print(f"{config}: {ids.size} {'training' if train else 'held-out'} tasks x "
           f"{ret.shape[0]} teacher learners, {cfg.teacher_episodes} teacher episodes")
     print(f"best in data (episode {ceiling.best_episode + 1}, smoothed over "
           f"{cfg.smoothing}): {ci_text(ceiling.best)}")
-    print(f"teacher at the end of its history, greedy ({last_n} episodes): "
+    print(f"teacher at the end of its history, greedy ({ret.shape[-1]} episodes): "
           f"{ci_text(greedy_asymptote(ret))}")
-    print(f"  minus the best in data: {ci_text(M.exceedance(ret, ceiling, last_n))}")
+    print(f"  minus the best in data: {ci_text(greedy_exceedance(ret, ceiling))}")
     print(f"mean optimal return: {mean_optimum(family, ids):.3g}")
 
 

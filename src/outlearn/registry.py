@@ -109,7 +109,7 @@ STUDIES = Registry("study", "studies")
 FAMILIES = Registry("family", "families")
 
 
-#: REGISTRIES by plural name, in the order a worker imports what they need
+#: every registry by its plural name (the first part of a "plural/name" key)
 REGISTRIES: dict[str, Registry] = {r.plural: r for r in (ENVS, TEACHERS, STUDENTS, STUDIES,
                                                          FAMILIES)}
 #: "plural/name" -> why this worker could not get that registration (import_user_modules)
@@ -149,9 +149,9 @@ def import_user_modules(modules: list[tuple[str, str | None, list[str]]]) -> Non
     import importlib
     import importlib.util
 
-    def missing(names: list[str]) -> list[str]:
-        return [n for n in names if n.split("/", 1)[1] not in
-                REGISTRIES[n.split("/", 1)[0]]._items]
+    def missing(keys: list[str]) -> list[str]:  # "plural/name" keys this process lacks
+        return [k for k in keys
+                if k.partition("/")[2] not in REGISTRIES[k.partition("/")[0]]._items]
 
     for mod, file, names in modules:
         if not missing(names):

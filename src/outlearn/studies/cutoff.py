@@ -75,7 +75,11 @@ from outlearn.studies.cutting import (  # noqa: F401  (re-exported: the cut stag
     early_steps,
     episode_boundary,
 )
-from outlearn.studies.greedy_measures import greedy_asymptote, student_minus_greedy
+from outlearn.studies.greedy_measures import (
+    greedy_asymptote,
+    greedy_exceedance,
+    student_minus_greedy,
+)
 from outlearn.studies.greedy_teacher import greedy_teacher_at_cut
 from outlearn.studies.horizon import horizon_section
 from outlearn.studies.verdicts import (
@@ -253,7 +257,7 @@ class Results:
             rows.append({"learner": f"teacher, {cut_what(name)}, greedy (replayed, frozen)",
                          "data ceiling": cut.ceiling.best,
                          "asymptote": self.greedy_asymptote(name),
-                         "exceedance": M.exceedance(g, cut.ceiling, g.shape[-1])})
+                         "exceedance": greedy_exceedance(g, cut.ceiling)})
         return rows
 
     def greedy_note(self) -> str:

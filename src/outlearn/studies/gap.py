@@ -41,7 +41,11 @@ from outlearn.studies.common import (
     students_figure,
     training_tasks,
 )
-from outlearn.studies.greedy_measures import greedy_asymptote, student_minus_greedy
+from outlearn.studies.greedy_measures import (
+    greedy_asymptote,
+    greedy_exceedance,
+    student_minus_greedy,
+)
 from outlearn.studies.greedy_teacher import greedy_teacher_of_history
 from outlearn.studies.verdicts import (
     GREEDY_TEACHER_AT_END,
@@ -102,9 +106,7 @@ def run(cfg: GapConfig, ctx: RunContext) -> list[Section]:
                                                   for g in sorted(cfg.gaps)})
     base = references_stage(cfg, ctx, family, ids, extra=list(where))
     greedy = greedy_stage(cfg, ctx, family, history)
-    with History(history) as h:
-        # the teacher's histories on the tasks the students run on: task for task
-        ceiling = M.data_ceiling_from_history(h, ids, split, window=cfg.smoothing)
+    ceiling = judged_ceiling(cfg, family, history)
     return [gap_section(cfg, family, ids, ceiling, curves, base, ctx.run_dir / "gap.png",
                         greedy)]
 
@@ -116,6 +118,14 @@ def judged(cfg: GapConfig, family: Any) -> tuple[np.ndarray, Literal["train", "t
     if cfg.judge_on == "train":
         return training_tasks(family, cfg.tasks), "train", ("train tasks",)
     return held_out_tasks(family, cfg.tasks), "test", ()
+
+
+def judged_ceiling(cfg: GapConfig, family: Any, history: Path) -> M.DataCeiling:
+    """The best in data: the teacher's histories on the tasks the students are judged on,
+    task for task."""
+    ids, split, _ = judged(cfg, family)
+    with History(history) as h:
+        return M.data_ceiling_from_history(h, ids, split, window=cfg.smoothing)
 
 
 def greedy_stage(cfg: GapConfig, ctx: RunContext, family: Any, history: Path
@@ -165,7 +175,7 @@ def gap_section(cfg: GapConfig, family, ids: np.ndarray, ceiling: M.DataCeiling,
     if g_ret is not None:
         rows.append({"learner": "teacher at the end of its history, greedy (replayed, frozen)",
                      "asymptote": greedy_asymptote(g_ret),
-                     "exceedance": M.exceedance(g_ret, ceiling, g_ret.shape[-1])})
+                     "exceedance": greedy_exceedance(g_ret, ceiling)})
     for name, label in (("teacher", "teacher run fresh"), ("random", "random")):
         rows.append({"learner": label, "asymptote": M.asymptote(base[name], last_n),
                      speed: M.episodes_to_threshold_ci(base[name], level)})

@@ -10,13 +10,20 @@ import numpy as np
 from outlearn.evaluation import metrics as M
 from outlearn.stats import Estimate, crossed_mean_ci
 
-__all__ = ["greedy_asymptote", "student_minus_greedy"]
+__all__ = ["greedy_asymptote", "greedy_exceedance", "student_minus_greedy"]
 
 
 def greedy_asymptote(returns: np.ndarray) -> Estimate:
     """The greedy teacher's mean return over all its episodes (it is frozen: no curve to
     take the end of), CI over tasks; ``returns``: (learners per task, tasks, episodes)."""
     return M.asymptote(returns, returns.shape[-1])
+
+
+def greedy_exceedance(returns: np.ndarray, ceiling: M.DataCeiling) -> Estimate:
+    """The greedy teacher's mean return (all its episodes) minus the data ceiling, task for
+    task, CI over tasks: how far dropping the teacher's exploration alone goes past its
+    data."""
+    return M.exceedance(returns, ceiling, returns.shape[-1])
 
 
 def student_minus_greedy(students: np.ndarray, returns: np.ndarray, last_n: int) -> Estimate:

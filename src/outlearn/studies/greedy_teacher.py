@@ -147,4 +147,3 @@ def greedy_teacher_of_history(teacher_spec: TeacherSection, family: Any, path: P
         raise ValueError(f"history {path}: the {split} tasks have unequal numbers of teacher "
                          "learners")
     return {"returns": np.stack(per_task, axis=1)}
-

@@ -8,9 +8,9 @@ no Ray, such as a GPU box whose students share its one GPU). Every worker must i
 version of outlearn and see the run directory at the same path (a shared filesystem): a
 stage writes its files and its result there, exactly as it does when it runs in the driver,
 so caching and resuming are the same whichever ran it. A researcher's own environments,
-teachers and students registered in the driver reach the workers too: each worker imports
-the modules that registered them (:func:`outlearn.registry.user_modules`) before its
-first stage, by name or from the file the driver loaded them from.
+teachers and students registered in the driver reach the workers too: before a stage, a
+worker imports the modules that registered the ones it lacks
+(:func:`outlearn.registry.user_modules`), by name or from the file the driver loaded.
 """
 
 from __future__ import annotations
@@ -96,12 +96,7 @@ class RayPool:
     def run(self, calls: Sequence[Callable[[], object]],
             on_done: Callable[[int], None] | None = None) -> None:
         ray = self._start()
-        import cloudpickle
-
-        # as bytes, opened only after the worker has imported the researcher's own modules
-        # (a closure may hold an object of their classes, e.g. their environment)
-        mods = user_modules()
-        refs = [self._remote.remote(cloudpickle.dumps(c), mods) for c in calls]
+        refs = [self._remote.remote(*p) for p in _payloads(calls)]
         index = {r.hex(): i for i, r in enumerate(refs)}
         pending = list(refs)
         while pending:
@@ -144,6 +139,17 @@ def _end_with_driver(driver: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
     if os.getppid() != driver:
         os._exit(1)
+
+
+def _payloads(calls: Sequence[Callable[[], object]]
+              ) -> list[tuple[bytes, list[tuple[str, str | None, list[str]]]]]:
+    """What :func:`_call_pickled` gets for each call: the call as bytes, opened only after
+    the worker has imported the researcher's own modules (a closure may hold an object of
+    their classes, e.g. their environment), and those modules."""
+    import cloudpickle
+
+    mods = user_modules()
+    return [(cloudpickle.dumps(c), mods) for c in calls]
 
 
 def _call_pickled(blob: bytes, modules: list[tuple[str, str | None, list[str]]]
@@ -197,14 +203,10 @@ class Processes:
             on_done: Callable[[int], None] | None = None) -> None:
         from concurrent.futures import FIRST_COMPLETED, wait
 
-        import cloudpickle
-
         if not calls:
             return
         pool = self._start()
-        mods = user_modules()  # a researcher's own envs, students...: the workers import them
-        futures = {pool.submit(_call_pickled, cloudpickle.dumps(c), mods): i
-                   for i, c in enumerate(calls)}
+        futures = {pool.submit(_call_pickled, *p): i for i, p in enumerate(_payloads(calls))}
         pending = set(futures)
         try:
             while pending:
