@@ -1,0 +1,123 @@
+"""Shards in worker processes instead of Python threads: measured, and not adopted.
+
+Run: ``.venv/bin/python benchmarks/shard_processes.py [--reps 5 --steps 3]``
+
+The README's speed section once named "one process per shard (no GIL)" as what would bring
+training to 2x. This measures it on the AD 9x9 recipe's model (context 640, batch 8,
+2 shards): :class:`ShardProcesses` runs shard 1 of each batch in a spawned worker process
+that holds the model with its weights in shared memory (so the optimiser's in-place step
+is what it reads next), writes its gradients into a shared buffer, and the caller adds
+them in shard order, exactly as :class:`outlearn.students.sharded.ShardedStep` does with a
+thread. Printed: tokens/s of both, fp32 and bf16, interleaved in one run (medians), the
+training step before the fast students (``reference``) for scale, and whether three steps
+give the same weights bit for bit.
+
+Measured on the idle 2-core machine (README, Speed): no faster than threads. Two
+independent single-thread processes reach about 1.9-2x one, but two that wait for each
+other every step run at the pace of the slower core, and that (not the GIL) is what keeps
+2 shards near 1.7x of one thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import statistics
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+import torch
+from train import Row  # benchmarks/train.py: the recipe's model and a synthetic batch
+
+from outlearn.students.sharded import ShardedStep
+from outlearn.students.threads import one_thread_per_op
+
+
+class ShardProcesses(ShardedStep):
+    """:class:`ShardedStep` with its odd shards computed in one spawned worker process."""
+
+    def __init__(self, model: torch.nn.Module, precision: Any):
+        super().__init__(model, 2, 1, precision, torch.device("cpu"))
+        one_thread_per_op()  # shard 0 runs on the calling thread, as a pool thread would
+        self.sizes = [p.numel() for p in self.params]
+        model.share_memory()  # in place: the optimiser keeps its parameters
+        self.buf = torch.zeros(sum(self.sizes)).share_memory_()
+        ctx = mp.get_context("spawn")
+        self.conn, there = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker, args=(there, model, self.buf, precision),
+                                daemon=True)
+        self.proc.start()
+        there.close()
+
+    def backward(self, batch: dict[str, torch.Tensor]) -> float:
+        mine, theirs = self.split(batch)
+        self.conn.send({k: v.numpy() for k, v in theirs.items()})
+        total, count = self._forward(mine)
+        own = torch.autograd.grad(total, self.params)
+        reply = self.conn.recv()
+        if isinstance(reply, str):
+            raise RuntimeError(f"shard worker failed:\n{reply}")
+        t1, c1 = reply
+        n = count + c1
+        for p, g, g1 in zip(self.params, own, self.buf.split(self.sizes), strict=True):
+            p.grad = (g + g1.view_as(g)).div_(n)  # shard order: 0, then 1
+        return float((float(total.detach()) + t1) / float(n))
+
+    def close(self) -> None:
+        self.conn.send(None)
+        self.proc.join()
+
+
+def _worker(conn: Connection, model: torch.nn.Module, buf: torch.Tensor, precision: Any
+            ) -> None:
+    one_thread_per_op()
+    step = ShardedStep(model, 1, 1, precision, torch.device("cpu"))
+    offsets = np.cumsum([0] + [p.numel() for p in step.params])
+    while (arrays := conn.recv()) is not None:
+        try:
+            total, count = step._forward({k: torch.from_numpy(v) for k, v in arrays.items()})
+            for g, a, z in zip(torch.autograd.grad(total, step.params), offsets,
+                               offsets[1:], strict=False):
+                buf[a:z].copy_(g.reshape(-1))
+            conn.send((total.item(), count.item()))
+        except Exception:
+            conn.send(traceback.format_exc())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=3)
+    a = ap.parse_args()
+    rows = []
+    for precision in ("fp32", "bf16"):
+        threads = Row(f"{precision}, 2 shards on 2 threads", 640, 8, precision=precision,
+                      threads=2)
+        procs = Row(f"{precision}, 2 shards in 2 processes", 640, 8, precision=precision)
+        procs.step = ShardProcesses(procs.model, precision)
+        rows += [threads, procs]
+    rows.append(Row("reference (the step before)", 640, 8, reference=True))
+    for r in rows:
+        r.interval(1)  # warm-up
+    got: dict[str, list[float]] = {r.name: [] for r in rows}
+    for _ in range(a.reps):
+        for r in rows:
+            got[r.name].append(r.interval(a.steps))
+    for name, v in got.items():
+        print(f"{name:<34}{statistics.median(v):>10,.0f} tokens/s")
+    x, y = Row("x", 640, 8, threads=2), Row("y", 640, 8)
+    y.step = ShardProcesses(y.model, "fp32")
+    for _ in range(3):
+        x.one()
+        y.one()
+    same = all(torch.equal(p, q) for p, q in zip(x.model.state_dict().values(),
+                                                 y.model.state_dict().values(), strict=True))
+    print(f"weights after 3 steps, threads vs processes: {'identical' if same else 'DIFFER'}")
+    for r in [*rows, x, y]:
+        r.step.close()
+
+
+if __name__ == "__main__":
+    main()
