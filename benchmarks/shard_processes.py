@@ -10,7 +10,9 @@ is what it reads next), writes its gradients into a shared buffer, and the calle
 them in shard order, exactly as :class:`outlearn.students.sharded.ShardedStep` does with a
 thread. Printed: tokens/s of both, fp32 and bf16, interleaved in one run (medians), the
 training step before the fast students (``reference``) for scale, and whether three steps
-give the same weights bit for bit.
+give the same weights bit for bit. Last, for the bound: the whole batch in one process at
+one thread, alone and as two independent copies at once (no synchronisation between
+them), each copy's tokens/s.
 
 Measured on the idle 2-core machine (README, Speed): no faster than threads. Two
 independent single-thread processes reach about 1.9-2x one, but two that wait for each
@@ -86,6 +88,19 @@ def _worker(conn: Connection, model: torch.nn.Module, buf: torch.Tensor, precisi
             conn.send(traceback.format_exc())
 
 
+def _alone(precision: str, reps: int, steps: int) -> float:
+    """Median tokens/s of the whole batch, unsharded, at one thread (run in a process)."""
+    row = Row("alone", 640, 8, precision=precision, shards=1)
+    row.interval(1)
+    return statistics.median(row.interval(steps) for _ in range(reps))
+
+
+def independent(precision: str, copies: int, reps: int, steps: int) -> list[float]:
+    """:func:`_alone` in ``copies`` spawned processes at once: each one's tokens/s."""
+    with mp.get_context("spawn").Pool(copies) as pool:
+        return pool.starmap(_alone, [(precision, reps, steps)] * copies)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=5)
@@ -117,6 +132,12 @@ def main() -> None:
     print(f"weights after 3 steps, threads vs processes: {'identical' if same else 'DIFFER'}")
     for r in [*rows, x, y]:
         r.step.close()
+    for precision in ("fp32", "bf16"):
+        one = independent(precision, 1, a.reps, a.steps)[0]
+        two = independent(precision, 2, a.reps, a.steps)
+        print(f"{precision}, whole batch at 1 thread: alone {one:,.0f} tokens/s; two "
+              f"independent copies at once {two[0]:,.0f} + {two[1]:,.0f} = {sum(two):,.0f} "
+              f"({sum(two) / one:.2f}x)")
 
 
 if __name__ == "__main__":
