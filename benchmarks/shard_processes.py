@@ -30,9 +30,8 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
-import numpy as np
 import torch
-from train import Row  # benchmarks/train.py: the recipe's model and a synthetic batch
+from train import Row, measure  # benchmarks/train.py: the recipe's model, its timing
 
 from outlearn.students.sharded import ShardedStep
 from outlearn.students.threads import one_thread_per_op
@@ -77,13 +76,12 @@ def _worker(conn: Connection, model: torch.nn.Module, buf: torch.Tensor, precisi
             ) -> None:
     one_thread_per_op()
     step = ShardedStep(model, 1, 1, precision, torch.device("cpu"))
-    offsets = np.cumsum([0] + [p.numel() for p in step.params])
+    rows = buf.split([p.numel() for p in step.params])  # views of the shared buffer
     while (arrays := conn.recv()) is not None:
         try:
             total, count = step._forward({k: torch.from_numpy(v) for k, v in arrays.items()})
-            for g, a, z in zip(torch.autograd.grad(total, step.params), offsets,
-                               offsets[1:], strict=False):
-                buf[a:z].copy_(g.reshape(-1))
+            for g, row in zip(torch.autograd.grad(total, step.params), rows, strict=True):
+                row.copy_(g.reshape(-1))
             conn.send((total.item(), count.item()))
         except Exception:
             conn.send(traceback.format_exc())
@@ -115,14 +113,8 @@ def main() -> None:
         procs.step = ShardProcesses(procs.model, precision)
         rows += [threads, procs]
     rows.append(Row("reference (the step before)", 640, 8, reference=True))
-    for r in rows:
-        r.interval(1)  # warm-up
-    got: dict[str, list[float]] = {r.name: [] for r in rows}
-    for _ in range(a.reps):
-        for r in rows:
-            got[r.name].append(r.interval(a.steps))
-    for name, v in got.items():
-        print(f"{name:<34}{statistics.median(v):>10,.0f} tokens/s")
+    for name, v in measure(rows, a.steps, a.reps).items():  # interleaved, medians
+        print(f"{name:<34}{v:>10,.0f} tokens/s")
     x, y = Row("x", 640, 8, threads=2), Row("y", 640, 8)
     y.step = ShardProcesses(y.model, "fp32")
     for _ in range(3):
